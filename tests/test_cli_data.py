@@ -1,0 +1,65 @@
+"""`ktpconvert data ...` through the real CLI."""
+
+import json
+
+from click.testing import CliRunner
+
+from ktp_tflite.convert.cli import main
+
+
+def test_synth_writes_both_formats_and_inspect_reads_them(tmp_path):
+    out = tmp_path / "synth"
+    result = CliRunner().invoke(
+        main, ["data", "synth", "--out", str(out), "--count", "6", "--seed", "4", "--size", "320x240", "--workers", "1"]
+    )
+    assert result.exit_code == 0, result.output
+    assert (out / "tfrecord" / "ktp.tfrecord").exists() and (out / "tfrecord" / "label_map.pbtxt").exists()
+    assert (out / "coco" / "_annotations.coco.json").exists()
+    lines = (out / "fields.jsonl").read_text().splitlines()
+    assert len(lines) == 6 and set(json.loads(lines[0])) == {
+        "image_id", "nik", "nama", "jenis_kelamin", "status_perkawinan", "kewarganegaraan"
+    }
+    for folder in ("tfrecord", "coco"):
+        result = CliRunner().invoke(main, ["data", "inspect", str(out / folder), "--json"])
+        assert result.exit_code == 0, result.output
+        report = json.loads(result.output)
+        assert report["images"] == 6
+        assert {name: c["boxes"] for name, c in report["classes"].items()} == {
+            "nik": 6, "nama": 6, "jenis_kelamin": 6, "status_perkawinan": 6, "kewarganegaraan": 6
+        }
+        # the report never carries field text
+        nik = json.loads(lines[0])["nik"]
+        assert nik not in result.output
+    # a second run into the same folder refuses without --force
+    again = CliRunner().invoke(main, ["data", "synth", "--out", str(out), "--count", "1"])
+    assert again.exit_code == 1 and "not empty" in again.output
+
+
+def test_inspect_lists_problems_and_exits_1(tmp_path):
+    out = tmp_path / "s"
+    CliRunner().invoke(main, ["data", "synth", "--out", str(out), "--count", "3", "--format", "coco",
+                              "--size", "320x240", "--workers", "1"])
+    coco_path = out / "_annotations.coco.json"
+    coco = json.loads(coco_path.read_text())
+    coco["annotations"][0]["bbox"] = [1, 1, 0, 0]
+    coco_path.write_text(json.dumps(coco))
+    result = CliRunner().invoke(main, ["data", "inspect", str(out)])
+    assert result.exit_code == 1
+    assert "zero area" in result.output and "problems (1)" in result.output
+
+
+def test_bad_size_and_missing_path_are_usage_errors(tmp_path):
+    result = CliRunner().invoke(main, ["data", "synth", "--out", str(tmp_path / "x"), "--count", "1", "--size", "big"])
+    assert result.exit_code == 2 and "WxH" in result.output
+    result = CliRunner().invoke(main, ["data", "inspect", str(tmp_path / "missing")])
+    assert result.exit_code == 2
+
+
+def test_download_needs_the_api_key_from_the_environment(tmp_path, monkeypatch):
+    monkeypatch.delenv("ROBOFLOW_API_KEY", raising=False)
+    result = CliRunner().invoke(
+        main, ["data", "download", "--roboflow", "ktp-2wl90/final-ktp-od-v2/1", "--out", str(tmp_path)]
+    )
+    assert result.exit_code == 1 and "ROBOFLOW_API_KEY is not set" in result.output
+    result = CliRunner().invoke(main, ["data", "download", "--roboflow", "just-a-name", "--out", str(tmp_path)])
+    assert result.exit_code == 1 and "WORKSPACE/PROJECT/VERSION" in result.output
