@@ -63,3 +63,16 @@ def test_download_needs_the_api_key_from_the_environment(tmp_path, monkeypatch):
     assert result.exit_code == 1 and "ROBOFLOW_API_KEY is not set" in result.output
     result = CliRunner().invoke(main, ["data", "download", "--roboflow", "just-a-name", "--out", str(tmp_path)])
     assert result.exit_code == 1 and "WORKSPACE/PROJECT/VERSION" in result.output
+
+
+def test_pipeline_data_stage_and_stage_validation(tmp_path):
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        main, ["pipeline", "--out", str(out), "--train-count", "3", "--val-count", "2", "--workers", "1",
+               "--stages", "data"]
+    )
+    assert result.exit_code == 0, result.output
+    assert (out / "data" / "train" / "tfrecord" / "ktp.tfrecord").exists()
+    assert "images: 2" in result.output and "problems: none" in result.output
+    result = CliRunner().invoke(main, ["pipeline", "--out", str(out), "--stages", "data,train-on-gpu"])
+    assert result.exit_code == 2 and "train-on-gpu" in result.output

@@ -86,14 +86,20 @@ def test_box_holds_the_value_ink_and_not_the_label(index):
 
 def test_camera_variation_covers_the_promised_ranges():
     config = synth.SynthConfig(width=320, height=240)
-    widths, qualities = [], set()
+    widths, rolls = [], []
     for index in range(60):
         card = synth.render_card(3, index, config)
         quad = card.card_quad
         widths.append((quad[:, 0].max() - quad[:, 0].min()) / config.width)
+        top = quad[1] - quad[0]
+        rolls.append(np.degrees(np.arctan2(top[1], top[0])))
+        left = quad[3] - quad[0]
+        assert top[0] * left[1] - top[1] * left[0] > 0  # corners keep their order: not mirrored
         assert quad[:, 0].min() >= -1 and quad[:, 0].max() <= config.width + 1
         assert quad[:, 1].min() >= -1 and quad[:, 1].max() <= config.height + 1
     assert min(widths) < 0.45 and max(widths) > 0.85
+    # roll up to 15 degrees both ways (tilt adds a little), never mirrored
+    assert min(rolls) < -8 and max(rolls) > 8 and max(abs(r) for r in rolls) < 25
 
 
 def test_missing_font_names_the_debian_package(monkeypatch):

@@ -32,6 +32,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from ktp_tflite.train.atomic_files import atomic_write_bytes, default_file_mode
 from ktp_tflite.train.labels import (
     CLASSES,
     UnknownClassError,
@@ -52,21 +53,6 @@ SPLITS = ("train", "valid", "test")
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder."""
-    path = Path(path)
-    if not path.parent.is_dir():
-        raise DatasetError(f"{path}: folder {path.parent} does not exist; create it first")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class _Collector:
@@ -361,6 +347,7 @@ def write_tfrecord(dataset: Dataset, path: str | Path, progress: Callable[[int],
                 )
                 if progress is not None:
                     progress(1)
+        os.chmod(tmp, default_file_mode())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

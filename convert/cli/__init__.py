@@ -10,6 +10,7 @@ Library errors (:class:`ktp_tflite.train.errors.KtpError`) become
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 import os
 
 import click
@@ -18,7 +19,8 @@ from ktp_tflite.train.errors import KtpError
 
 # Modules of this package that define commands; each exposes COMMANDS, a list
 # of click commands or groups to register on the top-level group.
-_COMMAND_MODULES = ("data", "pipeline")
+_COMMAND_MODULES = ("data", "pipeline", "scan", "android_assets", "quantize", "evaluate", "train",
+                    "import_tf1")
 
 
 class _Group(click.Group):
@@ -45,3 +47,8 @@ def main() -> None:
 for _name in _COMMAND_MODULES:
     for _command in importlib.import_module(f"{__name__}.{_name}").COMMANDS:
         main.add_command(_command)
+
+# Commands of higher layers (ktp_tflite.benchmarks) and plugins, declared in
+# setup.cfg under [options.entry_points] ktp_tflite.commands.
+for _entry in importlib.metadata.entry_points(group="ktp_tflite.commands"):
+    main.add_command(_entry.load(), name=_entry.name)

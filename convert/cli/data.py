@@ -24,6 +24,7 @@ def write_synthetic(
 ) -> list[Path]:
     """Render ``count`` cards and write them in ``fmt``; returns the data set paths written."""
     from ktp_tflite.train import datasets, synth
+    from ktp_tflite.train.atomic_files import atomic_write_bytes
     from ktp_tflite.train.labels import labels_txt
 
     if out.exists() and any(out.iterdir()) and not force:
@@ -46,8 +47,8 @@ def write_synthetic(
         json.dumps({"image_id": image_id, **fields}, sort_keys=True) + "\n"
         for image_id, fields in dataset.texts.items()
     )
-    datasets.atomic_write_bytes(out / "fields.jsonl", side.encode())
-    datasets.atomic_write_bytes(out / "labels.txt", labels_txt().encode())
+    atomic_write_bytes(out / "fields.jsonl", side.encode())
+    atomic_write_bytes(out / "labels.txt", labels_txt().encode())
     return written
 
 

@@ -1,42 +1,109 @@
 """``ktpconvert pipeline``: the main job, every stage on the bundled defaults.
 
-Stages so far: synthetic training, validation and calibration data, and an
-inspection of each set. Later stages (quantize, metadata, evaluate,
-benchmark, android-assets) join as they land.
+1. data: synthetic training and validation photos (TFRecord + COCO), inspected;
+2. quantize: the bundled reference model (``train/reference/saved_model``) to
+   full-integer int8 with metadata, calibrated on rendered cards;
+3. metadata: the bundled float .tflite with the same metadata;
+4. evaluate: float vs int8 COCO mAP on the validation photos;
+5. benchmark: host latency of both, Pixel projections, report.md/json/html;
+6. android-assets: the int8 model into the Android demo's assets.
+
+Each stage runs the same command a user would type, so the job shows (and
+tests) exactly what the CLI does.
 """
 
 from __future__ import annotations
 
+import importlib.resources
+import time
 from pathlib import Path
 
 import click
 
 from ktp_tflite.convert.cli.data import write_synthetic
 
+STAGES = ("data", "quantize", "metadata", "evaluate", "benchmark", "android-assets")
+
+
+def bundled_model() -> Path:
+    """Folder of the bundled reference model (SavedModel + float .tflite + MODEL_CARD.md)."""
+    return Path(str(importlib.resources.files("ktp_tflite.train") / "reference"))
+
+
+def _run(ctx: click.Context, name: str, args: list[str]) -> None:
+    """Run a sibling command of the top-level group with command-line arguments."""
+    command = ctx.parent.command.get_command(ctx.parent, name) if ctx.parent else None
+    if command is None:
+        raise click.ClickException(f"command {name!r} is not available in this installation")
+    click.echo(f"== ktpconvert {name} {' '.join(args)}", err=True)
+    start = time.perf_counter()
+    try:
+        command.main(args=args, prog_name=f"ktpconvert {name}", standalone_mode=False)
+    except SystemExit as exit_:
+        if exit_.code not in (0, None):
+            raise click.ClickException(f"stage {name} failed (exit code {exit_.code})") from exit_
+    click.echo(f"-- {name} took {time.perf_counter() - start:.1f} s", err=True)
+
 
 @click.command()
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("out"),
               show_default=True, help="Folder for everything the job writes.")
+@click.option("--model", "model_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              default=None, help="Folder with saved_model/ and model_float.tflite "
+              "[default: the bundled reference model].")
 @click.option("--train-count", type=click.IntRange(min=1), default=200, show_default=True)
 @click.option("--val-count", type=click.IntRange(min=1), default=100, show_default=True)
+@click.option("--calibration", type=click.IntRange(min=1), default=300, show_default=True,
+              help="Rendered cards used to calibrate int8.")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Training data seed; validation uses seed+1000 so the sets never share a card.")
 @click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True)
+@click.option("--stages", default=",".join(STAGES), show_default=True,
+              help="Comma-separated stages to run, in pipeline order.")
 @click.option("--force", is_flag=True, help="Overwrite what an earlier run wrote in --out.")
-def pipeline(out: Path, train_count: int, val_count: int, seed: int, workers: int, force: bool) -> None:
-    """Run the whole pipeline on bundled defaults (synthetic KTP data)."""
-    from ktp_tflite.train.datasets import read_dataset
-    from ktp_tflite.train.inspect_data import inspect_dataset
+@click.pass_context
+def pipeline(ctx: click.Context, out: Path, model_dir: Path | None, train_count: int, val_count: int,
+             calibration: int, seed: int, workers: int, stages: str, force: bool) -> None:
+    """Run the whole pipeline on bundled defaults (synthetic KTP data, reference model)."""
+    chosen = [s.strip() for s in stages.split(",") if s.strip()]
+    unknown = [s for s in chosen if s not in STAGES]
+    if unknown:
+        raise click.BadParameter(f"unknown stage(s) {', '.join(unknown)}; choose from {', '.join(STAGES)}",
+                                 param_hint="--stages")
+    model_dir = model_dir or bundled_model()
+    saved_model, float_model = model_dir / "saved_model", model_dir / "model_float.tflite"
+    val = out / "data" / "val" / "coco"
+    int8_out, float_out = out / "model" / "ktp_int8.tflite", out / "model" / "ktp_float.tflite"
+    forced = ["--force"] if force else []
 
-    sets = {"train": (train_count, seed), "val": (val_count, seed + 1000)}
-    for name, (count, set_seed) in sets.items():
-        click.echo(f"== data: {name} ({count} synthetic photos, seed {set_seed})", err=True)
-        write_synthetic(out / "data" / name, count, set_seed, (640, 480), "both", workers, force)
-        report = inspect_dataset(read_dataset(out / "data" / name / "coco"))
-        click.echo(f"-- {name}: {out / 'data' / name}")
-        click.echo(report.to_text())
-        if report.problems:
-            raise click.ClickException(f"{name} set has problems (listed above)")
+    if "data" in chosen:
+        from ktp_tflite.train.datasets import read_dataset
+        from ktp_tflite.train.inspect_data import inspect_dataset
+
+        sets = {"train": (train_count, seed), "val": (val_count, seed + 1000)}
+        for name, (count, set_seed) in sets.items():
+            click.echo(f"== data: {name} ({count} synthetic photos, seed {set_seed})", err=True)
+            write_synthetic(out / "data" / name, count, set_seed, (640, 480), "both", workers, force)
+            report = inspect_dataset(read_dataset(out / "data" / name / "coco"))
+            click.echo(f"-- {name}: {out / 'data' / name}")
+            click.echo(report.to_text())
+            if report.problems:
+                raise click.ClickException(f"{name} set has problems (listed above)")
+    if {"quantize", "metadata"} & set(chosen):
+        (out / "model").mkdir(parents=True, exist_ok=True)
+    if "quantize" in chosen:
+        _run(ctx, "quantize", [str(saved_model), "--out", str(int8_out), "--representative",
+                               f"synth:{calibration}", "--num-samples", str(calibration), *forced])
+    if "metadata" in chosen:
+        _run(ctx, "metadata", [str(float_model), "--out", str(float_out), *forced])
+    if "evaluate" in chosen:
+        _run(ctx, "evaluate", [str(float_out), str(int8_out), "--data", str(val),
+                               "--json", str(out / "eval.json"), *forced])
+    if "benchmark" in chosen:
+        _run(ctx, "benchmark", [str(float_out), str(int8_out), "--eval", str(out / "eval.json"),
+                                "--report", str(out / "report"), *forced])
+    if "android-assets" in chosen:
+        _run(ctx, "android-assets", [str(int8_out)])
 
 
 COMMANDS = [pipeline]

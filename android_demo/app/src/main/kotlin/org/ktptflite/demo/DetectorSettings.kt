@@ -1,0 +1,53 @@
+package org.ktptflite.demo
+
+import android.content.Intent
+import android.os.Bundle
+import androidx.annotation.StringRes
+import org.ktptflite.core.DetectionSelector
+
+/** Where the model runs. The Task Library picks the delegate when the detector is created. */
+enum class Delegate(@StringRes val explanation: Int) {
+    CPU(R.string.delegate_cpu_explained),
+    NNAPI(R.string.delegate_nnapi_explained),
+
+    // The SSD post-process op (TFLite_Detection_PostProcess) has no GPU kernel,
+    // so it falls back to the CPU, and a fully int8 graph gains little on GPU.
+    GPU(R.string.delegate_gpu_explained)
+}
+
+/** Detector settings, kept in memory for this session only (never persisted). */
+data class DetectorSettings(
+    val threshold: Float = DetectionSelector.DEFAULT_THRESHOLD.toFloat(),
+    val threads: Int = 2,
+    val delegate: Delegate = Delegate.CPU,
+    val textRecognition: Boolean = false
+) {
+    fun toBundle(): Bundle = Bundle().apply {
+        putFloat(KEY_THRESHOLD, threshold)
+        putInt(KEY_THREADS, threads)
+        putString(KEY_DELEGATE, delegate.name)
+        putBoolean(KEY_TEXT, textRecognition)
+    }
+
+    fun toIntent(): Intent = Intent().putExtras(toBundle())
+
+    companion object {
+        private const val KEY_THRESHOLD = "threshold"
+        private const val KEY_THREADS = "threads"
+        private const val KEY_DELEGATE = "delegate"
+        private const val KEY_TEXT = "text_recognition"
+        val THREAD_CHOICES = 1..4
+
+        fun fromBundle(bundle: Bundle?): DetectorSettings {
+            val defaults = DetectorSettings()
+            if (bundle == null) return defaults
+            return DetectorSettings(
+                threshold = bundle.getFloat(KEY_THRESHOLD, defaults.threshold),
+                threads = bundle.getInt(KEY_THREADS, defaults.threads).coerceIn(THREAD_CHOICES),
+                delegate =
+                    Delegate.entries.firstOrNull { it.name == bundle.getString(KEY_DELEGATE) } ?: defaults.delegate,
+                textRecognition = bundle.getBoolean(KEY_TEXT, defaults.textRecognition)
+            )
+        }
+    }
+}

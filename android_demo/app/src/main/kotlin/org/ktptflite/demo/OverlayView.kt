@@ -1,0 +1,88 @@
+package org.ktptflite.demo
+
+import android.content.Context
+import android.graphics.Canvas
+import android.graphics.Color
+import android.graphics.Paint
+import android.graphics.RectF
+import android.util.AttributeSet
+import android.view.View
+import java.util.Locale
+import org.ktptflite.core.FieldResult
+import org.ktptflite.core.ViewTransform
+
+/**
+ * Draws the card-shaped capture guide and the five field boxes with label and score.
+ *
+ * Boxes arrive in pixels of the upright camera image and are mapped to the view
+ * with one scale factor, the way PreviewView's FILL_CENTER shows the preview.
+ */
+class OverlayView(context: Context, attrs: AttributeSet?) : View(context, attrs) {
+    private var result: FieldResult? = null
+    private val boxPaint = Paint().apply {
+        style = Paint.Style.STROKE
+        strokeWidth = 6f
+        color = Color.rgb(255, 193, 7)
+    }
+    private val guidePaint = Paint().apply {
+        style = Paint.Style.STROKE
+        strokeWidth = 4f
+        color = Color.WHITE
+        alpha = 180
+    }
+    private val textPaint = Paint().apply {
+        color = Color.BLACK
+        textSize = 36f
+        isAntiAlias = true
+    }
+    private val textBackground = Paint().apply {
+        style = Paint.Style.FILL
+        color = Color.rgb(255, 193, 7)
+    }
+
+    fun setResults(result: FieldResult) {
+        this.result = result
+        invalidate()
+    }
+
+    fun clear() {
+        result = null
+        invalidate()
+    }
+
+    override fun onDraw(canvas: Canvas) {
+        super.onDraw(canvas)
+        drawGuide(canvas)
+        val result = result ?: return
+        val transform = ViewTransform.fillCenter(
+            result.geometry.imageWidth,
+            result.geometry.imageHeight,
+            width,
+            height
+        )
+        for (field in result.fields) {
+            val box = transform.map(field.box)
+            val rect = RectF(box.left.toFloat(), box.top.toFloat(), box.right.toFloat(), box.bottom.toFloat())
+            canvas.drawRect(rect, boxPaint)
+            val caption = String.format(Locale.ROOT, "%s %.2f", field.label, field.score)
+            val textWidth = textPaint.measureText(caption)
+            val textTop = rect.top - textPaint.textSize - 8f
+            canvas.drawRect(rect.left, textTop, rect.left + textWidth + 16f, rect.top, textBackground)
+            canvas.drawText(caption, rect.left + 8f, rect.top - 12f, textPaint)
+        }
+    }
+
+    /** ID-1 card outline (85.60 x 53.98 mm) centred in the view. */
+    private fun drawGuide(canvas: Canvas) {
+        val guideWidth = width * GUIDE_WIDTH_FRACTION
+        val guideHeight = guideWidth / CARD_ASPECT
+        val left = (width - guideWidth) / 2
+        val top = (height - guideHeight) / 2
+        canvas.drawRoundRect(left, top, left + guideWidth, top + guideHeight, 24f, 24f, guidePaint)
+    }
+
+    companion object {
+        private const val CARD_ASPECT = 85.60f / 53.98f
+        private const val GUIDE_WIDTH_FRACTION = 0.9f
+    }
+}

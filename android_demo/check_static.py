@@ -1,0 +1,143 @@
+"""Static checks of the Android demo that need no Android SDK (run by ci.sh).
+
+Checks:
+  manifest  CAMERA is requested; INTERNET is not (an entry with
+            tools:node="remove" is allowed: it strips the permission that a
+            library would merge in); a launcher activity exists.
+  assets    if a model is in app/src/main/assets, it is a TFLite file with
+            metadata and labels.txt holds the five KTP classes in order.
+  sources   :ktp-core imports no android.* API; the app loads the same asset
+            name that `ktpconvert android-assets` writes.
+  versions  the Kotlin version of the Gradle catalog equals the npm
+            kotlin-compiler that CI compiles with.
+
+Usage: python3 check_static.py [--root DIR] [--manifest FILE]
+Prints one line per check; exit status 1 if any check fails. Standard
+library only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+ANDROID = "{http://schemas.android.com/apk/res/android}"
+TOOLS = "{http://schemas.android.com/tools}"
+# Same as ktp_tflite.train.labels.CLASSES (tests/test_android_demo.py checks it).
+CLASSES = ("nik", "nama", "jenis_kelamin", "status_perkawinan", "kewarganegaraan")
+MODEL_ASSET = "ktp_detector.tflite"
+LABELS_ASSET = "labels.txt"
+
+
+def check_manifest(path: Path) -> list[str]:
+    """Problems of the AndroidManifest.xml at ``path`` (empty list: fine)."""
+    try:
+        root = ET.parse(path).getroot()
+    except (OSError, ET.ParseError) as error:
+        return [f"{path}: cannot read the manifest: {error}"]
+    problems = []
+    granted = set()
+    for element in root.iter("uses-permission"):
+        name = element.get(f"{ANDROID}name", "")
+        if element.get(f"{TOOLS}node") != "remove":
+            granted.add(name)
+    if "android.permission.CAMERA" not in granted:
+        problems.append(f"{path}: android.permission.CAMERA is not declared")
+    if "android.permission.INTERNET" in granted:
+        problems.append(
+            f"{path}: declares android.permission.INTERNET; the app must work offline and "
+            "never send images or field values (remove it)"
+        )
+    launcher = False
+    for activity in root.iter("activity"):
+        for intent_filter in activity.iter("intent-filter"):
+            actions = {a.get(f"{ANDROID}name") for a in intent_filter.iter("action")}
+            categories = {c.get(f"{ANDROID}name") for c in intent_filter.iter("category")}
+            if "android.intent.action.MAIN" in actions and "android.intent.category.LAUNCHER" in categories:
+                launcher = True
+    if not launcher:
+        problems.append(f"{path}: no activity with a MAIN/LAUNCHER intent filter")
+    return problems
+
+
+def check_assets(assets: Path) -> tuple[list[str], str]:
+    """Problems of the assets folder, and a note on what was checked."""
+    model = assets / MODEL_ASSET
+    if not model.exists():
+        return [], f"no {MODEL_ASSET} in {assets} (deliver one with `ktpconvert android-assets`)"
+    problems = []
+    data = model.read_bytes()
+    if data[4:8] != b"TFL3":
+        problems.append(f"{model}: not a TFLite model")
+    elif b"TFLITE_METADATA" not in data:
+        problems.append(f"{model}: has no TFLite metadata; the app reads its labels from it")
+    labels = assets / LABELS_ASSET
+    if not labels.exists():
+        problems.append(f"{labels}: missing; `ktpconvert android-assets` writes it")
+    else:
+        names = tuple(line.strip() for line in labels.read_text().splitlines() if line.strip())
+        if names != CLASSES:
+            problems.append(f"{labels}: labels {list(names)} are not {list(CLASSES)}")
+    return problems, f"{MODEL_ASSET} and {LABELS_ASSET} checked"
+
+
+def check_sources(root: Path) -> list[str]:
+    """ktp-core stays plain JVM; the app loads the asset android-assets writes."""
+    problems = []
+    for source in sorted((root / "ktp-core" / "src").rglob("*.kt")):
+        for number, line in enumerate(source.read_text().splitlines(), start=1):
+            if re.match(r"\s*import\s+(android|androidx)\.", line):
+                problems.append(f"{source}:{number}: ktp-core must not use Android APIs ({line.strip()})")
+    app_sources = "".join(p.read_text() for p in (root / "app" / "src").rglob("*.kt"))
+    if f'"{MODEL_ASSET}"' not in app_sources:
+        problems.append(f"{root / 'app'}: no source loads the asset {MODEL_ASSET!r}")
+    return problems
+
+
+def check_versions(root: Path) -> list[str]:
+    """The Gradle catalog's Kotlin version equals the npm kotlin-compiler used by CI."""
+    catalog = (root / "gradle" / "libs.versions.toml").read_text()
+    match = re.search(r'^kotlin\s*=\s*"([^"]+)"', catalog, flags=re.M)
+    package = json.loads((root / "package.json").read_text())
+    npm_version = package.get("devDependencies", {}).get("kotlin-compiler")
+    if match is None:
+        return [f"{root / 'gradle/libs.versions.toml'}: no kotlin version"]
+    if match.group(1) != npm_version:
+        return [
+            f"{root / 'gradle/libs.versions.toml'}: kotlin {match.group(1)} differs from "
+            f"package.json kotlin-compiler {npm_version}; keep them equal"
+        ]
+    return []
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--root", type=Path, default=Path(__file__).resolve().parent)
+    parser.add_argument("--manifest", type=Path, help="default: ROOT/app/src/main/AndroidManifest.xml")
+    args = parser.parse_args(argv)
+    manifest = args.manifest or args.root / "app" / "src" / "main" / "AndroidManifest.xml"
+    asset_problems, asset_note = check_assets(args.root / "app" / "src" / "main" / "assets")
+    checks = {
+        "manifest": (check_manifest(manifest), str(manifest)),
+        "assets": (asset_problems, asset_note),
+        "sources": (check_sources(args.root), "ktp-core is plain JVM; app loads " + MODEL_ASSET),
+        "versions": (check_versions(args.root), "Gradle Kotlin == npm kotlin-compiler"),
+    }
+    failed = 0
+    for name, (problems, note) in checks.items():
+        if problems:
+            failed += 1
+            for problem in problems:
+                print(f"FAIL {name}: {problem}")
+        else:
+            print(f"ok   {name}: {note}")
+    print(f"static checks: {len(checks) - failed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,182 @@
+package org.ktptflite.core
+
+/*
+ * From raw SSD detections to one box per KTP field, in image pixels.
+ *
+ * The Kotlin twin of ktp_tflite.convert.fields (same rule, same vectors):
+ * 1. only the first `count` rows count (clamped to 0..N);
+ * 2. drop rows with score < threshold, a class id that does not round to a
+ *    label index, or an empty box after clipping to [0, 1];
+ * 3. visit the rest by score, highest first (ties: lower row first); accept a
+ *    row unless its field already has a box or its IoU with an accepted box of
+ *    another field is above `overlapIou`.
+ *
+ * Geometry: the model sees the upright image (the camera buffer rotated
+ * clockwise by rotationDegrees, as CameraX imageInfo.rotationDegrees says)
+ * stretched to its input, so normalised model coordinates are normalised
+ * upright-image coordinates.
+ */
+
+/** A normalised box (ymin, xmin, ymax, xmax), as the SSD post-process reports it. */
+data class NormBox(val ymin: Double, val xmin: Double, val ymax: Double, val xmax: Double) {
+    val isEmpty: Boolean get() = ymax <= ymin || xmax <= xmin
+
+    fun clipped(): NormBox = NormBox(clip(ymin), clip(xmin), clip(ymax), clip(xmax))
+
+    fun iou(other: NormBox): Double {
+        val interH = maxOf(0.0, minOf(ymax, other.ymax) - maxOf(ymin, other.ymin))
+        val interW = maxOf(0.0, minOf(xmax, other.xmax) - maxOf(xmin, other.xmin))
+        val inter = interH * interW
+        val union = (ymax - ymin) * (xmax - xmin) + (other.ymax - other.ymin) * (other.xmax - other.xmin) - inter
+        return if (union > 0) inter / union else 0.0
+    }
+
+    private fun clip(value: Double): Double = minOf(1.0, maxOf(0.0, value))
+}
+
+/** A box in pixels: left, top, right, bottom. */
+data class PixelBox(val left: Double, val top: Double, val right: Double, val bottom: Double) {
+    val width: Double get() = right - left
+    val height: Double get() = bottom - top
+}
+
+/** The four post-process outputs of one image (batch removed). */
+class RawDetections(val boxes: List<NormBox>, val classes: DoubleArray, val scores: DoubleArray, val count: Double) {
+    init {
+        require(boxes.size == classes.size && boxes.size == scores.size) {
+            "detection outputs disagree: ${boxes.size} boxes, ${classes.size} classes, ${scores.size} scores"
+        }
+    }
+}
+
+/** The camera buffer size and the clockwise rotation that makes it upright. */
+data class ImageGeometry(val sensorWidth: Int, val sensorHeight: Int, val rotationDegrees: Int = 0) {
+    init {
+        require(rotationDegrees in ROTATIONS) { "rotation must be one of $ROTATIONS, got $rotationDegrees" }
+        require(sensorWidth > 0 && sensorHeight > 0) { "image size must be positive, got ${sensorWidth}x$sensorHeight" }
+    }
+
+    private val sideways: Boolean get() = rotationDegrees == 90 || rotationDegrees == 270
+    val imageWidth: Int get() = if (sideways) sensorHeight else sensorWidth
+    val imageHeight: Int get() = if (sideways) sensorWidth else sensorHeight
+
+    companion object {
+        val ROTATIONS = listOf(0, 90, 180, 270)
+    }
+}
+
+/** The chosen detection of one field. */
+data class FieldDetection(
+    val label: String,
+    val classId: Int,
+    val score: Double,
+    /** Normalised, model (= upright image) space. */
+    val boxModel: NormBox,
+    /** Pixels of the upright image. */
+    val box: PixelBox,
+    /** Pixels of the unrotated camera buffer. */
+    val boxSensor: PixelBox
+)
+
+/** Best detection per field for one image. */
+data class FieldResult(
+    /** Found fields, in label order. */
+    val fields: List<FieldDetection>,
+    /** Labels without an accepted detection. */
+    val missing: List<String>,
+    val geometry: ImageGeometry
+) {
+    operator fun get(label: String): FieldDetection? = fields.firstOrNull { it.label == label }
+}
+
+/** Model space to camera buffer mapping. */
+object BoxMapper {
+    /** Maps a normalised upright-space box into normalised camera-buffer space. */
+    fun modelToSensor(box: NormBox, rotationDegrees: Int): NormBox = when (rotationDegrees) {
+        0 -> box
+
+        90 -> NormBox(1.0 - box.xmax, box.ymin, 1.0 - box.xmin, box.ymax)
+
+        180 -> NormBox(1.0 - box.ymax, 1.0 - box.xmax, 1.0 - box.ymin, 1.0 - box.xmin)
+
+        270 -> NormBox(box.xmin, 1.0 - box.ymax, box.xmax, 1.0 - box.ymin)
+
+        else -> throw IllegalArgumentException(
+            "rotation must be one of ${ImageGeometry.ROTATIONS}, got $rotationDegrees"
+        )
+    }
+
+    fun toPixels(box: NormBox, width: Int, height: Int): PixelBox =
+        PixelBox(box.xmin * width, box.ymin * height, box.xmax * width, box.ymax * height)
+}
+
+/** Keeps the best detection per field and resolves overlaps between fields. */
+object DetectionSelector {
+    const val DEFAULT_THRESHOLD = 0.3
+    const val DEFAULT_OVERLAP_IOU = 0.5
+
+    private class Candidate(val row: Int, val classId: Int, val score: Double, val box: NormBox)
+
+    fun select(
+        raw: RawDetections,
+        labels: List<String>,
+        geometry: ImageGeometry,
+        threshold: Double = DEFAULT_THRESHOLD,
+        overlapIou: Double = DEFAULT_OVERLAP_IOU
+    ): FieldResult {
+        require(threshold in 0.0..1.0) { "score threshold must be in [0, 1], got $threshold" }
+        val valid = minOf(raw.boxes.size, maxOf(0, raw.count.toInt()))
+        val candidates =
+            (0 until valid).mapNotNull { row ->
+                // Math.rint rounds half to even, like Python's round().
+                val classId = Math.rint(raw.classes[row]).toInt()
+                val box = raw.boxes[row].clipped()
+                val keep = raw.scores[row] >= threshold && classId in labels.indices && !box.isEmpty
+                if (keep) Candidate(row, classId, raw.scores[row], box) else null
+            }.sortedWith(compareBy<Candidate>({ -it.score }, { it.row }))
+        val accepted = sortedMapOf<Int, Candidate>()
+        for (candidate in candidates) {
+            if (candidate.classId in accepted) continue
+            if (accepted.values.any { candidate.box.iou(it.box) > overlapIou }) continue
+            accepted[candidate.classId] = candidate
+        }
+        val fields =
+            accepted.values.map {
+                FieldDetection(
+                    label = labels[it.classId],
+                    classId = it.classId,
+                    score = it.score,
+                    boxModel = it.box,
+                    box = BoxMapper.toPixels(it.box, geometry.imageWidth, geometry.imageHeight),
+                    boxSensor =
+                        BoxMapper.toPixels(
+                            BoxMapper.modelToSensor(it.box, geometry.rotationDegrees),
+                            geometry.sensorWidth,
+                            geometry.sensorHeight
+                        )
+                )
+            }
+        val missing = labels.filterIndexed { index, _ -> index !in accepted }
+        return FieldResult(fields, missing, geometry)
+    }
+}
+
+/**
+ * Scale and offset that draw image pixels on a view filled the way
+ * PreviewView's FILL_CENTER does: one scale factor for both axes.
+ */
+data class ViewTransform(val scale: Double, val offsetX: Double, val offsetY: Double) {
+    fun map(box: PixelBox): PixelBox = PixelBox(
+        box.left * scale + offsetX,
+        box.top * scale + offsetY,
+        box.right * scale + offsetX,
+        box.bottom * scale + offsetY
+    )
+
+    companion object {
+        fun fillCenter(imageWidth: Int, imageHeight: Int, viewWidth: Int, viewHeight: Int): ViewTransform {
+            val scale = maxOf(viewWidth.toDouble() / imageWidth, viewHeight.toDouble() / imageHeight)
+            return ViewTransform(scale, (viewWidth - imageWidth * scale) / 2, (viewHeight - imageHeight * scale) / 2)
+        }
+    }
+}

@@ -1,0 +1,136 @@
+package org.ktptflite.core
+
+import java.io.File
+import java.time.LocalDate
+
+/**
+ * Reads tests/vectors/ktp_vectors.json, the file the Python tests read too.
+ *
+ * Found through the system property `ktp.vectors` (set by ci.sh and Gradle),
+ * else by walking up from the working directory. A minimal JSON reader keeps
+ * ktp-core free of dependencies: objects become Map, arrays List, numbers
+ * Double, plus String, Boolean and null.
+ */
+object Vectors {
+    val root: Map<String, Any?> by lazy { asMap(Json(locate().readText()).parse()) }
+    val today: LocalDate by lazy { LocalDate.parse(root["today"] as String) }
+
+    fun section(vararg path: String): Any? = path.fold(root as Any?) { node, key -> asMap(node)[key] }
+
+    @Suppress("UNCHECKED_CAST")
+    fun asMap(node: Any?): Map<String, Any?> = node as Map<String, Any?>
+
+    @Suppress("UNCHECKED_CAST")
+    fun cases(vararg path: String): List<Map<String, Any?>> = section(*path) as List<Map<String, Any?>>
+
+    private fun locate(): File {
+        System.getProperty("ktp.vectors")?.let { return File(it) }
+        var dir: File? = File(System.getProperty("user.dir")).absoluteFile
+        while (dir != null) {
+            val candidate = File(dir, "tests/vectors/ktp_vectors.json")
+            if (candidate.isFile) return candidate
+            dir = dir.parentFile
+        }
+        error("tests/vectors/ktp_vectors.json not found; set -Dktp.vectors=PATH")
+    }
+
+    private class Json(private val text: String) {
+        private var pos = 0
+
+        fun parse(): Any? {
+            val value = value()
+            skipSpace()
+            check(pos == text.length) { "trailing characters at $pos" }
+            return value
+        }
+
+        private fun skipSpace() {
+            while (pos < text.length && text[pos].isWhitespace()) pos++
+        }
+
+        private fun value(): Any? {
+            skipSpace()
+            return when (val c = text[pos]) {
+                '{' -> obj()
+                '[' -> array()
+                '"' -> string()
+                't' -> literal("true", true)
+                'f' -> literal("false", false)
+                'n' -> literal("null", null)
+                else -> if (c == '-' || c.isDigit()) number() else error("unexpected '$c' at $pos")
+            }
+        }
+
+        private fun literal(word: String, result: Any?): Any? {
+            check(text.startsWith(word, pos)) { "bad literal at $pos" }
+            pos += word.length
+            return result
+        }
+
+        private fun number(): Double {
+            val start = pos
+            while (pos < text.length && (text[pos].isDigit() || text[pos] in "+-.eE")) pos++
+            return text.substring(start, pos).toDouble()
+        }
+
+        private fun string(): String {
+            val out = StringBuilder()
+            pos++
+            while (text[pos] != '"') {
+                val c = text[pos++]
+                if (c != '\\') {
+                    out.append(c)
+                    continue
+                }
+                when (val e = text[pos++]) {
+                    'n' -> out.append('\n')
+
+                    't' -> out.append('\t')
+
+                    'r' -> out.append('\r')
+
+                    'b' -> out.append('\b')
+
+                    'f' -> out.append('\u000C')
+
+                    'u' -> {
+                        out.append(text.substring(pos, pos + 4).toInt(16).toChar())
+                        pos += 4
+                    }
+
+                    else -> out.append(e)
+                }
+            }
+            pos++
+            return out.toString()
+        }
+
+        private fun array(): List<Any?> {
+            val items = mutableListOf<Any?>()
+            pos++
+            skipSpace()
+            if (text[pos] == ']') return items.also { pos++ }
+            while (true) {
+                items.add(value())
+                skipSpace()
+                if (text[pos++] == ']') return items
+            }
+        }
+
+        private fun obj(): Map<String, Any?> {
+            val items = linkedMapOf<String, Any?>()
+            pos++
+            skipSpace()
+            if (text[pos] == '}') return items.also { pos++ }
+            while (true) {
+                skipSpace()
+                val key = string()
+                skipSpace()
+                check(text[pos++] == ':') { "expected ':' at ${pos - 1}" }
+                items[key] = value()
+                skipSpace()
+                if (text[pos++] == '}') return items
+            }
+        }
+    }
+}

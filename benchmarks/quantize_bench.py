@@ -1,0 +1,104 @@
+"""Where `ktpconvert quantize` spends its time: graph conversion vs calibration.
+
+Usage: python -m ktp_tflite.benchmarks.quantize_bench MODEL [--representative synth:300]
+       [--num-samples 300] [--pipeline-config pipeline.config] [--json OUT]
+
+MODEL is a ``tflite_graph.pb`` or a SavedModel. Steps, each timed:
+
+1. loading and preprocessing the calibration images (synthetic cards are
+   rendered here, so this is kept out of the calibration figure);
+2. int8 conversion, split by the converter run into graph conversion,
+   calibration (running the representative data) and MLIR quantization;
+3. metadata and verification (interpreter + Task Library subprocess);
+4. a float conversion, for the int8/float file size ratio (target <= 30 %).
+
+The issue's target: the whole `quantize` (300 calibration images, SSD
+MobileNet v2 300x300) under 2 minutes on 2 cores. Prints one JSON document.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import platform
+import sys
+import time
+
+
+def measure(model: str, representative: str, num_samples: int, pipeline_config: str | None,
+            seed: int = 0) -> dict:
+    """Run the quantize pipeline once and time each step."""
+    from ktp_tflite.convert.metadata import ModelInfo, attach_metadata
+    from ktp_tflite.convert.model_source import detect_model_source
+    from ktp_tflite.convert.quantize import QuantizeConfig, convert_model
+    from ktp_tflite.convert.representative import calibration_inputs, load_representative
+    from ktp_tflite.convert.verify import verify_model
+    from ktp_tflite.train.pipeline_config import load_ssd_config
+    from ktp_tflite.train.preprocess import resize_rgb
+
+    pipeline = load_ssd_config(pipeline_config) if pipeline_config else None
+    source = detect_model_source(model, pipeline)
+    seconds: dict[str, float] = {}
+
+    start = time.perf_counter()
+    samples = load_representative(representative, num_samples, seed)
+    pixels = [resize_rgb(load(), source.height, source.width) for load in samples.loaders]
+    preloaded = dataclasses.replace(samples, loaders=tuple((lambda p=p: p) for p in pixels))
+    seconds["load_and_preprocess"] = time.perf_counter() - start
+
+    timer: list[float] = []
+    start = time.perf_counter()
+    result = convert_model(source, QuantizeConfig(), calibration_inputs(
+        preloaded, source.height, source.width, timer=timer), timer)
+    seconds["int8_total"] = time.perf_counter() - start
+    seconds.update({f"int8_{k}": v for k, v in result.seconds.items()})
+
+    start = time.perf_counter()
+    model_bytes = attach_metadata(result.model, ModelInfo())
+    verify_model(model_bytes, mode="int8", input_type="uint8",
+                 input_size=(source.height, source.width))
+    seconds["metadata_and_verify"] = time.perf_counter() - start
+    seconds["quantize_end_to_end"] = (seconds["load_and_preprocess"] + seconds["int8_total"]
+                                      + seconds["metadata_and_verify"])
+
+    start = time.perf_counter()
+    float_model = convert_model(source, QuantizeConfig(mode="float")).model
+    seconds["float_conversion"] = time.perf_counter() - start
+    return {
+        "model": str(model),
+        "kind": source.kind,
+        "input": [source.height, source.width],
+        "calibration_images": num_samples,
+        "representative": representative,
+        "seconds": {k: round(v, 2) for k, v in seconds.items()},
+        "int8_bytes": len(model_bytes),
+        "float_bytes": len(float_model),
+        "int8_over_float": round(len(model_bytes) / len(float_model), 3),
+        "cpus": os.cpu_count(),
+        "machine": platform.processor() or platform.machine(),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("model", help="tflite_graph.pb or SavedModel folder")
+    parser.add_argument("--representative", default="synth:300")
+    parser.add_argument("--num-samples", type=int, default=300)
+    parser.add_argument("--pipeline-config", default=None)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", default=None, help="also write the result here")
+    args = parser.parse_args()
+    result = measure(args.model, args.representative, args.num_samples, args.pipeline_config,
+                     args.seed)
+    text = json.dumps(result, indent=2)
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as handle:
+            handle.write(text + "\n")
+    print(text)
+    print(f"quantize end to end: {result['seconds']['quantize_end_to_end']} s", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,173 @@
+"""Train the bundled reference model from scratch on synthetic KTP photos.
+
+A long background run, not a test. It is safe to interrupt and re-run with
+the same arguments: the data is rendered once into ``OUT/data`` (written as
+COCO folders, reused afterwards) and training resumes from the newest
+checkpoint in ``OUT/run``. Steps:
+
+1. render ``--train-images`` photos with ``--train-seed`` and
+   ``--val-images`` with ``--val-seed`` (a seed never used for training);
+2. ``trainer.train`` on the ``--preset`` (default ``ktp``) from scratch
+   (``--backbone-weights none``: nothing downloads here), evaluating every
+   ``--eval-every`` steps;
+3. export (SavedModel + float .tflite) into ``OUT/export``;
+4. write ``OUT/reference.json`` (data, steps, preset, final COCO metrics,
+   throughput, how to reproduce) and ``OUT/curve.png`` (loss and mAP by step).
+
+Then copy ``OUT/export/model_float.tflite`` to ``train/reference/`` and fill
+``train/reference/MODEL_CARD.md`` from ``reference.json``. Run::
+
+    nohup python -m ktp_tflite.benchmarks.train_reference --out runs/reference \\
+        --steps 20000 > runs/reference.log 2>&1 &
+
+Progress goes to stderr (the log), the final summary JSON to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _rendered(folder: Path, count: int, seed: int, workers: int):
+    """The COCO folder of ``count`` photos of ``seed``, rendered on first use."""
+    from ktp_tflite.train.datasets import read_dataset, write_coco
+    from ktp_tflite.train.synth import render_dataset
+
+    if not folder.is_dir():
+        _log(f"rendering {count} photos (seed {seed}) into {folder}")
+        dataset = render_dataset(count, seed=seed, workers=workers)
+        staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+        write_coco(dataset, staging / "coco")
+        os.replace(staging / "coco", folder)
+        shutil.rmtree(staging, ignore_errors=True)
+    dataset = read_dataset(folder)
+    if len(dataset) != count:
+        raise SystemExit(f"{folder} holds {len(dataset)} photos, expected {count}; delete it")
+    return dataset
+
+
+def _plot(run_dir: Path, out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    history = [json.loads(x) for x in (run_dir / "history.jsonl").read_text().splitlines()]
+    evals_path = run_dir / "eval_history.jsonl"
+    evals = [json.loads(x) for x in evals_path.read_text().splitlines()] if evals_path.exists() else []
+    figure, loss_axis = plt.subplots(figsize=(8, 4.5))
+    loss_axis.plot([h["step"] for h in history], [h["loss"] for h in history], label="loss")
+    loss_axis.set_xlabel("step")
+    loss_axis.set_ylabel("training loss")
+    loss_axis.set_yscale("log")
+    if evals:
+        map_axis = loss_axis.twinx()
+        steps = [e["step"] for e in evals]
+        map_axis.plot(steps, [e["map50"] for e in evals], "g.-", label="mAP@.5")
+        map_axis.plot(steps, [e["map"] for e in evals], "r.-", label="mAP@[.5:.95]")
+        map_axis.set_ylim(0, 1)
+        map_axis.set_ylabel("validation mAP")
+        map_axis.legend(loc="lower right")
+    figure.tight_layout()
+    tmp = out.with_name(f".{out.name}.tmp.png")
+    figure.savefig(tmp, dpi=100)
+    os.replace(tmp, out)
+
+
+def _export(run_dir: Path, out: Path) -> int:
+    import tensorflow as tf
+
+    from ktp_tflite.train.export import ExportConfig, float_tflite, save_signatures, serving_module
+    from ktp_tflite.train.labels import labels_txt
+    from ktp_tflite.train.trainer import restore_model
+
+    config, model = restore_model(run_dir)
+    module = serving_module(model, config.model, ExportConfig())
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    tf.saved_model.save(module, str(staging / "saved_model"), signatures=save_signatures(module))
+    data = float_tflite(staging / "saved_model")
+    (staging / "model_float.tflite").write_bytes(data)
+    (staging / "labels.txt").write_text(labels_txt())
+    if out.exists():
+        shutil.rmtree(out)
+    os.replace(staging, out)
+    return len(data)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Command-line entry point."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--preset", default="ktp", choices=("ktp", "coco-parity", "tiny"))
+    parser.add_argument("--steps", type=int, default=20000)
+    parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument("--train-images", type=int, default=3000)
+    parser.add_argument("--val-images", type=int, default=500)
+    parser.add_argument("--train-seed", type=int, default=1001)
+    parser.add_argument("--val-seed", type=int, default=424242)
+    parser.add_argument("--eval-every", type=int, default=2000)
+    parser.add_argument("--checkpoint-every", type=int, default=250)
+    parser.add_argument("--render-workers", type=int, default=2)
+    parser.add_argument("--matched-threshold", type=float, default=None,
+                        help="IoU at or above which an anchor is positive (preset default if unset).")
+    parser.add_argument("--unmatched-threshold", type=float, default=None,
+                        help="IoU below which an anchor is negative (preset default if unset).")
+    args = parser.parse_args(argv)
+    if args.train_seed == args.val_seed:
+        raise SystemExit("--val-seed must differ from --train-seed")
+
+    from ktp_tflite.train import config as config_lib
+    from ktp_tflite.train.trainer import latest_checkpoint, train
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "data").mkdir(exist_ok=True)
+    train_data = _rendered(args.out / "data" / f"train_{args.train_seed}_{args.train_images}",
+                           args.train_images, args.train_seed, args.render_workers)
+    val_data = _rendered(args.out / "data" / f"val_{args.val_seed}_{args.val_images}",
+                         args.val_images, args.val_seed, args.render_workers)
+    run_dir = args.out / "run"
+    config = config_lib.with_overrides(
+        config_lib.preset(args.preset), steps=args.steps, batch_size=args.batch_size,
+        eval_every=args.eval_every, checkpoint_every=args.checkpoint_every,
+        matched_threshold=args.matched_threshold, unmatched_threshold=args.unmatched_threshold,
+    )
+    started = time.time()
+    result = train(config, train_data, run_dir, val_data=val_data,
+                   resume=latest_checkpoint(run_dir) is not None)
+    tflite_bytes = _export(run_dir, args.out / "export")
+    _plot(run_dir, args.out / "curve.png")
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    summary = {
+        "preset": args.preset,
+        "config": json.loads((run_dir / "config.json").read_text()),
+        "data": {"train": f"synth seed {args.train_seed}, {args.train_images} photos 640x480",
+                 "val": f"synth seed {args.val_seed}, {args.val_images} photos 640x480"},
+        "steps": result.last_step,
+        "images_per_second_this_session": result.images_per_second,
+        "session_seconds": time.time() - started,
+        "final_loss": result.final_loss,
+        "metrics_float_keras": metrics,
+        "float_tflite_bytes": tflite_bytes,
+        "reproduce": "python -m ktp_tflite.benchmarks.train_reference " + " ".join(
+            argv if argv is not None else sys.argv[1:]),
+    }
+    text = json.dumps(summary, indent=2) + "\n"
+    tmp = args.out / ".reference.json.tmp"
+    tmp.write_text(text)
+    os.replace(tmp, args.out / "reference.json")
+    sys.stdout.write(text)
+
+
+if __name__ == "__main__":
+    main()

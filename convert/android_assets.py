@@ -1,0 +1,135 @@
+"""Deliver a detector to the Android demo: check the metadata contract, copy to assets.
+
+The app (``android_demo/app``) loads ``ktp_detector.tflite`` from its assets
+with the TFLite Task Library ``ObjectDetector`` and reads the labels from the
+model's metadata. That works only if the model keeps this contract, checked
+here before anything is copied:
+
+* exactly four outputs, named by the metadata "location", "category",
+  "score" and "number of detections" (the SSD post-process outputs);
+* a uint8 image input, or a float32 one with NormalizationOptions in the
+  metadata (the Task Library rejects float input without them, and int8
+  input altogether);
+* a label file in the metadata holding the five KTP classes in canonical
+  order (:data:`ktp_tflite.train.labels.CLASSES`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from ktp_tflite.convert.scan import (
+    METADATA_OUTPUT_NAMES,
+    ModelContractError,
+    ModelSpec,
+    inspect_model,
+    read_model_bytes,
+)
+from ktp_tflite.train.atomic_files import atomic_write_bytes
+from ktp_tflite.train.labels import CLASSES, labels_txt
+
+MODEL_ASSET = "ktp_detector.tflite"
+LABELS_ASSET = "labels.txt"
+DEFAULT_ASSETS_DIR = Path("android_demo/app/src/main/assets")
+
+
+@dataclasses.dataclass(frozen=True)
+class AssetsReport:
+    """What ``install_assets`` checked and wrote."""
+
+    model: Path
+    labels: Path
+    input_dtype: str
+    input_size: tuple[int, int]  # height, width
+    normalization: tuple[float, float] | None  # (mean, std) for float input
+    labels_list: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready form."""
+        return {
+            "model": str(self.model),
+            "labels": str(self.labels),
+            "input_dtype": self.input_dtype,
+            "input_size": list(self.input_size),
+            "normalization": list(self.normalization) if self.normalization else None,
+            "labels_list": list(self.labels_list),
+        }
+
+
+def check_contract(model: bytes, source: str) -> ModelSpec:
+    """Check that ``model`` keeps the app's metadata contract (module docstring).
+
+    Raises:
+      ModelContractError: naming the first broken rule and the fix.
+    """
+    spec = inspect_model(model, source)
+    metadata = spec.metadata
+    if metadata is None:
+        raise ModelContractError(
+            f"{source}: has no TFLite metadata; the app needs it for labels and input "
+            "normalisation. Write it with tflite-support's object detector MetadataWriter "
+            "(ktpconvert quantize does) and try again"
+        )
+    names = set(metadata.output_names)
+    if spec.binding != "metadata" or names != set(METADATA_OUTPUT_NAMES):
+        raise ModelContractError(
+            f"{source}: metadata output names {list(metadata.output_names)} are not the four "
+            f"SSD outputs {sorted(METADATA_OUTPUT_NAMES)}; the Task Library would reject it"
+        )
+    if spec.input_dtype == "int8":
+        raise ModelContractError(
+            f"{source}: int8 input is not accepted by the Task Library; convert with "
+            "inference_input_type=tf.uint8 (or float32 with normalisation metadata)"
+        )
+    if spec.input_dtype == "float32" and spec.normalization_source != "metadata":
+        raise ModelContractError(
+            f"{source}: float32 input without NormalizationOptions in the metadata; add "
+            "input_norm_mean/input_norm_std (127.5/127.5 for this detector) when writing it"
+        )
+    if spec.metadata.labels is None:
+        raise ModelContractError(
+            f"{source}: the metadata has no label file on the category output; pass "
+            "labels.txt to the metadata writer"
+        )
+    if spec.metadata.labels != CLASSES:
+        raise ModelContractError(
+            f"{source}: metadata labels {list(spec.metadata.labels)} must be exactly "
+            f"{list(CLASSES)} in this order (write them from train/labels.py labels_txt())"
+        )
+    return spec
+
+
+def install_assets(model_path: Path, assets_dir: Path = DEFAULT_ASSETS_DIR) -> AssetsReport:
+    """Check ``model_path`` and copy it with labels.txt into ``assets_dir``.
+
+    Both files are written through a temporary file and renamed, so the app
+    never sees half a model. The source model is only read.
+
+    Raises:
+      ModelContractError: the model breaks the contract (nothing is written).
+    """
+    assets_dir = Path(assets_dir)
+    if not assets_dir.is_dir():
+        if not assets_dir.parent.is_dir():
+            raise ModelContractError(
+                f"{assets_dir}: neither it nor its parent folder exists; run from the repository "
+                "root or pass --assets-dir android_demo/app/src/main/assets"
+            )
+        assets_dir.mkdir()
+    model = read_model_bytes(model_path)
+    spec = check_contract(model, str(model_path))
+    target = assets_dir / MODEL_ASSET
+    if target.exists() and target.resolve() == Path(model_path).resolve():
+        raise ModelContractError(f"{model_path}: is already the app's asset; nothing to copy")
+    atomic_write_bytes(target, model)
+    atomic_write_bytes(assets_dir / LABELS_ASSET, labels_txt(spec.labels).encode())
+    float_input = spec.input_dtype == "float32"
+    return AssetsReport(
+        model=target,
+        labels=assets_dir / LABELS_ASSET,
+        input_dtype=spec.input_dtype,
+        input_size=(spec.height, spec.width),
+        normalization=(spec.norm_mean, spec.norm_std) if float_input else None,
+        labels_list=spec.labels,
+    )

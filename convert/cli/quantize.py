@@ -1,0 +1,246 @@
+"""``ktpconvert quantize``, ``metadata`` and ``inspect``: from a trained graph to a verified .tflite."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+_MODEL = click.Path(exists=True, path_type=Path)
+_OUT = click.Path(dir_okay=False, path_type=Path)
+
+
+def _check_out(out: Path, force: bool, inputs: tuple[Path, ...] = ()) -> None:
+    """Fail before any work when OUT cannot be written."""
+    if not out.parent.is_dir():
+        raise click.ClickException(f"{out}: output folder {out.parent} does not exist; create it first")
+    if any(out.resolve() == p.resolve() for p in inputs):
+        raise click.ClickException(f"{out}: would overwrite the input; choose another --out")
+    if out.exists() and not force:
+        raise click.ClickException(f"{out} exists; pass --force to overwrite it")
+
+
+def _model_info(labels: Path | None, pipeline, name: str | None, version: str | None,
+                author: str | None, license_: str | None):
+    import dataclasses
+
+    from ktp_tflite.convert.metadata import ModelInfo, read_labels
+
+    info = ModelInfo()
+    changes = {key: value for key, value in (("name", name), ("version", version),
+               ("author", author), ("license", license_)) if value is not None}
+    if labels is not None:
+        changes["labels"] = read_labels(labels)
+    if pipeline is not None:
+        changes["input_mean"] = pipeline.input_mean
+        changes["input_std"] = pipeline.input_std
+    return dataclasses.replace(info, **changes)
+
+
+def _metadata_options(function):
+    options = [
+        click.option("--labels", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                     help="labels.txt, one class per line in class-id order "
+                          "[default: the five KTP field classes]."),
+        click.option("--name", default=None, help="Model name in the metadata."),
+        click.option("--model-version", "version", default=None,
+                     help="Model version in the metadata [default: package version]."),
+        click.option("--author", default=None, help="Author in the metadata."),
+        click.option("--license", "license_", default=None, help="License in the metadata [Apache-2.0]."),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+def _echo_json(data: dict) -> None:
+    click.echo(json.dumps(data, indent=2, default=str))
+
+
+def _summary(report, task_report) -> dict:
+    result = {
+        "size_bytes": report.size_bytes,
+        "input": {"dtype": report.input.dtype, "shape": list(report.input.shape),
+                  "quantization": list(report.input_quantization)},
+        "outputs": {role: t.name for role, t in report.outputs.items()},
+        "op_counts": report.op_counts,
+        "float_compute_ops": len(report.float_compute_ops),
+    }
+    if report.metadata is not None:
+        result["labels"] = report.metadata["labels"]
+    if task_report is not None:
+        result["task_library"] = task_report.to_dict()
+    return result
+
+
+@click.command()
+@click.argument("model", type=_MODEL)
+@click.option("--out", type=_OUT, required=True, help="Output .tflite file.")
+@click.option("--mode", type=click.Choice(["int8", "float16", "dynamic", "float"]), default="int8",
+              show_default=True, help="int8: full integer (CPU/NNAPI); float16/float: GPU delegate; "
+                                      "dynamic: int8 weights, float compute.")
+@click.option("--representative", metavar="DATA",
+              help="Calibration images: a data set (TFRecord, COCO, VOC, image folder) or synth:N. "
+                   "Required for --mode int8.")
+@click.option("--num-samples", type=click.IntRange(min=1), default=300, show_default=True,
+              help="Calibration images drawn from --representative.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Fixes which images are drawn.")
+@click.option("--input-type", type=click.Choice(["uint8", "float32"]), default="uint8",
+              show_default=True, help="int8 model input (the Task Library and MediaPipe refuse int8).")
+@click.option("--pipeline-config", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="The model's OD API pipeline.config: input size, num_classes, NMS settings.")
+@_metadata_options
+@click.option("--no-metadata", is_flag=True,
+              help="Do not attach TFLite metadata (and skip the Task Library check).")
+@click.option("--debug-report", type=click.Path(file_okay=False, path_type=Path),
+              help="Write per-layer int8 error (QuantizationDebugger) into this folder.")
+@click.option("--keep-float", multiple=True, metavar="LAYER",
+              help="Leave this layer in float (tensor name from --debug-report); repeatable.")
+@click.option("--force", is_flag=True, help="Overwrite --out if it exists.")
+def quantize(model: Path, out: Path, mode: str, representative: str | None, num_samples: int,
+             seed: int, input_type: str, pipeline_config: Path | None, labels: Path | None,
+             name: str | None, version: str | None, author: str | None, license_: str | None,
+             no_metadata: bool, debug_report: Path | None, keep_float: tuple[str, ...],
+             force: bool) -> None:
+    """Convert MODEL (tflite_graph.pb or SavedModel) to a verified TFLite detector.
+
+    Full-integer int8 by default: every op int8 except the detection
+    post-process, uint8 input, float32 outputs, calibrated on
+    --representative. Metadata (labels, normalization) is attached and the
+    result is checked in the interpreter and the TFLite Task Library before
+    it is written. Prints a JSON summary on stdout.
+    """
+    _check_out(out, force, (model,))
+    if mode == "int8" and not representative:
+        raise click.UsageError("--mode int8 needs --representative DATA (a data set or synth:N)")
+    if no_metadata and (labels or name or version or author or license_):
+        raise click.UsageError(
+            "--no-metadata conflicts with --labels/--name/--model-version/--author/--license")
+    if mode != "int8" and (keep_float or debug_report):
+        raise click.UsageError("--keep-float and --debug-report apply to --mode int8 only")
+
+    from ktp_tflite.convert.metadata import MetadataError, attach_metadata
+    from ktp_tflite.convert.model_source import detect_model_source
+    from ktp_tflite.convert.quantize import QuantizeConfig, convert_model
+    from ktp_tflite.convert.representative import calibration_inputs, load_representative
+    from ktp_tflite.convert.verify import verify_model
+    from ktp_tflite.train.atomic_files import atomic_write_bytes
+    from ktp_tflite.train.pipeline_config import load_ssd_config
+
+    pipeline = load_ssd_config(pipeline_config) if pipeline_config else None
+    source = detect_model_source(model, pipeline)
+    if source.kind == "tflite":
+        raise click.ClickException(
+            f"{model}: already a .tflite; quantize the tflite_graph.pb or SavedModel it came from "
+            "(use `ktpconvert metadata` to add metadata to it)"
+        )
+    info = None if no_metadata else _model_info(labels, pipeline, name, version, author, license_)
+    if info is not None and source.num_classes is not None and source.num_classes != len(info.labels):
+        raise MetadataError(
+            f"{labels or 'default labels'}: {len(info.labels)} labels but {model} has "
+            f"{source.num_classes} classes; give a labels file with one line per class"
+        )
+    samples = None
+    timer: list[float] = []
+    config = QuantizeConfig(mode=mode, input_type=input_type if mode == "int8" else "float32",
+                            keep_float=tuple(keep_float))
+    if mode == "int8":
+        samples = load_representative(representative, num_samples, seed)
+        data = calibration_inputs(samples, source.height, source.width, timer=timer)
+    else:
+        data = None
+    click.echo(f"converting {source.kind} {model} ({source.height}x{source.width}, {mode})", err=True)
+    result = convert_model(source, config, data, timer)
+    tflite = result.model if info is None else attach_metadata(result.model, info, str(out))
+    report, task_report = verify_model(
+        tflite, source=str(out), mode=mode, input_type=config.input_type,
+        input_size=(source.height, source.width), task_library=info is not None,
+        kept_float=result.kept_float,
+    )
+    summary = {"out": str(out), "mode": mode, "seconds": result.seconds,
+               "kept_float": list(result.kept_float), **_summary(report, task_report)}
+    if debug_report is not None:
+        from ktp_tflite.convert.quant_debug import quantization_debug_report, write_debug_report
+
+        debug_data = calibration_inputs(samples, source.height, source.width)
+        layers = quantization_debug_report(result.calibrated, debug_data)
+        summary["debug_report"] = str(write_debug_report(debug_report, layers))
+        for layer in layers[:5]:
+            click.echo(f"  rmse/scale {layer.rmse_per_scale:7.3f}  {layer.tensor_name}", err=True)
+    atomic_write_bytes(out, tflite)
+    _echo_json(summary)
+
+
+@click.command()
+@click.argument("model", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--out", type=_OUT, required=True, help="Output .tflite with metadata.")
+@click.option("--pipeline-config", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Take the input normalization from this pipeline.config.")
+@_metadata_options
+@click.option("--force", is_flag=True, help="Overwrite --out if it exists.")
+def metadata(model: Path, out: Path, pipeline_config: Path | None, labels: Path | None,
+             name: str | None, version: str | None, author: str | None, license_: str | None,
+             force: bool) -> None:
+    """Attach TFLite metadata (labels, normalization, name...) to a detector .tflite.
+
+    Reads it back, checks it, runs the Task Library on a rendered card, then
+    writes OUT. Prints the metadata as JSON.
+    """
+    _check_out(out, force, (model,))
+    from ktp_tflite.convert.metadata import attach_metadata
+    from ktp_tflite.convert.verify import verify_model
+    from ktp_tflite.train.atomic_files import atomic_write_bytes
+    from ktp_tflite.train.pipeline_config import load_ssd_config
+
+    pipeline = load_ssd_config(pipeline_config) if pipeline_config else None
+    info = _model_info(labels, pipeline, name, version, author, license_)
+    tflite = attach_metadata(model.read_bytes(), info, str(model))
+    report, task_report = verify_model(tflite, source=str(out))
+    atomic_write_bytes(out, tflite)
+    _echo_json({"out": str(out), **_summary(report, task_report)})
+
+
+@click.command("inspect")
+@click.argument("model", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--task-library/--no-task-library", default=True, show_default=True,
+              help="Also run the TFLite Task Library on a rendered card (needs metadata).")
+def inspect_command(model: Path, task_library: bool) -> None:
+    """Print the facts of a detector .tflite as JSON: input, outputs, ops by dtype, metadata.
+
+    Exit code 1 when the model is broken for the Task Library (no post-process
+    op, int8 outputs, labels that do not match num_classes...).
+    """
+    from ktp_tflite.convert.verify import (
+        VerificationError,
+        check_model,
+        inspect_model,
+        task_library_check,
+    )
+
+    data = model.read_bytes()
+    report = inspect_model(data, str(model))
+    result = report.to_dict()
+    problems = check_model(report, expect_metadata=False)
+    if report.metadata is not None and report.postprocess.get("num_classes") not in (
+            None, len(report.metadata["labels"])):
+        problems.append(f"{len(report.metadata['labels'])} labels for "
+                        f"{report.postprocess['num_classes']} classes")
+    if task_library and report.metadata is not None:
+        try:
+            task = task_library_check(data, report.metadata["labels"])
+            result["task_library"] = task.to_dict()
+            problems.extend(task.problems)
+        except VerificationError as error:
+            problems.append(str(error))
+    elif task_library:
+        result["task_library"] = "skipped: no metadata (run `ktpconvert metadata`)"
+    result["problems"] = problems
+    _echo_json(result)
+    if problems:
+        click.echo("Error: " + "; ".join(problems), err=True)
+        sys.exit(1)
+
+
+COMMANDS = [quantize, metadata, inspect_command]

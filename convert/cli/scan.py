@@ -1,0 +1,72 @@
+"""``ktpconvert scan``: run a detector .tflite on one photo, print the fields as JSON."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+
+@click.command()
+@click.argument("image", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--model",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Detector .tflite with the four SSD post-process outputs.",
+)
+@click.option(
+    "--threshold",
+    default=0.3,
+    show_default=True,
+    type=click.FloatRange(0.0, 1.0),
+    help="Minimum score of a field box.",
+)
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    help="Also write the JSON document to this file.",
+)
+def scan(image: Path, model: Path, threshold: float, json_path: Path | None) -> None:
+    """Detect the five KTP fields on IMAGE and print JSON.
+
+    The photo is turned upright from its EXIF orientation, stretched to the
+    model input and normalised as the model's metadata says (uint8 models get
+    raw pixels; float models (x - mean) / std, 127.5/127.5 without metadata).
+    For each field the best box over --threshold is printed: "box" in pixels
+    of the upright photo (left, top, right, bottom), "box_sensor" in stored
+    pixels, and the score.
+
+    Field TEXT is not produced: there is no OCR on the Python side (the
+    Android demo reads text with ML Kit on the phone).
+    """
+    from ktp_tflite.convert.scan import scan_image
+    from ktp_tflite.train.atomic_files import atomic_write_bytes
+
+    result, spec = scan_image(model, image, threshold=threshold)
+    document = {
+        "model": {
+            "file": model.name,
+            "input": [spec.height, spec.width, 3],
+            "input_dtype": spec.input_dtype,
+            "normalization": {
+                "mean": spec.norm_mean,
+                "std": spec.norm_std,
+                "source": spec.normalization_source,
+            },
+            "output_binding": spec.binding,
+            "labels": list(spec.labels),
+        },
+        "threshold": threshold,
+        **result.to_dict(),
+        "text": None,
+    }
+    text = json.dumps(document, indent=2) + "\n"
+    if json_path is not None:
+        atomic_write_bytes(json_path, text.encode())
+    click.echo(text, nl=False)
+
+
+COMMANDS = [scan]

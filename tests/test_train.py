@@ -1,0 +1,149 @@
+"""Training on a tiny synthetic set: loss goes down, resume continues, BN, augmentation."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from ktp_tflite.train import config as config_lib
+from ktp_tflite.train.augment import augment_and_resize, crop_keeping_boxes, zoom_out
+from ktp_tflite.train.config import AugmentConfig, ConfigError, preset, run_config_from_json
+from ktp_tflite.train.model import build_model
+from ktp_tflite.train.trainer import (
+    CHECKPOINT_DIR,
+    HISTORY_FILE,
+    METRICS_FILE,
+    RunDirError,
+    reestimate_batch_norm,
+    restore_model,
+    train,
+)
+
+
+def _history(run_dir):
+    return [json.loads(line) for line in (run_dir / HISTORY_FILE).read_text().splitlines()]
+
+
+def test_loss_decreases_and_resume_continues_the_step_count(tmp_path, small_synth):
+    run_dir = tmp_path / "run"
+    config = config_lib.with_overrides(preset("tiny"), steps=20, checkpoint_every=10)
+    logs: list[str] = []
+    result = train(config, small_synth, run_dir, val_data=small_synth, log=logs.append)
+    assert (result.first_step, result.last_step) == (0, 20)
+    history = _history(run_dir)
+    assert [h["step"] for h in history] == [5, 10, 15, 20]
+    losses = [h["loss"] for h in history]
+    assert np.mean(losses[-2:]) < 0.8 * losses[0], losses
+    assert any(line.startswith("step 20/20") and "img/s" in line for line in logs)
+    metrics = json.loads((run_dir / METRICS_FILE).read_text())
+    assert metrics["step"] == 20 and 0.0 <= metrics["map50"] <= 1.0
+    assert set(metrics["per_class_ap"]) == set(config_lib.CLASSES)
+    stored = run_config_from_json((run_dir / "config.json").read_text())
+    assert stored == config
+
+    with pytest.raises(RunDirError, match="--resume"):
+        train(config, small_synth, run_dir, log=logs.append)
+
+    longer = config_lib.with_overrides(config, steps=25)
+    resumed = train(longer, small_synth, run_dir, resume=True, log=logs.append)
+    assert (resumed.first_step, resumed.last_step) == (20, 25)
+    assert any("resumed from" in line and "step 20" in line for line in logs)
+    assert _history(run_dir)[-1]["step"] == 25
+    assert tf.train.latest_checkpoint(str(run_dir / CHECKPOINT_DIR)).endswith("ckpt-25")
+    restored_config, model = restore_model(run_dir)
+    assert restored_config.train.steps == 25
+    assert model.outputs[0].shape[1:] == (150, 4)
+
+
+def test_config_json_round_trip_and_errors():
+    for name in config_lib.PRESETS:
+        config = preset(name)
+        assert run_config_from_json(config.to_json()) == config
+    with pytest.raises(ConfigError, match="unknown preset"):
+        preset("large")
+    with pytest.raises(ConfigError, match="width multiplier"):
+        config_lib.with_overrides(preset("ktp"), width_multiplier=1.4)
+    with pytest.raises(ConfigError, match="config.json: unknown ModelConfig"):
+        text = preset("tiny").to_json().replace('"num_classes"', '"num_clases"')
+        run_config_from_json(text)
+
+
+def test_cli_preset_list_matches_the_library():
+    from ktp_tflite.convert.cli import train as cli_train
+
+    assert cli_train._PRESETS == config_lib.PRESETS
+
+
+def test_bn_reestimation_sets_population_statistics(small_synth):
+    config = dataclasses.replace(preset("tiny"), train=dataclasses.replace(
+        preset("tiny").train, batch_size=4))
+    model = build_model(config.model)
+    used = reestimate_batch_norm(model, config, small_synth, num_images=8)
+    assert used == 8
+    from ktp_tflite.train.input_pipeline import eval_dataset
+
+    subset = dataclasses.replace(small_synth, examples=small_synth.examples[:8])
+    images = np.concatenate([x.numpy() for x, _ in eval_dataset(subset, config.model, 8)])
+    conv = keras.Model(model.input, model.get_layer("Conv").output)(images).numpy()
+    bn = model.get_layer("Conv.BatchNorm")
+    np.testing.assert_allclose(bn.moving_mean.numpy(), conv.mean(axis=(0, 1, 2)),
+                               rtol=1e-3, atol=1e-5)
+    # Pooled over the two batches of 4: the variance of all 8 images at once.
+    np.testing.assert_allclose(bn.moving_variance.numpy(), conv.var(axis=(0, 1, 2)),
+                               rtol=1e-3, atol=1e-5)
+    assert model.get_layer("Conv.BatchNorm").momentum == config.model.bn_momentum
+
+
+def _box_image(box_px, size=(120, 160)):
+    image = np.zeros(size + (3,), np.float32)
+    y0, x0, y1, x1 = box_px
+    image[y0:y1, x0:x1] = 255.0
+    boxes = np.array([[y0 / size[0], x0 / size[1], y1 / size[0], x1 / size[1]],
+                      [0, 0, 0, 0]], np.float32)  # second row: padding
+    return tf.constant(image), tf.constant(boxes)
+
+
+def test_crop_keeps_every_box_whole():
+    tf.random.set_seed(0)
+    image, boxes = _box_image((30, 40, 50, 120))
+    for _ in range(20):
+        cropped, new_boxes = crop_keeping_boxes(image, boxes, tf.constant(1), 0.3)
+        cropped = cropped.numpy()
+        assert (cropped > 0).sum() == (image.numpy() > 0).sum()  # nothing of the box cut off
+        h, w = cropped.shape[:2]
+        y0, x0, y1, x1 = new_boxes.numpy()[0] * [h, w, h, w]
+        np.testing.assert_allclose([y0, x0, y1, x1], [
+            np.argmax(cropped[:, :, 0].any(1)), np.argmax(cropped[:, :, 0].any(0)),
+            h - np.argmax(cropped[::-1, :, 0].any(1)), w - np.argmax(cropped[:, ::-1, 0].any(0)),
+        ], atol=1e-3)
+
+
+def test_zoom_out_moves_boxes_with_the_pixels():
+    tf.random.set_seed(1)
+    image, boxes = _box_image((30, 40, 50, 120))
+    canvas, new_boxes = zoom_out(image, boxes, tf.constant(1.5))
+    canvas = canvas.numpy()
+    h, w = canvas.shape[:2]
+    assert (h, w) == (180, 240)
+    y0, x0, y1, x1 = np.round(new_boxes.numpy()[0] * [h, w, h, w]).astype(int)
+    assert (canvas[y0:y1, x0:x1] == 255.0).all()
+    assert (canvas > 200).sum() == 20 * 80 * 3
+
+
+def test_augment_outputs_model_sized_images_and_boxes_in_range(small_synth):
+    example = small_synth.examples[0]
+    image = tf.constant(example.load_rgb())
+    boxes = tf.constant([[b.ymin, b.xmin, b.ymax, b.xmax] for b in example.boxes], tf.float32)
+    for _ in range(5):
+        out, new_boxes = augment_and_resize(image, boxes, tf.constant(len(example.boxes)),
+                                            (96, 96), AugmentConfig())
+        assert out.shape == (96, 96, 3)
+        assert 0.0 <= float(tf.reduce_min(out)) and float(tf.reduce_max(out)) <= 255.0
+        b = new_boxes.numpy()
+        assert ((b >= 0) & (b <= 1)).all()
+        assert (b[:, 2] > b[:, 0]).all() and (b[:, 3] > b[:, 1]).all()

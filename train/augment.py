@@ -1,0 +1,187 @@
+"""Training augmentations that keep KTP text legible (TensorFlow graph code).
+
+Applied to one decoded photo before it is stretched to the model input:
+
+1. colour: brightness, contrast, saturation, hue (small, as lighting varies);
+2. small rotation (+-2 degrees by default) about the image centre. A box
+   keeps its size and moves with its centre: the enclosing box of a rotated
+   15:1 text line would be twice as tall as the line, which teaches loose
+   boxes; an annotator of a slightly tilted card draws the line's own box;
+3. zoom out: the photo on a larger grey canvas (cards further away);
+4. random crop that always keeps every box whole (a half text line is a
+   wrong label), with independent side fractions (aspect jitter);
+5. the shared resize (:func:`ktp_tflite.train.preprocess.tf_resize_rgb`,
+   the one calibration and evaluation use);
+6. Gaussian blur in model-input pixels (focus and motion softness).
+
+No horizontal flip: mirrored text is not a KTP. Boxes are normalised
+(ymin, xmin, ymax, xmax); rows >= ``num_boxes`` are padding and pass through.
+"""
+
+from __future__ import annotations
+
+import math
+
+import tensorflow as tf
+
+from ktp_tflite.train.config import AugmentConfig
+from ktp_tflite.train.preprocess import tf_resize_rgb
+
+FILL_VALUE = 127.5  # grey: 0 after the [-1, 1] normalisation
+
+
+def _chance(probability: float) -> tf.Tensor:
+    return tf.random.uniform([]) < probability
+
+
+def colour(image: tf.Tensor, config: AugmentConfig) -> tf.Tensor:
+    """Random brightness, contrast, saturation and hue; float [0, 255] in and out."""
+    x = image / 255.0
+    x = tf.image.random_brightness(x, config.brightness_delta)
+    x = tf.image.random_contrast(x, *config.contrast_range)
+    x = tf.clip_by_value(x, 0.0, 1.0)
+    x = tf.image.random_saturation(x, *config.saturation_range)
+    if config.hue_delta > 0:
+        x = tf.image.random_hue(x, config.hue_delta)
+    return tf.clip_by_value(x, 0.0, 1.0) * 255.0
+
+
+def rotate(image: tf.Tensor, boxes: tf.Tensor, degrees: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """Rotate the image about its centre; boxes follow their centres, keep their size."""
+    shape = tf.shape(image)
+    height = tf.cast(shape[0], tf.float32)
+    width = tf.cast(shape[1], tf.float32)
+    theta = degrees * (math.pi / 180.0)
+    cos, sin = tf.cos(theta), tf.sin(theta)
+    cx, cy = (width - 1.0) / 2.0, (height - 1.0) / 2.0
+    # Output pixel (x, y) samples input (a0 x + a1 y + a2, b0 x + b1 y + b2).
+    transform = tf.stack([
+        cos, sin, cx - cos * cx - sin * cy,
+        -sin, cos, cy + sin * cx - cos * cy,
+        0.0, 0.0,
+    ])[None, :]
+    rotated = tf.raw_ops.ImageProjectiveTransformV3(
+        images=image[None],
+        transforms=transform,
+        output_shape=shape[:2],
+        fill_value=FILL_VALUE,
+        interpolation="BILINEAR",
+        fill_mode="CONSTANT",
+    )[0]
+    ymin, xmin, ymax, xmax = tf.unstack(boxes, axis=-1)
+    yc = (ymin + ymax) / 2.0 * height
+    xc = (xmin + xmax) / 2.0 * width
+    new_x = cos * (xc - cx) - sin * (yc - cy) + cx
+    new_y = sin * (xc - cx) + cos * (yc - cy) + cy
+    dy = new_y / height - (ymin + ymax) / 2.0
+    dx = new_x / width - (xmin + xmax) / 2.0
+    moved = tf.stack([ymin + dy, xmin + dx, ymax + dy, xmax + dx], axis=-1)
+    return rotated, tf.clip_by_value(moved, 0.0, 1.0)
+
+
+def zoom_out(image: tf.Tensor, boxes: tf.Tensor, factor: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """Place the image at a random spot of a canvas ``factor`` times larger."""
+    shape = tf.shape(image)
+    height, width = shape[0], shape[1]
+    canvas_h = tf.cast(tf.math.round(tf.cast(height, tf.float32) * factor), tf.int32)
+    canvas_w = tf.cast(tf.math.round(tf.cast(width, tf.float32) * factor), tf.int32)
+    top = tf.random.uniform([], 0, canvas_h - height + 1, dtype=tf.int32)
+    left = tf.random.uniform([], 0, canvas_w - width + 1, dtype=tf.int32)
+    padded = tf.image.pad_to_bounding_box(image - FILL_VALUE, top, left, canvas_h, canvas_w)
+    scale = tf.cast(tf.stack([height, width, height, width]), tf.float32)
+    offset = tf.cast(tf.stack([top, left, top, left]), tf.float32)
+    canvas = tf.cast(tf.stack([canvas_h, canvas_w, canvas_h, canvas_w]), tf.float32)
+    return padded + FILL_VALUE, (boxes * scale + offset) / canvas
+
+
+def crop_keeping_boxes(
+    image: tf.Tensor, boxes: tf.Tensor, num_boxes: tf.Tensor, min_fraction: float
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """Random crop whose window contains every real box whole."""
+    shape = tf.shape(image)
+    height = tf.cast(shape[0], tf.float32)
+    width = tf.cast(shape[1], tf.float32)
+    real = tf.range(tf.shape(boxes)[0]) < tf.cast(num_boxes, tf.int32)
+    big = tf.fill(tf.shape(boxes[:, 0]), 2.0)
+    ymin = tf.reduce_min(tf.where(real, boxes[:, 0], big))
+    xmin = tf.reduce_min(tf.where(real, boxes[:, 1], big))
+    ymax = tf.reduce_max(tf.where(real, boxes[:, 2], -big))
+    xmax = tf.reduce_max(tf.where(real, boxes[:, 3], -big))
+    ymin, xmin = tf.clip_by_value(ymin, 0.0, 1.0), tf.clip_by_value(xmin, 0.0, 1.0)
+    ymax, xmax = tf.clip_by_value(ymax, 0.0, 1.0), tf.clip_by_value(xmax, 0.0, 1.0)
+    frac_h = tf.maximum(tf.random.uniform([], min_fraction, 1.0), ymax - ymin)
+    frac_w = tf.maximum(tf.random.uniform([], min_fraction, 1.0), xmax - xmin)
+    low_y = tf.maximum(0.0, ymax - frac_h)
+    high_y = tf.maximum(low_y, tf.minimum(ymin, 1.0 - frac_h))
+    low_x = tf.maximum(0.0, xmax - frac_w)
+    high_x = tf.maximum(low_x, tf.minimum(xmin, 1.0 - frac_w))
+    top_f = tf.random.uniform([], low_y, high_y + 1e-6)
+    left_f = tf.random.uniform([], low_x, high_x + 1e-6)
+    # Whole pixels, rounded outwards so the boxes stay inside.
+    top = tf.cast(tf.floor(tf.minimum(top_f, ymin) * height), tf.int32)
+    left = tf.cast(tf.floor(tf.minimum(left_f, xmin) * width), tf.int32)
+    bottom = tf.cast(tf.math.ceil(tf.maximum(top_f + frac_h, ymax) * height), tf.int32)
+    right = tf.cast(tf.math.ceil(tf.maximum(left_f + frac_w, xmax) * width), tf.int32)
+    top = tf.clip_by_value(top, 0, shape[0] - 1)
+    left = tf.clip_by_value(left, 0, shape[1] - 1)
+    bottom = tf.clip_by_value(bottom, top + 1, shape[0])
+    right = tf.clip_by_value(right, left + 1, shape[1])
+    cropped = tf.image.crop_to_bounding_box(image, top, left, bottom - top, right - left)
+    offset = tf.cast(tf.stack([top, left, top, left]), tf.float32)
+    size = tf.cast(tf.stack([bottom - top, right - left, bottom - top, right - left]), tf.float32)
+    scale = tf.stack([height, width, height, width])
+    return cropped, tf.clip_by_value((boxes * scale - offset) / size, 0.0, 1.0)
+
+
+def gaussian_blur(image: tf.Tensor, sigma: tf.Tensor, radius: int = 2) -> tf.Tensor:
+    """Separable Gaussian blur of a [H, W, 3] float image."""
+    taps = tf.range(-radius, radius + 1, dtype=tf.float32)
+    kernel = tf.exp(-0.5 * tf.square(taps / tf.maximum(sigma, 1e-3)))
+    kernel = kernel / tf.reduce_sum(kernel)
+    channels = 3
+    k_y = tf.tile(tf.reshape(kernel, [-1, 1, 1, 1]), [1, 1, channels, 1])
+    k_x = tf.tile(tf.reshape(kernel, [1, -1, 1, 1]), [1, 1, channels, 1])
+    x = image[None]
+    x = tf.pad(x, [[0, 0], [radius, radius], [radius, radius], [0, 0]], mode="SYMMETRIC")
+    x = tf.nn.depthwise_conv2d(x, k_y, [1, 1, 1, 1], "VALID")
+    x = tf.nn.depthwise_conv2d(x, k_x, [1, 1, 1, 1], "VALID")
+    return x[0]
+
+
+def augment_and_resize(
+    image: tf.Tensor,
+    boxes: tf.Tensor,
+    num_boxes: tf.Tensor,
+    output_size: tuple[int, int],
+    config: AugmentConfig,
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """Augment a decoded uint8 photo and stretch it to the model input.
+
+    Returns:
+      float32 image [h, w, 3] in [0, 255] and the transformed boxes.
+    """
+    x = tf.cast(image, tf.float32)
+    boxes = tf.cast(boxes, tf.float32)
+    x = colour(x, config)
+    if config.max_rotation_degrees > 0:
+        degrees = tf.random.uniform([], -config.max_rotation_degrees, config.max_rotation_degrees)
+        x, boxes = rotate(x, boxes, degrees)
+    if config.zoom_out_probability > 0 and config.max_zoom_out > 1.0:
+        factor = tf.random.uniform([], 1.0, config.max_zoom_out)
+        x, boxes = tf.cond(
+            _chance(config.zoom_out_probability),
+            lambda: zoom_out(x, boxes, factor),
+            lambda: (x, boxes),
+        )
+    if config.crop_probability > 0 and config.min_crop_fraction < 1.0:
+        x, boxes = tf.cond(
+            _chance(config.crop_probability),
+            lambda: crop_keeping_boxes(x, boxes, num_boxes, config.min_crop_fraction),
+            lambda: (x, boxes),
+        )
+    x = tf_resize_rgb(x, *output_size)
+    if config.blur_probability > 0 and config.max_blur_sigma > 0:
+        sigma = tf.random.uniform([], 0.3, config.max_blur_sigma)
+        x = tf.cond(_chance(config.blur_probability), lambda: gaussian_blur(x, sigma), lambda: x)
+    x = tf.ensure_shape(x, [output_size[0], output_size[1], 3])
+    return x, boxes

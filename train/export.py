@@ -1,0 +1,228 @@
+"""Export: a SavedModel ending in the fused SSD post-process, and a float .tflite.
+
+The serving function takes ``normalized_input_image_tensor`` [1, H, W, 3]
+float32 in [-1, 1], runs the detector, applies the sigmoid score converter
+and hands (box encodings [1, N, 4], scores [1, N, num_classes + 1] with
+background first, anchors [N, 4] (ycenter, xcenter, h, w)) to a
+``tf.function`` declared with ``experimental_implements`` =
+``TFLite_Detection_PostProcess`` and its attributes, the technique of the OD
+API's ``export_tflite_graph_tf2.py``. Its TensorFlow body is a placeholder
+returning zeros of the right shapes; the TFLite converter replaces the whole
+function by the custom op, which does the decoding and NMS. The SavedModel
+itself is therefore only meant for conversion, not for TF inference.
+
+Outputs, in TF1 order: boxes [1, max_detections, 4] (ymin, xmin, ymax, xmax),
+classes [1, max_detections] (0-based), scores [1, max_detections], number of
+detections [1], all float32.
+
+The float .tflite is converted with ``from_concrete_functions`` on the
+*loaded* SavedModel signature: with Keras 3, ``from_saved_model`` can
+silently emit a model whose weights are not frozen (a file of a few hundred
+KB); :func:`float_tflite` checks the size and the op list.
+
+Functions return objects or bytes; only the CLI writes files.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+
+from ktp_tflite.train.anchors import generate_anchors
+from ktp_tflite.train.config import ModelConfig
+from ktp_tflite.train.errors import KtpError
+
+POSTPROCESS_OP = "TFLite_Detection_PostProcess"
+INPUT_NAME = "normalized_input_image_tensor"
+SIGNATURE_KEY = "serving_default"
+# Signature output keys. The converter orders a signature's outputs by key, so
+# these names give the TF1 order: boxes, classes, scores, number of detections.
+OUTPUT_KEYS = ("detection_boxes", "detection_classes", "detection_scores", "num_detections")
+
+
+class ExportError(KtpError, ValueError):
+    """Export options that cannot be honoured, or a conversion that went wrong."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportConfig:
+    """Options of the fused post-process (OD API defaults).
+
+    Attributes:
+      max_detections: detections returned.
+      score_threshold: minimum score kept by NMS.
+      iou_threshold: NMS IoU threshold.
+      max_classes_per_detection: classes per box (fast NMS).
+      detections_per_class: per-class limit (regular NMS).
+      use_regular_nms: per-class NMS; False (fast NMS) is what the Task
+        Library handles well (see TRAINING-PROBE.md).
+    """
+
+    max_detections: int = 10
+    score_threshold: float = 1e-8
+    iou_threshold: float = 0.6
+    max_classes_per_detection: int = 1
+    detections_per_class: int = 100
+    use_regular_nms: bool = False
+
+    def validate(self) -> None:
+        """Raises ExportError on out-of-range values."""
+        if self.max_detections < 1:
+            raise ExportError(f"max detections must be >= 1, got {self.max_detections}")
+        if not 0.0 <= self.score_threshold < 1.0:
+            raise ExportError(f"score threshold must be in [0, 1), got {self.score_threshold}")
+        if not 0.0 < self.iou_threshold <= 1.0:
+            raise ExportError(f"IoU threshold must be in (0, 1], got {self.iou_threshold}")
+
+
+def _float_text(value: float) -> str:
+    # repr keeps every digit (1e-08 stays 1e-08; "%f" would write 0.000000).
+    return repr(float(value))
+
+
+def postprocess_implements(model: ModelConfig, export: ExportConfig) -> str:
+    """The ``experimental_implements`` string naming the op and its attributes."""
+    y_scale, x_scale, h_scale, w_scale = model.box_coder_scales
+    attrs = [
+        ("max_detections", "i", str(export.max_detections)),
+        ("max_classes_per_detection", "i", str(export.max_classes_per_detection)),
+        ("detections_per_class", "i", str(export.detections_per_class)),
+        ("use_regular_nms", "b", "true" if export.use_regular_nms else "false"),
+        ("nms_score_threshold", "f", _float_text(export.score_threshold)),
+        ("nms_iou_threshold", "f", _float_text(export.iou_threshold)),
+        ("y_scale", "f", _float_text(y_scale)),
+        ("x_scale", "f", _float_text(x_scale)),
+        ("h_scale", "f", _float_text(h_scale)),
+        ("w_scale", "f", _float_text(w_scale)),
+        ("num_classes", "i", str(model.num_classes)),
+    ]
+    parts = [f'name: "{POSTPROCESS_OP}"']
+    parts += [f'attr {{ key: "{key}" value {{ {kind}: {value} }} }}' for key, kind, value in attrs]
+    return " ".join(parts)
+
+
+def serving_module(keras_model, model_config: ModelConfig, export: ExportConfig):
+    """A ``tf.Module`` whose ``serving`` function ends in the fused post-process."""
+    import tensorflow as tf
+
+    export.validate()
+    anchors = generate_anchors(model_config)
+    height, width = model_config.input_size
+    max_det = export.max_detections
+
+    @tf.function(experimental_implements=postprocess_implements(model_config, export))
+    def postprocess(box_encodings, class_scores, anchor_boxes):
+        del box_encodings, class_scores, anchor_boxes  # the TFLite op does the work
+        boxes = tf.zeros([1, max_det, 4], tf.float32, name="boxes")
+        classes = tf.zeros([1, max_det], tf.float32, name="classes")
+        scores = tf.zeros([1, max_det], tf.float32, name="scores")
+        count = tf.zeros([1], tf.float32, name="num_detections")
+        return boxes, classes, scores, count
+
+    class _Serving(tf.Module):
+        def __init__(self):
+            super().__init__()
+            self.detector = keras_model
+
+        @tf.function(
+            input_signature=[tf.TensorSpec([1, height, width, 3], tf.float32, name=INPUT_NAME)]
+        )
+        def serving(self, image):
+            box_encodings, class_logits = self.detector(image, training=False)
+            class_scores = tf.sigmoid(class_logits)
+            boxes, classes, scores, count = postprocess(
+                box_encodings, class_scores, tf.constant(anchors)
+            )
+            return dict(zip(OUTPUT_KEYS, (boxes, classes, scores, count)))
+
+    return _Serving()
+
+
+def save_signatures(module):
+    """The signature dict to pass to ``tf.saved_model.save``."""
+    return {SIGNATURE_KEY: module.serving.get_concrete_function()}
+
+
+def float_tflite(saved_model_dir: str | Path, min_bytes: int | None = None) -> bytes:
+    """Convert the exported SavedModel to a float .tflite (bytes).
+
+    Args:
+      saved_model_dir: a folder written from :func:`serving_module`.
+      min_bytes: fail if the result is smaller (unfrozen weights); default:
+        half the float32 size of the SavedModel's variables.
+
+    Raises:
+      ExportError: the folder is not such a SavedModel, or the result lacks the
+        post-process op or its weights.
+    """
+    import tensorflow as tf
+
+    folder = Path(saved_model_dir)
+    if not (folder / "saved_model.pb").is_file():
+        raise ExportError(f"{folder}: no saved_model.pb; pass the folder `ktpconvert export` wrote")
+    loaded = tf.saved_model.load(str(folder))
+    if SIGNATURE_KEY not in loaded.signatures:
+        raise ExportError(f"{folder}: no '{SIGNATURE_KEY}' signature")
+    concrete = loaded.signatures[SIGNATURE_KEY]
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete], loaded)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    result = _outputs_in_tf1_order(converter.convert())
+    if min_bytes is None:
+        shapes = tf.train.load_checkpoint(str(folder / "variables" / "variables"))
+        weights = sum(
+            int(np.prod(shape))
+            for name, shape in shapes.get_variable_to_shape_map().items()
+            if "VARIABLE_VALUE" in name and "moving_" not in name
+        )
+        min_bytes = weights * 4 // 2
+    if len(result) < min_bytes:
+        raise ExportError(
+            f"float .tflite is {len(result)} bytes, expected at least {min_bytes}: "
+            "the weights were not frozen into the model"
+        )
+    ops = tflite_op_names(result)
+    if ops.count(POSTPROCESS_OP) != 1:
+        raise ExportError(f"float .tflite has {ops.count(POSTPROCESS_OP)} {POSTPROCESS_OP} ops")
+    return result
+
+
+def _outputs_in_tf1_order(tflite_model: bytes) -> bytes:
+    """Make the graph outputs the post-process op's outputs, in its order.
+
+    The converter lists the four outputs in an arbitrary order (count first,
+    here); the metadata writer and TF1-era apps expect boxes, classes, scores,
+    count, which is the op's own output order.
+    """
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(tflite_model))
+    graph = model.subgraphs[0]
+    custom = [i for i, code in enumerate(model.operatorCodes) if code.customCode == POSTPROCESS_OP.encode()]
+    ops = [op for op in graph.operators if op.opcodeIndex in custom]
+    if len(ops) != 1:
+        raise ExportError(f"converted model has {len(ops)} {POSTPROCESS_OP} ops, expected 1")
+    wanted = list(ops[0].outputs)
+    if sorted(wanted) != sorted(graph.outputs):
+        raise ExportError(f"the model outputs are not the {POSTPROCESS_OP} outputs")
+    graph.outputs = wanted
+    for signature in model.signatureDefs or []:
+        signature.outputs.sort(key=lambda item: wanted.index(item.tensorIndex))
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+
+def tflite_op_names(tflite_model: bytes) -> list[str]:
+    """Names of every operator in the model's graphs (custom ops by their code)."""
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    model = schema.ModelT.InitFromPackedBuf(bytearray(tflite_model), 0)
+    codes = []
+    builtin_names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+    for code in model.operatorCodes:
+        if code.customCode:
+            codes.append(code.customCode.decode())
+        else:
+            builtin = max(code.builtinCode, code.deprecatedBuiltinCode)
+            codes.append(builtin_names.get(builtin, str(builtin)))
+    return [codes[op.opcodeIndex] for graph in model.subgraphs for op in graph.operators]
