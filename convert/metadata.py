@@ -149,7 +149,10 @@ def attach_metadata(model: bytes, info: ModelInfo = ModelInfo(), source: str = "
 
 
 def read_metadata(model: bytes) -> dict:
-    """The metadata as JSON (``MetadataDisplayer``), plus ``labels`` from the packed file.
+    """The metadata as JSON (``MetadataDisplayer``), plus ``labels`` and ``packed_files``.
+
+    ``labels`` come from the first packed TENSOR_VALUE_LABELS file of an output
+    tensor, whatever its name (ours is labels.txt; other exporters differ).
 
     Raises:
       MetadataError: the model has no metadata.
@@ -162,9 +165,17 @@ def read_metadata(model: bytes) -> dict:
         raise MetadataError(f"model has no TFLite metadata ({error}); run `ktpconvert metadata`") from error
     result = json.loads(displayer.get_metadata_json())
     files = displayer.get_packed_associated_file_list()
+    subgraph = (result.get("subgraph_metadata") or [{}])[0]
+    label_files = [
+        file["name"]
+        for output in subgraph.get("output_tensor_metadata") or []
+        for file in output.get("associated_files") or []
+        if file.get("type") == "TENSOR_VALUE_LABELS" and file["name"] in files
+    ]
     result["labels"] = (
-        displayer.get_associated_file_buffer(LABELS_FILE).decode("utf-8").splitlines()
-        if LABELS_FILE in files else []
+        [line.strip() for line in displayer.get_associated_file_buffer(label_files[0]).decode("utf-8").splitlines()
+         if line.strip()]
+        if label_files else []
     )
     result["packed_files"] = sorted(files)
     return result

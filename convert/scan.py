@@ -17,7 +17,6 @@ only one of them holds whole numbers, which then is the classes).
 from __future__ import annotations
 
 import dataclasses
-import json
 import sys
 from pathlib import Path
 
@@ -96,15 +95,16 @@ def read_model_bytes(path: Path) -> bytes:
 
 
 def read_metadata(model: bytes) -> ModelMetadata | None:
-    """Read the TFLite metadata of a model, or None if it has none."""
+    """The parts of a model's TFLite metadata that scanning needs, or None if it has none."""
     import tensorflow  # noqa: F401  (the metadata module needs TF's runtime loaded first)
-    from tensorflow_lite_support.metadata.python import metadata as tflite_metadata
+
+    from ktp_tflite.convert.metadata import MetadataError
+    from ktp_tflite.convert.metadata import read_metadata as read_metadata_json
 
     try:
-        displayer = tflite_metadata.MetadataDisplayer.with_model_buffer(model)
-    except ValueError:
-        return None  # "The model does not have metadata."
-    document = json.loads(displayer.get_metadata_json())
+        document = read_metadata_json(model)
+    except MetadataError:
+        return None
     subgraph = (document.get("subgraph_metadata") or [{}])[0]
     inputs = subgraph.get("input_tensor_metadata") or [{}]
     mean: tuple[float, ...] = ()
@@ -114,19 +114,12 @@ def read_metadata(model: bytes) -> ModelMetadata | None:
             mean = tuple(unit["options"].get("mean", ()))
             std = tuple(unit["options"].get("std", ()))
     outputs = subgraph.get("output_tensor_metadata") or []
-    packed = tuple(displayer.get_packed_associated_file_list())
-    labels = None
-    for output in outputs:
-        for file in output.get("associated_files") or []:
-            if labels is None and file.get("type") == "TENSOR_VALUE_LABELS" and file["name"] in packed:
-                text = displayer.get_associated_file_buffer(file["name"]).decode("utf-8")
-                labels = tuple(line.strip() for line in text.splitlines() if line.strip())
     return ModelMetadata(
         norm_mean=mean,
         norm_std=std,
         output_names=tuple(output.get("name", "") for output in outputs),
-        labels=labels,
-        associated_files=packed,
+        labels=tuple(document["labels"]) or None,
+        associated_files=tuple(document["packed_files"]),
     )
 
 
