@@ -1,16 +1,21 @@
 """Where `ktpconvert quantize` spends its time: graph conversion vs calibration.
 
 Usage: python -m ktp_tflite.benchmarks.quantize_bench MODEL [--representative synth:300]
-       [--num-samples 300] [--pipeline-config pipeline.config] [--json OUT]
+       [--num-samples 300] [--pipeline-config pipeline.config] [--val DATA] [--json OUT]
 
 MODEL is a ``tflite_graph.pb`` or a SavedModel. Steps, each timed:
 
 1. loading and preprocessing the calibration images (synthetic cards are
    rendered here, so this is kept out of the calibration figure);
-2. int8 conversion, split by the converter run into graph conversion,
-   calibration (running the representative data) and MLIR quantization;
+2. int8 conversion with the default refined ranges, split by the converter
+   run into graph conversion, calibration (running the representative data),
+   range refinement and MLIR quantization;
 3. metadata and verification (interpreter + Task Library subprocess);
-4. a float conversion, for the int8/float file size ratio (target <= 30 %).
+4. a float conversion, for the int8/float file size ratio (target <= 30 %),
+   with what the int8 file holds besides int8 weights;
+5. with ``--val``: an int8 conversion with plain min/max ranges too, and COCO
+   mAP of float, int8 refined and int8 min/max on that labelled set, with the
+   drops in points (targets: mAP@[.5:.95] within 1.0 of float, mAP@.5 0.5).
 
 The issue's target: the whole `quantize` (300 calibration images, SSD
 MobileNet v2 300x300) under 2 minutes on 2 cores. Prints one JSON document.
@@ -27,8 +32,57 @@ import sys
 import time
 
 
+def size_breakdown(model: bytes) -> dict[str, int]:
+    """Bytes of a .tflite by content: tensor data by dtype, quantization parameters."""
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    root = schema.Model.GetRootAsModel(model, 0)
+    graph = root.Subgraphs(0)
+    names = {v: k.lower() for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
+    sizes: dict[str, int] = {"file": len(model)}
+    for index in range(graph.TensorsLength()):
+        tensor = graph.Tensors(index)
+        data = root.Buffers(tensor.Buffer()).DataLength()
+        if data:
+            key = f"{names[tensor.Type()]}_data"
+            sizes[key] = sizes.get(key, 0) + data
+        quantization = tensor.Quantization()
+        if quantization is not None:
+            sizes["quant_scales"] = sizes.get("quant_scales", 0) + 4 * quantization.ScaleLength()
+            sizes["quant_zero_points_int64"] = (sizes.get("quant_zero_points_int64", 0)
+                                                + 8 * quantization.ZeroPointLength())
+    return sizes
+
+
+def accuracy(models: dict[str, bytes], val: str) -> dict:
+    """COCO metrics of each model on the labelled set ``val``, drops vs "float"."""
+    import tempfile
+    from pathlib import Path
+
+    from ktp_tflite.convert.evaluate import evaluate_models
+    from ktp_tflite.train.datasets import read_dataset
+
+    dataset = read_dataset(val)
+    with tempfile.TemporaryDirectory() as folder:
+        paths = []
+        for name, content in models.items():
+            path = Path(folder) / f"{name}.tflite"
+            path.write_bytes(content)
+            paths.append(path)
+        report = evaluate_models(paths, dataset, progress=False)
+    result = {"data": val, "images": report.num_images, "boxes": report.num_boxes}
+    for evaluation in report.models:
+        name = Path(evaluation.model).stem
+        m = evaluation.metrics
+        result[name] = {"map": round(100 * m.map, 2), "map50": round(100 * m.map50, 2),
+                        "map75": round(100 * m.map75, 2)}
+        if evaluation.model in report.drops:
+            result[name]["drop_points"] = report.drops[evaluation.model]
+    return result
+
+
 def measure(model: str, representative: str, num_samples: int, pipeline_config: str | None,
-            seed: int = 0) -> dict:
+            seed: int = 0, val: str | None = None) -> dict:
     """Run the quantize pipeline once and time each step."""
     from ktp_tflite.convert.metadata import ModelInfo, attach_metadata
     from ktp_tflite.convert.model_source import detect_model_source
@@ -66,6 +120,14 @@ def measure(model: str, representative: str, num_samples: int, pipeline_config: 
     start = time.perf_counter()
     float_model = convert_model(source, QuantizeConfig(mode="float")).model
     seconds["float_conversion"] = time.perf_counter() - start
+    extra = {}
+    if val:
+        start = time.perf_counter()
+        minmax = convert_model(source, QuantizeConfig(ranges="minmax"), calibration_inputs(
+            preloaded, source.height, source.width, progress=False)).model
+        seconds["int8_minmax_total"] = time.perf_counter() - start
+        extra["accuracy"] = accuracy({"float": float_model, "int8_refined": result.model,
+                                      "int8_minmax": minmax}, val)
     return {
         "model": str(model),
         "kind": source.kind,
@@ -76,6 +138,11 @@ def measure(model: str, representative: str, num_samples: int, pipeline_config: 
         "int8_bytes": len(model_bytes),
         "float_bytes": len(float_model),
         "int8_over_float": round(len(model_bytes) / len(float_model), 3),
+        "int8_contents": size_breakdown(model_bytes),
+        "ranges": {change.rule: {"recorded": [round(v, 3) for v in change.recorded],
+                                 "chosen": [round(v, 3) for v in change.chosen]}
+                   for change in reversed(result.range_changes) if change.rule != "mse"},
+        **extra,
         "cpus": os.cpu_count(),
         "machine": platform.processor() or platform.machine(),
     }
@@ -88,10 +155,12 @@ def main() -> None:
     parser.add_argument("--num-samples", type=int, default=300)
     parser.add_argument("--pipeline-config", default=None)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--val", default=None,
+                        help="labelled set: also compare float, int8 refined and int8 min/max mAP")
     parser.add_argument("--json", default=None, help="also write the result here")
     args = parser.parse_args()
     result = measure(args.model, args.representative, args.num_samples, args.pipeline_config,
-                     args.seed)
+                     args.seed, args.val)
     text = json.dumps(result, indent=2)
     if args.json:
         with open(args.json, "w", encoding="utf-8") as handle:

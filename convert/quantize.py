@@ -6,12 +6,15 @@ DEQUANTIZE ops that feed it; the input is uint8 by default (the Task Library
 and MediaPipe refuse int8 input) and the four outputs stay float32 (the
 post-process op always emits float).
 
-int8 runs in two steps, both public TF 2.19 machinery: the converter with
-``_experimental_calibrate_only`` yields a float model carrying calibration
-statistics, then ``tensorflow.lite.python.convert.mlir_quantize`` quantizes it
-with ``denylisted_nodes`` (the layers ``--keep-float`` leaves in float). The
-same calibrated model feeds the QuantizationDebugger, so ``--debug-report``
-costs no second calibration.
+int8 runs in steps, on public TF 2.19 machinery: the converter with
+``_experimental_calibrate_only`` yields a float model carrying each
+activation's calibrated min/max; by default :mod:`ktp_tflite.convert.ranges`
+then replaces those ranges by refined ones (MSE-optimal clipping, and ranges
+for what the post-process uses of the box codes and score logits); then
+``tensorflow.lite.python.convert.mlir_quantize`` quantizes it with
+``denylisted_nodes`` (the layers ``--keep-float`` leaves in float). The same
+calibrated model feeds the QuantizationDebugger, so ``--debug-report`` costs
+no second calibration.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from ktp_tflite.train.preprocess import INPUT_MEAN, INPUT_STD
 
 MODES = ("int8", "float16", "dynamic", "float")
 INPUT_TYPES = ("uint8", "float32")
+RANGES = ("refined", "minmax")
 
 RepresentativeDataset = Callable[[], Iterator[list[np.ndarray]]]
 
@@ -48,11 +52,15 @@ class QuantizeConfig:
       input_type: int8 mode only: "uint8" (default) or "float32" model input.
       keep_float: int8 mode only: layers to leave in float, by output tensor
         name or by one of its ';'-separated parts (as the debug report lists).
+      ranges: int8 mode only: "refined" (default; see
+        :mod:`ktp_tflite.convert.ranges`) or "minmax" (the calibrated min/max
+        as the TFLite converter uses them).
     """
 
     mode: str = "int8"
     input_type: str = "uint8"
     keep_float: tuple[str, ...] = ()
+    ranges: str = "refined"
 
     def __post_init__(self):
         if self.mode not in MODES:
@@ -62,6 +70,8 @@ class QuantizeConfig:
                 f"unknown input type {self.input_type!r}; use one of {', '.join(INPUT_TYPES)} "
                 "(int8 input is refused by the Task Library and MediaPipe)"
             )
+        if self.ranges not in RANGES:
+            raise ConversionError(f"unknown ranges {self.ranges!r}; use one of {', '.join(RANGES)}")
         if self.mode != "int8" and self.keep_float:
             raise ConversionError("--keep-float only applies to --mode int8")
 
@@ -72,16 +82,20 @@ class ConversionResult:
 
     Attributes:
       model: the .tflite bytes.
-      calibrated: int8 mode: the calibrated float model (for the debugger).
+      calibrated: int8 mode: the calibrated float model with the ranges that
+        were quantized (for the debugger).
       kept_float: output tensor names left in float.
       seconds: {"conversion": graph conversion, "calibration": running the
-        representative data, "quantization": the MLIR quantizer}.
+        representative data, "range refinement" (ranges "refined"),
+        "quantization": the MLIR quantizer}.
+      range_changes: ranges "refined": every refined activation range.
     """
 
     model: bytes
     calibrated: bytes | None
     kept_float: tuple[str, ...]
     seconds: dict[str, float]
+    range_changes: tuple = ()
 
 
 def _pipeline_overrides(source: ModelSource) -> dict[str, float]:
@@ -219,6 +233,7 @@ def convert_model(
     config: QuantizeConfig,
     representative: RepresentativeDataset | None = None,
     calibration_timer: list[float] | None = None,
+    range_data: RepresentativeDataset | None = None,
 ) -> ConversionResult:
     """Convert ``source`` as ``config`` says.
 
@@ -229,6 +244,8 @@ def convert_model(
       calibration_timer: the list the representative generator appends its
         run time to (:func:`ktp_tflite.convert.representative.calibration_inputs`);
         used to split conversion and calibration time.
+      range_data: ranges "refined": the same samples for the refinement pass
+        (default: ``representative`` again).
 
     Raises:
       ConversionError: the converter failed (names the model and the reason).
@@ -264,6 +281,14 @@ def convert_model(
     mean, std = (source.pipeline.input_mean, source.pipeline.input_std) if source.pipeline else (
         INPUT_MEAN, INPUT_STD)
     calibrated = pin_input_range(calibrated, (0.0 - mean) / std, (255.0 - mean) / std)
+    seconds = {"conversion": max(0.0, total - calibration), "calibration": calibration}
+    changes = ()
+    if config.ranges == "refined":
+        from ktp_tflite.convert.ranges import refine_ranges
+
+        start = time.perf_counter()
+        calibrated, changes = refine_ranges(calibrated, range_data or representative)
+        seconds["range refinement"] = time.perf_counter() - start
     kept = resolve_keep_float(calibrated, config.keep_float) if config.keep_float else ()
     start = time.perf_counter()
     try:
@@ -275,6 +300,5 @@ def convert_model(
         )
     except Exception as error:  # noqa: BLE001 - converter errors are untyped
         raise ConversionError(f"{source.path}: int8 quantization failed: {error}") from error
-    seconds = {"conversion": max(0.0, total - calibration), "calibration": calibration,
-               "quantization": time.perf_counter() - start}
-    return ConversionResult(bytes(model), bytes(calibrated), kept, seconds)
+    seconds["quantization"] = time.perf_counter() - start
+    return ConversionResult(bytes(model), bytes(calibrated), kept, seconds, tuple(changes))

@@ -63,7 +63,9 @@ def test_int8_model_is_full_integer_with_uint8_input_and_float_outputs(int8_run)
     assert report.outputs["boxes"].shape == (1, 10, 4)
     assert report.outputs["count"].shape == (1,)
     assert summary["input"]["dtype"] == "uint8"
-    assert set(summary["seconds"]) == {"conversion", "calibration", "quantization"}
+    assert set(summary["seconds"]) == {"conversion", "calibration", "range refinement", "quantization"}
+    assert summary["ranges"]["method"] == "refined"
+    assert summary["ranges"]["logits"]["chosen"][1] <= 6.24  # the TF1 graph's sigmoid input
 
 
 def test_int8_model_has_metadata_and_task_library_detects(int8_run):

@@ -124,3 +124,27 @@ def test_hard_negative_mining_keeps_three_negatives_per_positive():
     softplus = np.log1p(np.exp(np.arange(1, n, dtype=np.float64)))
     # Only the 3 hardest negatives (logits 9, 8, 7) count; normalised by 1 positive.
     assert loss == pytest.approx(softplus[-3:].sum(), rel=1e-4)
+
+
+def test_box_code_limit_charges_codes_beyond_the_limit_on_every_anchor():
+    batch = _batch([2, 0, 0, 0], [1.0, 0.0, 0.0, 0.0])
+    logits = 15.0 * tf.constant([[[-1.0, -1.0, 1.0], [1.0, -1.0, -1.0], [1.0, -1.0, -1.0],
+                                  [1.0, -1.0, -1.0]]])
+    # Anchor 0 is the positive (codes 0 = its target); anchors 1-3 are unmatched,
+    # with codes 5 (inside the limit), -30 and 112 (18 and 100 beyond it).
+    boxes = tf.constant([[[0.0, 0.0, 0.0, 0.0], [5.0, -5.0, 5.0, 5.0],
+                          [-30.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 112.0]]])
+    off = detection_loss(boxes, logits, batch, LossConfig())
+    on = detection_loss(boxes, logits, batch,
+                        LossConfig(box_code_limit=12.0, box_code_limit_weight=0.5))
+    assert float(off["box_range"]) == 0.0
+    assert float(on["box_range"]) == pytest.approx(18.0 + 100.0)  # one positive: normaliser 1
+    assert float(on["total"]) == pytest.approx(float(off["total"]) + 0.5 * 118.0, rel=1e-5)
+    # The penalty's gradient reaches only the codes beyond the limit.
+    with tf.GradientTape() as tape:
+        tape.watch(boxes)
+        penalty = detection_loss(boxes, logits, batch, LossConfig(box_code_limit=12.0))["box_range"]
+    grad = tape.gradient(penalty, boxes).numpy()[0]
+    expected = np.zeros((4, 4), np.float32)
+    expected[2, 0], expected[3, 3] = -1.0, 1.0
+    np.testing.assert_allclose(grad, expected)

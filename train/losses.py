@@ -19,7 +19,10 @@ Both score num_classes + 1 sigmoid columns with background at 0, as the TF1
 model does (the TFLite post-process ignores column 0). Box loss: smooth L1
 (Huber, delta 1) over the four encoded coordinates of positive anchors.
 Both are normalised by the number of positive anchors in the batch
-(``normalize_loss_by_num_matches``).
+(``normalize_loss_by_num_matches``). An optional third term (``box_code_limit``)
+charges every anchor's box code for the part beyond +-limit: nothing else
+bounds the codes of unmatched anchors, and their range sets the int8 step of
+the whole box tensor (see ``TrainConfig.box_code_limit``).
 """
 
 from __future__ import annotations
@@ -38,6 +41,8 @@ class LossConfig:
     focal_gamma: float = 2.0
     localization_weight: float = 1.0
     negatives_per_positive: int = 3
+    box_code_limit: float = 0.0
+    box_code_limit_weight: float = 1.0
     min_negatives_per_image: int = 3
 
 
@@ -86,7 +91,8 @@ def detection_loss(
       config: loss settings.
 
     Returns:
-      ``total``, ``classification``, ``localization`` scalars and
+      ``total``, ``classification``, ``localization``, ``box_range`` (the
+      unweighted ``box_code_limit`` penalty, 0 when disabled) scalars and
       ``num_positives`` (batch total, before clamping to 1).
     """
     slots = class_logits.shape[-1]
@@ -111,9 +117,16 @@ def detection_loss(
     loc = smooth_l1(box_encodings, targets["box_targets"])
     loc_loss = tf.reduce_sum(loc * targets["box_weights"]) / normaliser
     total = cls_loss + config.localization_weight * loc_loss
+    if config.box_code_limit > 0:
+        excess = tf.nn.relu(tf.abs(box_encodings) - config.box_code_limit)
+        range_loss = tf.reduce_sum(excess) / normaliser
+        total += config.box_code_limit_weight * range_loss
+    else:
+        range_loss = tf.zeros((), box_encodings.dtype)
     return {
         "total": total,
         "classification": cls_loss,
         "localization": loc_loss,
+        "box_range": range_loss,
         "num_positives": num_pos,
     }

@@ -273,6 +273,8 @@ def make_train_step(model, optimizer, train_config: TrainConfig, strategy: tf.di
         focal_alpha=tc.focal_alpha,
         focal_gamma=tc.focal_gamma,
         localization_weight=tc.localization_weight,
+        box_code_limit=tc.box_code_limit,
+        box_code_limit_weight=tc.box_code_limit_weight,
     )
     # L2 on convolution kernels, not on depthwise ones (slim's MobileNet default).
     kernels = [
@@ -290,7 +292,8 @@ def make_train_step(model, optimizer, train_config: TrainConfig, strategy: tf.di
         grads = tape.gradient(scaled, model.trainable_variables)
         optimizer.apply_gradients(zip(grads, model.trainable_variables))
         return {"loss": total, "classification": losses["classification"],
-                "localization": losses["localization"], "positives": losses["num_positives"]}
+                "localization": losses["localization"], "box_range": losses["box_range"],
+                "positives": losses["num_positives"]}
 
     @tf.function
     def distributed_step(batch):
@@ -457,8 +460,10 @@ def train(
                 final_loss = values["loss"]
                 lr = float(schedule(current))
                 remaining = (tc.steps - current) * tc.batch_size / max(rate, 1e-9)
-                log(f"step {current}/{tc.steps}  loss {values['loss']:.4f} "
-                    f"(cls {values['classification']:.4f} loc {values['localization']:.4f})  "
+                terms = f"cls {values['classification']:.4f} loc {values['localization']:.4f}"
+                if tc.box_code_limit > 0:
+                    terms += f" range {values['box_range']:.4f}"
+                log(f"step {current}/{tc.steps}  loss {values['loss']:.4f} ({terms})  "
                     f"lr {lr:.2e}  {rate:.1f} img/s  eta {remaining / 60:.0f} min")
                 record = {"step": current, **values, "lr": lr, "images_per_second": rate}
                 _append_line(run_dir / HISTORY_FILE, record)

@@ -98,17 +98,23 @@ def _summary(report, task_report) -> dict:
               help="Write per-layer int8 error (QuantizationDebugger) into this folder.")
 @click.option("--keep-float", multiple=True, metavar="LAYER",
               help="Leave this layer in float (tensor name from --debug-report); repeatable.")
+@click.option("--ranges", type=click.Choice(["refined", "minmax"]), default="refined",
+              show_default=True,
+              help="int8 activation ranges: 'refined' clips each to its MSE-optimal range and "
+                   "fits the box-code and score-logit ranges to what the post-process uses; "
+                   "'minmax' keeps the calibrated min/max (the plain TFLite converter).")
 @click.option("--force", is_flag=True, help="Overwrite --out if it exists.")
 def quantize(model: Path, out: Path, mode: str, representative: str | None, num_samples: int,
              seed: int, input_type: str, pipeline_config: Path | None, labels: Path | None,
              name: str | None, version: str | None, author: str | None, license_: str | None,
              no_metadata: bool, debug_report: Path | None, keep_float: tuple[str, ...],
-             force: bool) -> None:
+             ranges: str, force: bool) -> None:
     """Convert MODEL (tflite_graph.pb or SavedModel) to a verified TFLite detector.
 
     Full-integer int8 by default: every op int8 except the detection
     post-process, uint8 input, float32 outputs, calibrated on
-    --representative. Metadata (labels, normalization) is attached and the
+    --representative, with activation ranges refined for the detector
+    (--ranges). Metadata (labels, normalization) is attached and the
     result is checked in the interpreter and the TFLite Task Library before
     it is written. Prints a JSON summary on stdout.
     """
@@ -118,8 +124,8 @@ def quantize(model: Path, out: Path, mode: str, representative: str | None, num_
     if no_metadata and (labels or name or version or author or license_):
         raise click.UsageError(
             "--no-metadata conflicts with --labels/--name/--model-version/--author/--license")
-    if mode != "int8" and (keep_float or debug_report):
-        raise click.UsageError("--keep-float and --debug-report apply to --mode int8 only")
+    if mode != "int8" and (keep_float or debug_report or ranges != "refined"):
+        raise click.UsageError("--keep-float, --debug-report and --ranges apply to --mode int8 only")
 
     from ktp_tflite.convert.metadata import MetadataError, attach_metadata
     from ktp_tflite.convert.model_source import detect_model_source
@@ -145,14 +151,16 @@ def quantize(model: Path, out: Path, mode: str, representative: str | None, num_
     samples = None
     timer: list[float] = []
     config = QuantizeConfig(mode=mode, input_type=input_type if mode == "int8" else "float32",
-                            keep_float=tuple(keep_float))
+                            keep_float=tuple(keep_float), ranges=ranges)
+    data = range_data = None
+    cache: dict = {}  # resized samples, so later passes render and load nothing
     if mode == "int8":
         samples = load_representative(representative, num_samples, seed)
-        data = calibration_inputs(samples, source.height, source.width, timer=timer)
-    else:
-        data = None
+        data = calibration_inputs(samples, source.height, source.width, timer=timer, cache=cache)
+        range_data = calibration_inputs(samples, source.height, source.width, cache=cache,
+                                        label="refining ranges")
     click.echo(f"converting {source.kind} {model} ({source.height}x{source.width}, {mode})", err=True)
-    result = convert_model(source, config, data, timer)
+    result = convert_model(source, config, data, timer, range_data)
     tflite = result.model if info is None else attach_metadata(result.model, info, str(out))
     report, task_report = verify_model(
         tflite, source=str(out), mode=mode, input_type=config.input_type,
@@ -161,16 +169,37 @@ def quantize(model: Path, out: Path, mode: str, representative: str | None, num_
     )
     summary = {"out": str(out), "mode": mode, "seconds": result.seconds,
                "kept_float": list(result.kept_float), **_summary(report, task_report)}
+    if mode == "int8":
+        summary["ranges"] = {"method": ranges, **_range_summary(result.range_changes)}
     if debug_report is not None:
         from ktp_tflite.convert.quant_debug import quantization_debug_report, write_debug_report
 
-        debug_data = calibration_inputs(samples, source.height, source.width)
+        debug_data = calibration_inputs(samples, source.height, source.width, cache=cache,
+                                        label="debugging")
         layers = quantization_debug_report(result.calibrated, debug_data)
         summary["debug_report"] = str(write_debug_report(debug_report, layers))
         for layer in layers[:5]:
             click.echo(f"  rmse/scale {layer.rmse_per_scale:7.3f}  {layer.tensor_name}", err=True)
     atomic_write_bytes(out, tflite)
     _echo_json(summary)
+
+
+def _range_summary(changes) -> dict:
+    """What range refinement did, for the JSON summary (no sample content)."""
+    if not changes:
+        return {}
+    by_rule: dict[str, int] = {}
+    for change in changes:
+        by_rule[change.rule] = by_rule.get(change.rule, 0) + 1
+    chains = {}
+    for change in changes:  # one representative tensor per detection-aware rule
+        if change.rule != "mse" and change.rule not in chains:
+            chains[change.rule] = {"recorded": [round(v, 4) for v in change.recorded],
+                                   "chosen": [round(v, 4) for v in change.chosen]}
+    narrowed = sorted(
+        (c.chosen[1] - c.chosen[0]) / (c.recorded[1] - c.recorded[0]) for c in changes)
+    return {"tensors": by_rule, "median_width_kept": round(narrowed[len(narrowed) // 2], 4),
+            **chains}
 
 
 @click.command()

@@ -1,0 +1,171 @@
+"""Choose the ktp preset's input size and width: accuracy vs projected latency.
+
+Usage::
+
+    nohup python -m ktp_tflite.benchmarks.preset_sweep --out runs/sweep \\
+        --variants 320x0.75,256x0.75,384x0.75,320x0.5,320x1.0 --steps 3000 \\
+        > runs/sweep.log 2>&1 &
+
+Each variant is the ``ktp`` preset with another input size and width
+multiplier, trained from scratch with the reference run's settings (IoU
+matching 0.4/0.3, Adam 2e-3 cosine to ``--steps``, batch 8) on the same
+rendered photos (``--train-images`` of ``--train-seed``), evaluated on
+``--val-images`` of ``--val-seed`` (COCO mAP, float Keras model, after
+batch-norm re-estimation), exported, and its float and int8 graphs projected
+onto the bundled Pixel profiles (``ktpconvert benchmark``'s cost model; an
+estimate with the profile's error band, not a measurement). The int8 graph
+for the projection is calibrated on 8 rendered cards: its latency does not
+depend on the calibration, its accuracy is not measured here.
+
+Every variant trains in its own run folder and resumes from its newest
+checkpoint, so the script can be stopped and re-run with the same arguments.
+Writes ``OUT/sweep.json`` and ``OUT/sweep.md`` (one row per variant). All
+variants share one step budget: the table compares architectures at equal
+training cost, which is what a user with a CPU has.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+PROFILES = ("pixel4", "pixel6")
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def parse_variant(text: str) -> tuple[int, float]:
+    """``"320x0.75"`` -> (320, 0.75)."""
+    size, _, width = text.partition("x")
+    try:
+        return int(size), float(width)
+    except ValueError:
+        raise SystemExit(f"variant {text!r}: write SIZExWIDTH, e.g. 320x0.75") from None
+
+
+def projections(model: bytes, name: str) -> dict[str, str]:
+    """Projected latency text per profile, e.g. "pixel4 CPU x4, int8: 9.8 ms, +-79 %, projected"."""
+    from ktp_tflite.benchmarks.graph_cost import graph_cost
+    from ktp_tflite.benchmarks.profiles import load_profile
+    from ktp_tflite.benchmarks.projection import project, rows_from_cost
+
+    rows = rows_from_cost(graph_cost(model, name))
+    out = {}
+    for profile_name in PROFILES:
+        projection = project(rows, load_profile(profile_name), name)
+        out[profile_name] = {"ms": round(projection.ms, 2), "band_percent": projection.band_percent,
+                             "text": projection.text()}
+    return out
+
+
+def _int8_for_cost(saved_model: Path) -> bytes:
+    from ktp_tflite.convert.model_source import detect_model_source
+    from ktp_tflite.convert.quantize import QuantizeConfig, convert_model
+    from ktp_tflite.convert.representative import calibration_inputs, load_representative
+
+    source = detect_model_source(saved_model)
+    samples = load_representative("synth:8", 8, 0)
+    data = calibration_inputs(samples, source.height, source.width, progress=False)
+    return convert_model(source, QuantizeConfig(ranges="minmax"), data).model
+
+
+def run_variant(out: Path, size: int, width: float, args, train_data, val_data) -> dict:
+    """Train (or resume), evaluate, export and project one variant."""
+    from ktp_tflite.benchmarks.train_reference import _export
+    from ktp_tflite.train import config as config_lib
+    from ktp_tflite.train.model import build_model, count_parameters
+    from ktp_tflite.train.trainer import latest_checkpoint, train
+
+    name = f"{size}x{width:g}"
+    run_dir = out / name / "run"
+    run_dir.parent.mkdir(parents=True, exist_ok=True)
+    config = config_lib.with_overrides(
+        config_lib.preset("ktp"), input_size=size, width_multiplier=width,
+        steps=args.steps, eval_every=0, checkpoint_every=250,
+        matched_threshold=0.4, unmatched_threshold=0.3,
+    )
+    result = train(config, train_data, run_dir, val_data=val_data,
+                   resume=latest_checkpoint(run_dir) is not None)
+    # Already trained to the budget: the run folder holds the final evaluation.
+    stored = result.metrics or json.loads((run_dir / "metrics.json").read_text())
+    export_dir = out / name / "export"
+    if not (export_dir / "model_float.tflite").is_file():
+        _export(run_dir, export_dir)
+    float_model = (export_dir / "model_float.tflite").read_bytes()
+    int8_model = _int8_for_cost(export_dir / "saved_model")
+    return {
+        "variant": name,
+        "input_size": size,
+        "width": width,
+        "parameters": count_parameters(build_model(config.model)),
+        "steps": args.steps,
+        "map": round(stored["map"], 4),
+        "map50": round(stored["map50"], 4),
+        "map75": round(stored["map75"], 4),
+        "float_bytes": len(float_model),
+        "projected_float": projections(float_model, f"{name} float"),
+        "projected_int8": projections(int8_model, f"{name} int8"),
+        "training_images_per_second": round(result.images_per_second, 2),
+    }
+
+
+def markdown(rows: list[dict], args) -> str:
+    lines = [
+        f"# ktp preset sweep: {args.steps} steps each, batch 8, "
+        f"{args.train_images} training photos (seed {args.train_seed}), "
+        f"{args.val_images} validation photos (seed {args.val_seed})",
+        "",
+        "Accuracy: float Keras model, COCO metrics. Latency: projections from the per-op cost "
+        "model onto the bundled profiles (estimates with their error band, not measurements).",
+        "",
+        "| variant | params | mAP@[.5:.95] | mAP@.5 | mAP@.75 | "
+        + " | ".join(f"{p} int8 / float ms" for p in PROFILES) + " |",
+        "|---|---|---|---|---|" + "---|" * len(PROFILES),
+    ]
+    for row in rows:
+        cells = [f"{row['projected_int8'][p]['ms']:.1f} / {row['projected_float'][p]['ms']:.1f} "
+                 f"(+-{row['projected_int8'][p]['band_percent']:.0f} %)" for p in PROFILES]
+        lines.append(f"| {row['variant']} | {row['parameters'] / 1e6:.2f} M | {row['map']:.3f} | "
+                     f"{row['map50']:.3f} | {row['map75']:.3f} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--variants", default="320x0.75,256x0.75,384x0.75,320x0.5,320x1.0")
+    parser.add_argument("--steps", type=int, default=3000)
+    parser.add_argument("--train-images", type=int, default=8000)
+    parser.add_argument("--train-seed", type=int, default=1)
+    parser.add_argument("--val-images", type=int, default=500)
+    parser.add_argument("--val-seed", type=int, default=1000)
+    parser.add_argument("--render-workers", type=int, default=2)
+    args = parser.parse_args(argv)
+    if args.train_seed == args.val_seed:
+        raise SystemExit("--val-seed must differ from --train-seed")
+
+    from ktp_tflite.benchmarks.train_reference import _rendered
+    from ktp_tflite.train.atomic_files import atomic_write_bytes
+
+    variants = [parse_variant(v) for v in args.variants.split(",") if v]
+    (args.out / "data").mkdir(parents=True, exist_ok=True)
+    train_data = _rendered(args.out / "data" / f"train_{args.train_seed}_{args.train_images}",
+                           args.train_images, args.train_seed, args.render_workers)
+    val_data = _rendered(args.out / "data" / f"val_{args.val_seed}_{args.val_images}",
+                         args.val_images, args.val_seed, args.render_workers)
+    rows = []
+    for size, width in variants:
+        _log(f"variant {size}x{width:g}")
+        rows.append(run_variant(args.out, size, width, args, train_data, val_data))
+        atomic_write_bytes(args.out / "sweep.json", (json.dumps(rows, indent=2) + "\n").encode())
+        atomic_write_bytes(args.out / "sweep.md", markdown(rows, args).encode())
+    print(markdown(rows, args))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
