@@ -75,7 +75,7 @@ def _int8_for_cost(saved_model: Path) -> bytes:
 
 def run_variant(out: Path, size: int, width: float, args, train_data, val_data) -> dict:
     """Train (or resume), evaluate, export and project one variant."""
-    from ktp_tflite.benchmarks.train_reference import _export
+    from ktp_tflite.benchmarks.train_reference import export_run
     from ktp_tflite.train import config as config_lib
     from ktp_tflite.train.model import build_model, count_parameters
     from ktp_tflite.train.trainer import latest_checkpoint, train
@@ -94,7 +94,7 @@ def run_variant(out: Path, size: int, width: float, args, train_data, val_data) 
     stored = result.metrics or json.loads((run_dir / "metrics.json").read_text())
     export_dir = out / name / "export"
     if not (export_dir / "model_float.tflite").is_file():
-        _export(run_dir, export_dir)
+        export_run(run_dir, export_dir)
     float_model = (export_dir / "model_float.tflite").read_bytes()
     int8_model = _int8_for_cost(export_dir / "saved_model")
     return {
@@ -148,14 +148,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.train_seed == args.val_seed:
         raise SystemExit("--val-seed must differ from --train-seed")
 
-    from ktp_tflite.benchmarks.train_reference import _rendered
+    from ktp_tflite.benchmarks.train_reference import rendered_dataset
     from ktp_tflite.train.atomic_files import atomic_write_bytes
 
     variants = [parse_variant(v) for v in args.variants.split(",") if v]
     (args.out / "data").mkdir(parents=True, exist_ok=True)
-    train_data = _rendered(args.out / "data" / f"train_{args.train_seed}_{args.train_images}",
+    train_data = rendered_dataset(args.out / "data" / f"train_{args.train_seed}_{args.train_images}",
                            args.train_images, args.train_seed, args.render_workers)
-    val_data = _rendered(args.out / "data" / f"val_{args.val_seed}_{args.val_images}",
+    val_data = rendered_dataset(args.out / "data" / f"val_{args.val_seed}_{args.val_images}",
                          args.val_images, args.val_seed, args.render_workers)
     rows = []
     for size, width in variants:

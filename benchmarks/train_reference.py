@@ -39,7 +39,7 @@ def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def _rendered(folder: Path, count: int, seed: int, workers: int):
+def rendered_dataset(folder: Path, count: int, seed: int, workers: int):
     """The COCO folder of ``count`` photos of ``seed``, rendered on first use."""
     from ktp_tflite.train.datasets import read_dataset, write_coco
     from ktp_tflite.train.synth import render_dataset
@@ -85,7 +85,11 @@ def _plot(run_dir: Path, out: Path) -> None:
     os.replace(tmp, out)
 
 
-def _export(run_dir: Path, out: Path) -> int:
+def export_run(run_dir: Path, out: Path) -> int:
+    """Export the run's newest checkpoint to ``out`` (SavedModel, float .tflite, labels).
+
+    Returns the .tflite's size in bytes; ``out`` is replaced as a whole.
+    """
     import tensorflow as tf
 
     from ktp_tflite.train.export import ExportConfig, float_tflite, save_signatures, serving_module
@@ -132,9 +136,9 @@ def main(argv: list[str] | None = None) -> None:
 
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "data").mkdir(exist_ok=True)
-    train_data = _rendered(args.out / "data" / f"train_{args.train_seed}_{args.train_images}",
+    train_data = rendered_dataset(args.out / "data" / f"train_{args.train_seed}_{args.train_images}",
                            args.train_images, args.train_seed, args.render_workers)
-    val_data = _rendered(args.out / "data" / f"val_{args.val_seed}_{args.val_images}",
+    val_data = rendered_dataset(args.out / "data" / f"val_{args.val_seed}_{args.val_images}",
                          args.val_images, args.val_seed, args.render_workers)
     run_dir = args.out / "run"
     config = config_lib.with_overrides(
@@ -145,7 +149,7 @@ def main(argv: list[str] | None = None) -> None:
     started = time.time()
     result = train(config, train_data, run_dir, val_data=val_data,
                    resume=latest_checkpoint(run_dir) is not None)
-    tflite_bytes = _export(run_dir, args.out / "export")
+    tflite_bytes = export_run(run_dir, args.out / "export")
     _plot(run_dir, args.out / "curve.png")
     metrics = json.loads((run_dir / "metrics.json").read_text())
     summary = {
