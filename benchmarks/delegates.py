@@ -21,8 +21,8 @@ import re
 from pathlib import Path
 
 from ktp_tflite.train.errors import KtpError
+from ktp_tflite.train.export import POSTPROCESS_OP
 
-POSTPROCESS_OP = "TFLite_Detection_PostProcess"
 ALWAYS_CPU = {POSTPROCESS_OP: "custom op; the GPU delegate has no kernel for it (REFERENCES.md pitfall 6)"}
 _OP_LINE = re.compile(r"^\s*Op#(\d+)\s+([A-Za-z0-9_]+)\(")
 _WARNING = "GPU COMPATIBILITY WARNING"

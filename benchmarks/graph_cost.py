@@ -26,8 +26,8 @@ import dataclasses
 from collections import defaultdict
 
 from ktp_tflite.train.errors import KtpError
+from ktp_tflite.train.export import POSTPROCESS_OP
 
-POSTPROCESS_OP = "TFLite_Detection_PostProcess"
 DENSE_OPS = ("CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV", "BATCH_MATMUL", "CONV_3D")
 DEPTHWISE_OPS = ("DEPTHWISE_CONV_2D",)
 POOL_OPS = ("AVERAGE_POOL_2D", "MAX_POOL_2D", "MEAN", "SUM", "REDUCE_MAX", "L2_POOL_2D")

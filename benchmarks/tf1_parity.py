@@ -114,12 +114,10 @@ def _our_tflite(checkpoint: str, pipeline_config: Path, source, work: Path) -> b
 
 
 def _images(spec: str, count: int, height: int, width: int) -> list[np.ndarray]:
-    from ktp_tflite.convert.representative import load_representative
-    from ktp_tflite.train.preprocess import resize_rgb, to_model_input
+    from ktp_tflite.convert.representative import calibration_inputs, load_representative
 
-    samples = load_representative(spec, count)
-    return [to_model_input(resize_rgb(load(), height, width))[np.newaxis]
-            for load in samples.loaders]
+    samples = calibration_inputs(load_representative(spec, count), height, width, progress=False)
+    return [inputs[0] for inputs in samples()]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,8 +14,8 @@ import numpy as np
 
 from ktp_tflite.train.coco_eval import Detections
 from ktp_tflite.train.errors import KtpError
+from ktp_tflite.train.export import POSTPROCESS_OP
 
-POSTPROCESS_OP = "TFLite_Detection_PostProcess"
 OUTPUT_ROLES = ("boxes", "classes", "scores", "count")
 
 

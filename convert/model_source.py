@@ -14,10 +14,10 @@ import dataclasses
 from pathlib import Path
 
 from ktp_tflite.train.errors import KtpError
+from ktp_tflite.train.export import POSTPROCESS_OP
 from ktp_tflite.train.pipeline_config import SsdPipelineConfig
 
 TF1_INPUT = "normalized_input_image_tensor"
-POSTPROCESS_OP = "TFLite_Detection_PostProcess"
 TF1_OUTPUTS = (POSTPROCESS_OP, *(f"{POSTPROCESS_OP}:{i}" for i in (1, 2, 3)))
 TF1_RAW_OUTPUTS = ("raw_outputs/box_encodings", "raw_outputs/class_predictions", "anchors")
 TFLITE_IDENTIFIER = b"TFL3"

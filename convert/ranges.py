@@ -181,6 +181,11 @@ def _histograms(model: bytes, plan: _Plan, samples: Callable[[], Iterator[list[n
     return counts, codes
 
 
+def _centres(low: float, high: float) -> np.ndarray:
+    """Centres of the BINS equal bins over [low, high]."""
+    return low + (np.arange(BINS) + 0.5) * ((high - low) / BINS)
+
+
 def _expected_errors(counts: np.ndarray, low: float, high: float,
                      lows: np.ndarray, highs: np.ndarray) -> np.ndarray:
     """Expected squared error per value for every (lows[i], highs[j]) range.
@@ -189,8 +194,7 @@ def _expected_errors(counts: np.ndarray, low: float, high: float,
     cost their squared distance to the nearer end (saturation). Bins are
     represented by their centres.
     """
-    width = (high - low) / BINS
-    centres = low + (np.arange(BINS) + 0.5) * width
+    centres = _centres(low, high)
     n = counts.astype(np.float64)
     total = n.sum()
     # Prefix sums of n, n*c, n*c^2 give each side's clipping error in O(1).
@@ -220,8 +224,7 @@ def choose_range(counts: np.ndarray, low: float, high: float) -> tuple[float, fl
     errors = _expected_errors(counts, low, high, lows, highs)
     i, j = np.unravel_index(np.argmin(errors), errors.shape)
     baseline = errors[-1, -1]  # both ends at the recorded values (fraction 1.0)
-    width = (high - low) / BINS
-    centres = low + (np.arange(BINS) + 0.5) * width
+    centres = _centres(low, high)
     outside = counts[(centres < lows[i]) | (centres > highs[j])].sum()
     ratio = float(errors[i, j] / baseline) if baseline > 0 else 1.0
     return float(lows[i]), float(highs[j]), float(outside / max(counts.sum(), 1)), ratio
