@@ -42,6 +42,7 @@ from ktp_tflite.benchmarks.profiles import (
     profile_from_dict,
 )
 from ktp_tflite.benchmarks.projection import (
+    OD_NO_DOTPROD,
     PARAMETER_UNITS,
     PRIOR_SIGMA,
     PRIORS,
@@ -69,9 +70,10 @@ DEVICES: dict[str, tuple] = {
         ],
         "fitted",
         "NOT in REFERENCES.md (general knowledge, uncertain): Snapdragon 845 = 4x A75-class 2.8 GHz + "
-        "4x A55-class 1.77 GHz; A75 SIMD taken as 2x64-bit (one 128-bit pipe equivalent); dot product "
-        "taken as unused by the int8 kernels of the published run (assumption consistent with the "
-        "Pixel 3 int8/float ratio of 1.8x against 2.8x on Pixel 4)",
+        "4x A55-class 1.77 GHz; A75 SIMD taken as 2x64-bit (one 128-bit pipe equivalent). No dot "
+        "product: SDOT/UDOT raise 'illegal instruction' on the Snapdragon 845, which does not support "
+        "them, the 855 does (gemmlowp maintainer, github.com/google/gemmlowp/issues/175); consistent "
+        "with the published int8/float ratio of 1.8x on Pixel 3 against 2.8x on Pixel 4",
         ["Kept as a calibration device: its 5 published rows double the reference set."],
     ),
     "pixel4": (
@@ -387,19 +389,18 @@ def profile_documents(fit: dict) -> dict[str, dict]:
                 "benchmark_model row exists for this device"
             )
         doc = profile.to_dict()
+        doc["notes"] = [*doc["notes"], OD_NO_DOTPROD]
         if over:
-            doc["notes"] = [
-                *doc["notes"],
-                (
-                    f"Leave-one-out error above {TARGET_LOO_PERCENT:.0f} % on: {'; '.join(over)}. "
-                    "The MobileNet v1 quant rows (benchmarks.md) and the SSD MobileNet v1 quant rows "
-                    "(object-detection overview) "
-                    "cannot both be matched by one per-op model: the SSD is about 2x v1's MACs but published "
-                    "5.8x slower on Pixel 4 and 3.4x on Pixel 3 (different TFLite versions or kernels behind "
-                    "the two tables is the likely cause). For SSD detectors on Pixel 4 the projection may be "
-                    "optimistic by up to the SSD row's error."
-                ),
-            ]
+            doc["notes"].append(
+                f"Leave-one-out error above {TARGET_LOO_PERCENT:.0f} % on: {'; '.join(over)}. "
+                "The published tables disagree with each other beyond what one set of shared "
+                "parameters can absorb: on Pixel 3, MobileNet v1 int8 (benchmarks.md, 569 M MACs) is "
+                "published at 13.4 ms and MobileNet v2 int8 (hosted_models.md, 301 M MACs) at 12.0 ms, "
+                "1.9x the MACs for 1.1x the time (float: 1.4x), so with either row held out the other "
+                "one mispredicts it. The pages were written for different TFLite releases. Only "
+                "measurements of all models on one phone with one runtime (`ktpconvert benchmark "
+                "--adb`) can narrow the band."
+            )
         doc.update(
             error_band_percent=band,
             error_band_source=band_source,

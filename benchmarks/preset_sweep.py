@@ -48,7 +48,7 @@ def parse_variant(text: str) -> tuple[int, float]:
 
 
 def projections(model: bytes, name: str) -> dict[str, str]:
-    """Projected latency text per profile, e.g. "pixel4 CPU x4, int8: 9.8 ms, +-79 %, projected"."""
+    """Projected latency text per profile, e.g. "pixel4 CPU x4, int8: 9.2 ms, +-62 %, projected"."""
     from ktp_tflite.benchmarks.graph_cost import graph_cost
     from ktp_tflite.benchmarks.profiles import load_profile
     from ktp_tflite.benchmarks.projection import project, rows_from_cost

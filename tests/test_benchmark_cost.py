@@ -178,6 +178,28 @@ def test_projection_is_labelled_and_scales_with_the_device():
     text = pixel4.text()
     assert text.startswith("pixel4 CPU x4, int8: ") and text.endswith("projected")
     assert f"+-{pixel4.band_percent:.0f} %" in text
-    # Pixel 3's A75 cores (narrower SIMD, no dot product in the published run) are slower
+    # Pixel 3's A75 cores (narrower SIMD, no dot product on the Snapdragon 845) are slower
     assert project(rows, load_profile("pixel3"), "v1").ms > 1.5 * pixel4.ms
     assert "derived from core facts" in project(rows, load_profile("pixel6"), "v1").text()
+
+
+def test_rows_measured_without_dot_product_use_the_slower_int8_peak():
+    from ktp_tflite.benchmarks.calibrate import cost_rows, device_profile, load_costs
+    from ktp_tflite.benchmarks.projection import REFERENCE_ROWS, _Arrays, _project_arrays, capacity
+
+    pixel4 = device_profile("pixel4")
+    with_dot, without = capacity(pixel4), capacity(pixel4, dotprod=False)
+    # 2x128-bit pipes: 16 int8 MACs per pipe per cycle with SDOT, 8 without; float unchanged
+    assert with_dot.peak_int8 == pytest.approx(2 * without.peak_int8)
+    assert without.peak_int8 == pytest.approx(without.peak_int8_nodot)
+    assert with_dot.peak_float == without.peak_float
+    params = {name: p.value for name, p in load_profile("pixel4").parameters.items()}
+    ops = _Arrays.of(cost_rows(load_costs())["ssd_mobilenet_v1_300/int8"])
+    fast = _project_arrays(ops, pixel4, params)["total"]
+    slow = _project_arrays(ops, pixel4, params, dotprod=False)["total"]
+    assert 1.3 * fast < slow < 2.0 * fast  # dense int8 convs dominate; depthwise and the rest do not change
+    flagged = [r for r in REFERENCE_ROWS if not r.dotprod_used]
+    assert {r.model for r in flagged} == {"ssd_mobilenet_v1_300"}
+    stored = {(r["model"], r["device"]): r["dotprod_used"] for r in load_profile("pixel4").fit["reference_rows"]}
+    assert stored[("ssd_mobilenet_v1_300", "pixel4")] is False
+    assert stored[("mobilenet_v1_1.0_224", "pixel4")] is True
