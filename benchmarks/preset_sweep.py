@@ -62,6 +62,16 @@ def projections(model: bytes, name: str) -> dict[str, str]:
     return out
 
 
+def _median_rate(history: Path) -> float:
+    """Median logged images/s of a run over all its sessions (0.0 without a log)."""
+    import statistics
+
+    if not history.is_file():
+        return 0.0
+    rates = [json.loads(line)["images_per_second"] for line in history.read_text().splitlines() if line.strip()]
+    return statistics.median(rates) if rates else 0.0
+
+
 def _int8_for_cost(saved_model: Path) -> bytes:
     from ktp_tflite.convert.model_source import detect_model_source
     from ktp_tflite.convert.quantize import QuantizeConfig, convert_model
@@ -107,9 +117,10 @@ def run_variant(out: Path, size: int, width: float, args, train_data, val_data) 
         "map50": round(stored["map50"], 4),
         "map75": round(stored["map75"], 4),
         "float_bytes": len(float_model),
+        "int8_bytes": len(int8_model),
         "projected_float": projections(float_model, f"{name} float"),
         "projected_int8": projections(int8_model, f"{name} int8"),
-        "training_images_per_second": round(result.images_per_second, 2),
+        "training_images_per_second": round(_median_rate(run_dir / "history.jsonl"), 2),
     }
 
 
@@ -122,15 +133,17 @@ def markdown(rows: list[dict], args) -> str:
         "Accuracy: float Keras model, COCO metrics. Latency: projections from the per-op cost "
         "model onto the bundled profiles (estimates with their error band, not measurements).",
         "",
-        "| variant | params | mAP@[.5:.95] | mAP@.5 | mAP@.75 | "
-        + " | ".join(f"{p} int8 / float ms" for p in PROFILES) + " |",
-        "|---|---|---|---|---|" + "---|" * len(PROFILES),
+        "| variant | params | int8 size (of float) | mAP@[.5:.95] | mAP@.5 | mAP@.75 | "
+        + " | ".join(f"{p} int8 / float ms" for p in PROFILES) + " | training img/s |",
+        "|---|---|---|---|---|---|" + "---|" * len(PROFILES) + "---|",
     ]
     for row in rows:
         cells = [f"{row['projected_int8'][p]['ms']:.1f} / {row['projected_float'][p]['ms']:.1f} "
                  f"(+-{row['projected_int8'][p]['band_percent']:.0f} %)" for p in PROFILES]
-        lines.append(f"| {row['variant']} | {row['parameters'] / 1e6:.2f} M | {row['map']:.3f} | "
-                     f"{row['map50']:.3f} | {row['map75']:.3f} | " + " | ".join(cells) + " |")
+        size = f"{row['int8_bytes'] / 1e6:.2f} MB ({100 * row['int8_bytes'] / row['float_bytes']:.1f} %)"
+        lines.append(f"| {row['variant']} | {row['parameters'] / 1e6:.2f} M | {size} | {row['map']:.3f} | "
+                     f"{row['map50']:.3f} | {row['map75']:.3f} | " + " | ".join(cells)
+                     + f" | {row['training_images_per_second']:.1f} |")
     return "\n".join(lines) + "\n"
 
 
