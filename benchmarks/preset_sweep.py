@@ -19,7 +19,8 @@ depend on the calibration, its accuracy is not measured here.
 
 Every variant trains in its own run folder and resumes from its newest
 checkpoint, so the script can be stopped and re-run with the same arguments.
-Writes ``OUT/sweep.json`` and ``OUT/sweep.md`` (one row per variant). All
+Writes ``OUT/sweep.json``, ``OUT/sweep.md`` (one row per variant) and
+``OUT/sweep.png`` (mAP against projected Pixel 4 int8 latency). All
 variants share one step budget: the table compares architectures at equal
 training cost, which is what a user with a CPU has.
 """
@@ -147,6 +148,31 @@ def markdown(rows: list[dict], args) -> str:
     return "\n".join(lines) + "\n"
 
 
+def plot(rows: list[dict], profile: str = PROFILES[0]) -> bytes:
+    """PNG: mAP@[.5:.95] against projected int8 latency on ``profile``, one point per variant."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(6, 3.6))
+    for row in rows:
+        ms = row["projected_int8"][profile]["ms"]
+        axis.scatter(ms, row["map"], color="tab:blue")
+        axis.annotate(f"{row['variant']}\n{row['int8_bytes'] / 1e6:.1f} MB int8", (ms, row["map"]),
+                      fontsize=7, xytext=(4, 4), textcoords="offset points")
+    band = rows[0]["projected_int8"][profile]["band_percent"] if rows else 0
+    axis.set_xlabel(f"{profile} CPU x4 int8 latency, projected (ms, +-{band:.0f} %)")
+    axis.set_ylabel("mAP@[.5:.95], float, held-out photos")
+    axis.grid(alpha=0.3)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
+    plt.close(figure)
+    return buffer.getvalue()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True)
@@ -176,6 +202,7 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(run_variant(args.out, size, width, args, train_data, val_data))
         atomic_write_bytes(args.out / "sweep.json", (json.dumps(rows, indent=2) + "\n").encode())
         atomic_write_bytes(args.out / "sweep.md", markdown(rows, args).encode())
+        atomic_write_bytes(args.out / "sweep.png", plot(rows))
     print(markdown(rows, args))
     return 0
 

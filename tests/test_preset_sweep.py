@@ -4,8 +4,7 @@ import argparse
 import json
 
 import pytest
-
-from ktp_tflite.benchmarks.preset_sweep import _median_rate, markdown, parse_variant
+from ktp_tflite.benchmarks.preset_sweep import _median_rate, markdown, parse_variant, plot
 
 
 def _row(variant, int8_bytes, float_bytes, ms_int8, ms_float):
@@ -44,3 +43,13 @@ def test_training_rate_is_the_median_over_every_session(tmp_path):
                                for k, r in enumerate(rates)))
     assert _median_rate(history) == 12.6
     assert _median_rate(tmp_path / "missing.jsonl") == 0.0
+
+
+def test_plot_is_a_png_of_every_variant():
+    import io
+
+    from PIL import Image
+
+    rows = [_row("320x0.75", 3_085_775, 10_053_432, 9.24, 20.04), _row("256x0.75", 2_990_000, 9_980_000, 6.1, 13.0)]
+    image = Image.open(io.BytesIO(plot(rows)))
+    assert image.format == "PNG" and image.width > 300 and image.height > 200
