@@ -4,6 +4,7 @@ import argparse
 import json
 
 import pytest
+
 from ktp_tflite.benchmarks.preset_sweep import _median_rate, markdown, parse_variant, plot
 
 
