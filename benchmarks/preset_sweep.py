@@ -48,7 +48,7 @@ def parse_variant(text: str) -> tuple[int, float]:
         raise SystemExit(f"variant {text!r}: write SIZExWIDTH, e.g. 320x0.75") from None
 
 
-def projections(model: bytes, name: str) -> dict[str, str]:
+def projections(model: bytes, name: str) -> dict[str, dict]:
     """Projected latency text per profile, e.g. "pixel4 CPU x4, int8: 9.2 ms, +-62 %, projected"."""
     from ktp_tflite.benchmarks.graph_cost import graph_cost
     from ktp_tflite.benchmarks.profiles import load_profile
@@ -150,12 +150,12 @@ def markdown(rows: list[dict], args) -> str:
 
 def plot(rows: list[dict], profile: str = PROFILES[0]) -> bytes:
     """PNG: mAP@[.5:.95] against projected int8 latency on ``profile``, one point per variant."""
-    import io
-
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    from ktp_tflite.benchmarks.report import figure_png
 
     figure, axis = plt.subplots(figsize=(6, 3.6))
     for row in rows:
@@ -167,10 +167,7 @@ def plot(rows: list[dict], profile: str = PROFILES[0]) -> bytes:
     axis.set_xlabel(f"{profile} CPU x4 int8 latency, projected (ms, +-{band:.0f} %)")
     axis.set_ylabel("mAP@[.5:.95], float, held-out photos")
     axis.grid(alpha=0.3)
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
-    plt.close(figure)
-    return buffer.getvalue()
+    return figure_png(figure)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -197,7 +197,8 @@ def load_eval_metrics(path: str | Path) -> dict[str, dict]:
 # ----------------------------------------------------------------------------- plots
 
 
-def _png(figure) -> bytes:
+def figure_png(figure) -> bytes:
+    """The figure as PNG bytes (closed afterwards)."""
     import matplotlib.pyplot as plt
 
     buffer = io.BytesIO()
@@ -222,7 +223,7 @@ def plot_latency(report: BenchmarkReport) -> bytes:
             axis.set_yticks(range(1, len(data) + 1), [d[0] for d in data], fontsize=8)
         axis.set_xlabel("inference latency (ms), measured on this host")
         axis.set_title(f"kernels: {kind}", fontsize=9)
-    return _png(figure)
+    return figure_png(figure)
 
 
 def plot_op_breakdown(report: BenchmarkReport, top: int = 7) -> bytes:
@@ -260,7 +261,7 @@ def plot_op_breakdown(report: BenchmarkReport, top: int = 7) -> bytes:
         axis.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.25), ncol=4)
     else:
         axis.text(0.5, 0.5, "no op profile (--no-op-profile)", ha="center", transform=axis.transAxes)
-    return _png(figure)
+    return figure_png(figure)
 
 
 def plot_tradeoff(report: BenchmarkReport) -> bytes:
@@ -293,7 +294,7 @@ def plot_tradeoff(report: BenchmarkReport) -> bytes:
     if not any(m.metrics for m in report.models):
         axis.set_title("mAP: pass --eval eval.json from `ktpconvert evaluate --json`", fontsize=8)
     axis.legend(fontsize=7)
-    return _png(figure)
+    return figure_png(figure)
 
 
 # ----------------------------------------------------------------------------- text
