@@ -16,9 +16,13 @@ op profiler, and the ``benchmark_model`` binary is not available here. So
 every runtime op is rebuilt as a one-op .tflite (same tensors, weights and
 options), fed the exact tensors it sees in the full model (captured with
 ``experimental_preserve_all_tensors``), and timed under the same kernels and
-threads. The sum of those times is reported next to the full-model p50
-(``coverage``); it differs from it by op fusion across ops, cache effects
-and per-invoke overhead, so treat the breakdown as shares, not exact times.
+threads. The ops and the full model are timed in interleaved rounds (each
+round: the full model once, then every op once, in graph order), so a burst
+of load from other processes or a clock change falls on both alike; the sum
+of the ops' medians is reported next to the full model's median from the
+same rounds (``coverage``). It differs from 1 by op fusion across ops,
+cache effects and per-invoke overhead, so treat the breakdown as shares,
+not exact times.
 """
 
 from __future__ import annotations
@@ -91,7 +95,7 @@ class HostConfig:
       kernels: "xnnpack" (LiteRT's default delegate) or "builtin" (reference
         and optimized builtin kernels, no default delegate).
       op_profile: also time every op alone (see the module notes).
-      op_runs: timed runs per isolated op.
+      op_runs: timed rounds of the op profile (each: the full model once, then every op once).
       seed: seed of the fixed input.
     """
 
@@ -125,7 +129,11 @@ class OpTiming:
 
 @dataclasses.dataclass(frozen=True)
 class OpProfile:
-    """Isolated-op timings of one model and how they add up."""
+    """Isolated-op timings of one model and how they add up.
+
+    ``model_p50_ms`` is the full model's median over the same interleaved rounds
+    as the ops, not the main latency run's p50.
+    """
 
     method: str
     ops: tuple[OpTiming, ...]
@@ -376,8 +384,12 @@ def _has_data(buffer) -> bool:
     return (data is not None and len(data) > 0) or bool(getattr(buffer, "size", 0))
 
 
-def isolated_op_profile(model: bytes, inputs: dict, config: HostConfig, model_p50_ms: float) -> OpProfile:
-    """Time every runtime op of subgraph 0 alone on the tensors it sees in the full model."""
+def isolated_op_profile(model: bytes, full, inputs: dict, config: HostConfig) -> OpProfile:
+    """Time every runtime op of subgraph 0 alone on the tensors it sees in the full model.
+
+    ``full`` is the full model's interpreter with ``inputs`` set; it is timed in
+    the same interleaved rounds as the ops (``config.op_runs`` rounds).
+    """
     import numpy as np
     from ai_edge_litert import schema_py_generated as schema
 
@@ -395,7 +407,7 @@ def isolated_op_profile(model: bytes, inputs: dict, config: HostConfig, model_p5
         if not cost.runtime
         for t in model_t.subgraphs[0].operators[cost.index].outputs
     }
-    timings = []
+    runtime_ops, interpreters = [], []
     for cost in costs.ops:
         if not cost.runtime:
             continue
@@ -406,13 +418,19 @@ def isolated_op_profile(model: bytes, inputs: dict, config: HostConfig, model_p5
         for detail in interpreter.get_input_details():
             interpreter.set_tensor(detail["index"], capture.get_tensor(detail["index"]))
         interpreter.invoke()
-        timings.append(
-            OpTiming(
-                cost.index, cost.op, cost.dtype, float(np.median(_time_invokes(interpreter, config.op_runs)))
-            )
-        )
-        del interpreter
-    return OpProfile(method="isolated-op", ops=tuple(timings), model_p50_ms=model_p50_ms)
+        runtime_ops.append(cost)
+        interpreters.append(interpreter)
+    del capture
+    model_samples, op_samples = [], [[] for _ in interpreters]
+    for _ in range(config.op_runs):
+        model_samples += _time_invokes(full, 1)
+        for samples, interpreter in zip(op_samples, interpreters):
+            samples += _time_invokes(interpreter, 1)
+    timings = tuple(
+        OpTiming(cost.index, cost.op, cost.dtype, float(np.median(samples)))
+        for cost, samples in zip(runtime_ops, op_samples)
+    )
+    return OpProfile(method="isolated-op", ops=timings, model_p50_ms=float(np.median(model_samples)))
 
 
 def _status_kb(field: str) -> int | None:
@@ -487,7 +505,7 @@ def measure_in_process(path: str | Path, config: HostConfig) -> HostResult:
     profile = None
     if config.op_profile:
         print(f"{path.name}: timing each op alone", file=sys.stderr)
-        profile = isolated_op_profile(model, inputs, config, latency.p50_ms)
+        profile = isolated_op_profile(model, interpreter, inputs, config)
     return HostResult(
         model=str(path),
         size_bytes=len(model),

@@ -46,8 +46,9 @@ def host_note(host: dict) -> str:
 
 OP_PROFILE_NOTE = (
     "Per-op-type times are isolated-op timings: each op rebuilt as a one-op model, fed the tensors it "
-    "sees in the full model and timed alone with the same kernels and threads. Their sum differs from "
-    "the full-model time (coverage) by fusion, caches and per-invoke overhead; read them as shares."
+    "sees in the full model and timed alone with the same kernels and threads, in rounds interleaved with "
+    "runs of the full model. Their sum differs from the full model's median in those rounds (coverage) "
+    "by fusion, caches and per-invoke overhead; read them as shares."
 )
 
 
@@ -454,8 +455,8 @@ def markdown(report: BenchmarkReport, images: dict[str, str] | None = None) -> s
         for m, h in profiled:
             prof = h.op_profile
             parts += [
-                f"**{m.name}** ({h.kernels}): op sum {_ms(prof.total_ms)} ms vs full model p50 "
-                f"{_ms(prof.model_p50_ms)} ms (coverage {prof.coverage:.2f})",
+                f"**{m.name}** ({h.kernels}): op sum {_ms(prof.total_ms)} ms vs full model "
+                f"{_ms(prof.model_p50_ms)} ms in the same rounds (coverage {prof.coverage:.2f})",
                 "",
                 _table(
                     ["op type", "count", "ms", "%"],

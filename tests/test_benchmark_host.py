@@ -93,7 +93,8 @@ def test_host_measurement_and_op_profile_add_up(models):
     assert set(types) >= {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"}
     assert types["CONV_2D"]["count"] == 3 and types["DEPTHWISE_CONV_2D"]["count"] == 2
     assert sum(row["percent"] for row in types.values()) == pytest.approx(100.0)
-    # the isolated ops add up to the full-model time within fusion/cache/overhead effects
+    # the isolated ops add up to the full-model time of the same interleaved rounds, within
+    # fusion/cache/overhead effects (CI once saw 1.66 when the two were timed apart)
     assert 0.6 <= profile.coverage <= 1.6, (profile.total_ms, result.latency.p50_ms)
 
 
