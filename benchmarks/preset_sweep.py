@@ -3,11 +3,12 @@
 Usage::
 
     nohup python -m ktp_tflite.benchmarks.preset_sweep --out runs/sweep \\
-        --variants 320x0.75,256x0.75,384x0.75,320x0.5,320x1.0 --steps 3000 \\
+        --variants 320x0.75,256x0.75,384x0.75,320x0.5,320x1.0,320x0.75@1 --steps 3000 \\
         > runs/sweep.log 2>&1 &
 
 Each variant is the ``ktp`` preset with another input size and width
-multiplier, trained from scratch with the reference run's settings (IoU
+multiplier (``@SEED``: trained again with another seed of the initial weights,
+data order and augmentation, which measures run-to-run noise), trained from scratch with the reference run's settings (IoU
 matching 0.4/0.3, Adam 2e-3 cosine to ``--steps``, batch 8) on the same
 rendered photos (``--train-images`` of ``--train-seed``), evaluated on
 ``--val-images`` of ``--val-seed`` (COCO mAP, float Keras model, after
@@ -19,33 +20,43 @@ depend on the calibration, its accuracy is not measured here.
 
 Every variant trains in its own run folder and resumes from its newest
 checkpoint, so the script can be stopped and re-run with the same arguments.
-Writes ``OUT/sweep.json``, ``OUT/sweep.md`` (one row per variant) and
-``OUT/sweep.png`` (mAP against projected Pixel 4 int8 latency). All
-variants share one step budget: the table compares architectures at equal
-training cost, which is what a user with a CPU has.
+Writes ``OUT/sweep.json``, ``OUT/sweep.md`` (one row per variant, then the
+choice by the rule of :func:`choose`) and ``OUT/sweep.png`` (mAP against
+projected Pixel 4 int8 latency). All variants share one step budget: the
+table compares architectures at equal training cost, which is what a user
+with a CPU has.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
 
 PROFILES = ("pixel4", "pixel6")
+BUDGET_PROFILE = "pixel4"
+BUDGET_MS = 20.0  # the benchmark issue's target for the default int8 model on the pixel4 profile
 
 
 def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def parse_variant(text: str) -> tuple[int, float]:
-    """``"320x0.75"`` -> (320, 0.75)."""
-    size, _, width = text.partition("x")
+def parse_variant(text: str) -> tuple[int, float, int]:
+    """``"320x0.75"`` -> (320, 0.75, 0); ``"320x0.75@1"`` -> (320, 0.75, 1): size, width, seed."""
+    architecture, _, seed = text.partition("@")
+    size, _, width = architecture.partition("x")
     try:
-        return int(size), float(width)
+        return int(size), float(width), int(seed or 0)
     except ValueError:
-        raise SystemExit(f"variant {text!r}: write SIZExWIDTH, e.g. 320x0.75") from None
+        raise SystemExit(f"variant {text!r}: write SIZExWIDTH[@SEED], e.g. 320x0.75 or 320x0.75@1") from None
+
+
+def variant_name(size: int, width: float, seed: int = 0) -> str:
+    """Run folder and table name: ``320x0.75``, or ``320x0.75@1`` for another seed."""
+    return f"{size}x{width:g}" + (f"@{seed}" if seed else "")
 
 
 def projections(model: bytes, name: str) -> dict[str, dict]:
@@ -84,20 +95,20 @@ def _int8_for_cost(saved_model: Path) -> bytes:
     return convert_model(source, QuantizeConfig(ranges="minmax"), data).model
 
 
-def run_variant(out: Path, size: int, width: float, args, train_data, val_data) -> dict:
+def run_variant(out: Path, size: int, width: float, seed: int, args, train_data, val_data) -> dict:
     """Train (or resume), evaluate, export and project one variant."""
     from ktp_tflite.benchmarks.train_reference import export_run
     from ktp_tflite.train import config as config_lib
     from ktp_tflite.train.model import build_model, count_parameters
     from ktp_tflite.train.trainer import latest_checkpoint, train
 
-    name = f"{size}x{width:g}"
+    name = variant_name(size, width, seed)
     run_dir = out / name / "run"
     run_dir.parent.mkdir(parents=True, exist_ok=True)
     config = config_lib.with_overrides(
         config_lib.preset("ktp"), input_size=size, width_multiplier=width,
         steps=args.steps, eval_every=0, checkpoint_every=250,
-        matched_threshold=0.4, unmatched_threshold=0.3,
+        matched_threshold=0.4, unmatched_threshold=0.3, seed=seed,
     )
     result = train(config, train_data, run_dir, val_data=val_data,
                    resume=latest_checkpoint(run_dir) is not None)
@@ -110,6 +121,8 @@ def run_variant(out: Path, size: int, width: float, args, train_data, val_data) 
     int8_model = _int8_for_cost(export_dir / "saved_model")
     return {
         "variant": name,
+        "architecture": variant_name(size, width),
+        "seed": seed,
         "input_size": size,
         "width": width,
         "parameters": count_parameters(build_model(config.model)),
@@ -123,6 +136,78 @@ def run_variant(out: Path, size: int, width: float, args, train_data, val_data) 
         "projected_int8": projections(int8_model, f"{name} int8"),
         "training_images_per_second": round(_median_rate(run_dir / "history.jsonl"), 2),
     }
+
+
+@dataclasses.dataclass(frozen=True)
+class Architecture:
+    """One size x width over the seeds it was trained with."""
+
+    name: str
+    maps: tuple[float, ...]
+    ms: float  # projected int8 latency on the budget profile
+    band_percent: float
+
+    @property
+    def mean_map(self) -> float:
+        return sum(self.maps) / len(self.maps)
+
+    @property
+    def worst_case_ms(self) -> float:
+        """The projection at the upper edge of its error band."""
+        return self.ms * (1 + self.band_percent / 100)
+
+
+@dataclasses.dataclass(frozen=True)
+class Choice:
+    architecture: str
+    noise: float | None  # largest mAP spread between seeds of one architecture (None: one seed each)
+    candidates: tuple[Architecture, ...]
+
+
+def choose(rows: list[dict], budget_ms: float = BUDGET_MS, profile: str = BUDGET_PROFILE) -> Choice:
+    """Pick the preset by the rule written in :data:`CHOICE_RULE`.
+
+    Raises:
+      ValueError: no architecture stays within the budget at its band's upper edge.
+    """
+    grouped: dict[str, list[dict]] = {}
+    for row in rows:
+        grouped.setdefault(row["architecture"], []).append(row)
+    candidates = tuple(
+        Architecture(name, tuple(r["map"] for r in group), group[0]["projected_int8"][profile]["ms"],
+                     group[0]["projected_int8"][profile]["band_percent"])
+        for name, group in grouped.items()
+    )
+    spreads = [max(a.maps) - min(a.maps) for a in candidates if len(a.maps) > 1]
+    noise = max(spreads) if spreads else None
+    eligible = [a for a in candidates if a.worst_case_ms <= budget_ms]
+    if not eligible:
+        raise ValueError(f"no variant stays under {budget_ms:g} ms ({profile} int8) at its band's upper edge")
+    best = max(a.mean_map for a in eligible)
+    within_noise = [a for a in eligible if a.mean_map >= best - (noise or 0.0)]
+    return Choice(min(within_noise, key=lambda a: a.ms).name, noise, candidates)
+
+
+CHOICE_RULE = (
+    "Rule: among the architectures whose projected {profile} int8 latency stays within {budget:g} ms "
+    "even at the upper edge of its error band, take the best mean mAP@[.5:.95] over its seeds; if a "
+    "faster one is within the run-to-run noise (the largest spread between seeds of one architecture) "
+    "of that, take the faster one."
+)
+
+
+def choice_markdown(rows: list[dict], budget_ms: float = BUDGET_MS, profile: str = BUDGET_PROFILE) -> str:
+    choice = choose(rows, budget_ms, profile)
+    lines = ["## Choice", "", CHOICE_RULE.format(profile=profile, budget=budget_ms), "",
+             f"| architecture | seeds | mean mAP | {profile} int8 ms | upper edge ms | within budget |",
+             "|---|---|---|---|---|---|"]
+    for a in sorted(choice.candidates, key=lambda a: a.ms):
+        lines.append(f"| {a.name} | {len(a.maps)} | {a.mean_map:.3f} | {a.ms:.1f} | {a.worst_case_ms:.1f} | "
+                     f"{'yes' if a.worst_case_ms <= budget_ms else 'no'} |")
+    noise = (f"run-to-run noise {choice.noise:.3f} mAP" if choice.noise is not None
+             else "run-to-run noise not measured (one seed per architecture)")
+    lines += ["", f"Chosen: **{choice.architecture}** ({noise})."]
+    return "\n".join(lines) + "\n"
 
 
 def markdown(rows: list[dict], args) -> str:
@@ -145,7 +230,11 @@ def markdown(rows: list[dict], args) -> str:
         lines.append(f"| {row['variant']} | {row['parameters'] / 1e6:.2f} M | {size} | {row['map']:.3f} | "
                      f"{row['map50']:.3f} | {row['map75']:.3f} | " + " | ".join(cells)
                      + f" | {row['training_images_per_second']:.1f} |")
-    return "\n".join(lines) + "\n"
+    table = "\n".join(lines) + "\n"
+    try:
+        return table + "\n" + choice_markdown(rows)
+    except ValueError as error:
+        return table + f"\n## Choice\n\n{error}\n"
 
 
 def plot(rows: list[dict], profile: str = PROFILES[0]) -> bytes:
@@ -173,7 +262,8 @@ def plot(rows: list[dict], profile: str = PROFILES[0]) -> bytes:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--variants", default="320x0.75,256x0.75,384x0.75,320x0.5,320x1.0")
+    parser.add_argument("--variants", default="320x0.75,256x0.75,384x0.75,320x0.5,320x1.0,320x0.75@1",
+                        help="SIZExWIDTH[@SEED], comma-separated")
     parser.add_argument("--steps", type=int, default=3000)
     parser.add_argument("--train-images", type=int, default=8000)
     parser.add_argument("--train-seed", type=int, default=1)
@@ -194,9 +284,9 @@ def main(argv: list[str] | None = None) -> int:
     val_data = rendered_dataset(args.out / "data" / f"val_{args.val_seed}_{args.val_images}",
                          args.val_images, args.val_seed, args.render_workers)
     rows = []
-    for size, width in variants:
-        _log(f"variant {size}x{width:g}")
-        rows.append(run_variant(args.out, size, width, args, train_data, val_data))
+    for size, width, seed in variants:
+        _log(f"variant {variant_name(size, width, seed)}")
+        rows.append(run_variant(args.out, size, width, seed, args, train_data, val_data))
         atomic_write_bytes(args.out / "sweep.json", (json.dumps(rows, indent=2) + "\n").encode())
         atomic_write_bytes(args.out / "sweep.md", markdown(rows, args).encode())
         atomic_write_bytes(args.out / "sweep.png", plot(rows))

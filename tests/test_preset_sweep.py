@@ -5,15 +5,16 @@ import json
 
 import pytest
 
-from ktp_tflite.benchmarks.preset_sweep import _median_rate, markdown, parse_variant, plot
+from ktp_tflite.benchmarks.preset_sweep import _median_rate, choose, markdown, parse_variant, plot
 
 
-def _row(variant, int8_bytes, float_bytes, ms_int8, ms_float):
+def _row(variant, int8_bytes, float_bytes, ms_int8, ms_float, mean_ap=0.6431):
     def projected(ms):
         return {p: {"ms": ms, "band_percent": 62.0, "text": ""} for p in ("pixel4", "pixel6")}
 
     return {
-        "variant": variant, "parameters": 2_490_000, "map": 0.6431, "map50": 0.9333, "map75": 0.7529,
+        "variant": variant, "architecture": variant.partition("@")[0], "parameters": 2_490_000,
+        "map": mean_ap, "map50": 0.9333, "map75": 0.7529,
         "float_bytes": float_bytes, "int8_bytes": int8_bytes,
         "projected_float": projected(ms_float), "projected_int8": projected(ms_int8),
         "training_images_per_second": 9.81,
@@ -23,18 +24,45 @@ def _row(variant, int8_bytes, float_bytes, ms_int8, ms_float):
 def test_table_row_holds_the_measured_values():
     args = argparse.Namespace(steps=3000, train_images=8000, train_seed=1, val_images=500, val_seed=1000)
     text = markdown([_row("320x0.75", 3_085_775, 10_053_432, 9.24, 20.04)], args)
-    header, rule, row = text.splitlines()[-3:]
+    header, rule, row = text.split("\n\n## Choice")[0].splitlines()[-3:]
     assert header.count("|") == rule.count("|") == row.count("|")
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert cells[:6] == ["320x0.75", "2.49 M", "3.09 MB (30.7 %)", "0.643", "0.933", "0.753"]
     assert cells[6] == "9.2 / 20.0 (+-62 %)" and cells[-1] == "9.8"
     assert "3000 steps each" in text and "(seed 1000)" in text
+    assert "Chosen: **320x0.75** (run-to-run noise not measured" in text
 
 
 def test_variant_names_parse_or_fail_clearly():
-    assert parse_variant("384x0.5") == (384, 0.5)
-    with pytest.raises(SystemExit, match="SIZExWIDTH"):
-        parse_variant("384-0.5")
+    assert parse_variant("384x0.5") == (384, 0.5, 0)
+    assert parse_variant("320x0.75@2") == (320, 0.75, 2)
+    for bad in ("384-0.5", "320x0.75@x"):
+        with pytest.raises(SystemExit, match="SIZExWIDTH"):
+            parse_variant(bad)
+
+
+def test_choice_keeps_the_budget_at_the_band_edge_and_prefers_speed_within_noise():
+    rows = [
+        _row("384x1", 3_900_000, 13_000_000, 17.4, 38.0, mean_ap=0.70),  # 28.2 ms at +62 %: out
+        _row("320x1", 3_600_000, 12_000_000, 12.2, 27.0, mean_ap=0.655),  # 19.8 ms: in
+        _row("320x0.75", 3_085_775, 10_053_432, 9.24, 20.04, mean_ap=0.643),
+        _row("320x0.75@1", 3_085_775, 10_053_432, 9.24, 20.04, mean_ap=0.637),
+        _row("256x0.75", 2_990_000, 9_980_000, 6.0, 12.9, mean_ap=0.535),
+    ]
+    # noise: 0.643 - 0.637 = 0.006; 320x1 leads 320x0.75 (mean 0.640) by 0.015 > noise
+    choice = choose(rows)
+    assert choice.architecture == "320x1" and choice.noise == pytest.approx(0.006)
+    # with a larger spread between seeds the faster 320x0.75 is within noise of 320x1
+    rows[3] = _row("320x0.75@1", 3_085_775, 10_053_432, 9.24, 20.04, mean_ap=0.613)
+    assert choose(rows).architecture == "320x0.75"
+    assert choose(rows, budget_ms=15.0).architecture == "320x0.75"  # 320x1 drops out
+    with pytest.raises(ValueError, match="no variant stays under 5 ms"):
+        choose(rows, budget_ms=5.0)
+    table = markdown(rows, argparse.Namespace(steps=3000, train_images=8000, train_seed=1, val_images=500,
+                                              val_seed=1000))
+    assert "| 384x1 | 1 | 0.700 | 17.4 | 28.2 | no |" in table
+    assert "| 320x0.75 | 2 | 0.628 | 9.2 | 15.0 | yes |" in table
+    assert "Chosen: **320x0.75** (run-to-run noise 0.030 mAP)." in table
 
 
 def test_training_rate_is_the_median_over_every_session(tmp_path):

@@ -19,6 +19,7 @@ from ktp_tflite.train.trainer import (
     HISTORY_FILE,
     METRICS_FILE,
     RunDirError,
+    build_seeded_model,
     reestimate_batch_norm,
     restore_model,
     train,
@@ -58,6 +59,20 @@ def test_loss_decreases_and_resume_continues_the_step_count(tmp_path, small_synt
     restored_config, model = restore_model(run_dir)
     assert restored_config.train.steps == 25
     assert model.outputs[0].shape[1:] == (150, 4)
+
+
+def test_seed_fixes_the_initial_weights():
+    config = preset("tiny").model
+
+    def weights(seed):
+        return [w.numpy() for w in build_seeded_model(config, seed).weights]
+
+    first, again, other = weights(3), weights(3), weights(4)
+    for a, b in zip(first, again):
+        np.testing.assert_array_equal(a, b)
+    random_kernels = [k for k, w in enumerate(first) if w.ndim == 4 and np.std(w) > 0]
+    assert random_kernels
+    assert not any(np.array_equal(first[k], other[k]) for k in random_kernels)
 
 
 def test_config_json_round_trip_and_errors():

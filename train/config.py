@@ -253,7 +253,7 @@ class TrainConfig:
       bn_reestimate_images: training images used to re-estimate batch-norm
         statistics at the end of training (0 disables it).
       shuffle_buffer: tf.data shuffle buffer (examples).
-      seed: random seed of shuffling and augmentation.
+      seed: random seed of the initial weights, shuffling and augmentation.
       augment: augmentation settings.
     """
 

@@ -364,6 +364,16 @@ def restore_with_new_class_heads(model, stored: ModelConfig, prefix: str, step) 
     return fresh
 
 
+def build_seeded_model(model_config: ModelConfig, seed: int) -> tf.keras.Model:
+    """The model with its initial weights fixed by ``seed`` (Python, NumPy and TF seeds).
+
+    Runs that differ only in ``seed`` differ in initial weights, data order and
+    augmentation: the spread of their metrics is the run-to-run noise.
+    """
+    tf.keras.utils.set_random_seed(seed)
+    return build_model(model_config)
+
+
 def train(
     config: RunConfig,
     train_data: Dataset,
@@ -393,7 +403,7 @@ def train(
         raise KtpError(f"batch size {tc.batch_size} is not divisible by {replicas} replicas")
 
     with strategy.scope():
-        model = build_model(config.model)
+        model = build_seeded_model(config.model, tc.seed)
         optimizer, schedule = make_optimizer(tc)
         # Create the slot variables now so that a restore fills them (no deferred restore).
         optimizer.build(model.trainable_variables)

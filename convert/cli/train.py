@@ -65,12 +65,14 @@ def _echo_json(data: dict) -> None:
               help="Steps between checkpoints.")
 @click.option("--eval-every", type=click.IntRange(min=0), default=None,
               help="Steps between validation runs (0: only at the end).")
+@click.option("--seed", type=int, default=None,
+              help="Seed of the initial weights, shuffling and augmentation (preset: 0).")
 @click.option("--skip-bad", is_flag=True, help="Leave out unreadable records instead of failing.")
 def train_command(data_path: Path, val_path: Path | None, run_dir: Path, preset: str,
                   steps: int | None, epochs: float | None, batch_size: int | None,
                   learning_rate: float | None, width: float | None, ssdlite: bool, resume: bool,
                   backbone_weights: str, strategy: str, checkpoint_every: int | None,
-                  eval_every: int | None, skip_bad: bool) -> None:
+                  eval_every: int | None, seed: int | None, skip_bad: bool) -> None:
     """Train the SSD MobileNetV2 detector; prints a JSON summary on stdout."""
     if steps is not None and epochs is not None:
         raise click.UsageError("pass either --steps or --epochs, not both")
@@ -91,7 +93,7 @@ def train_command(data_path: Path, val_path: Path | None, run_dir: Path, preset:
     config = config_lib.with_overrides(
         config, width_multiplier=width, ssdlite=ssdlite, steps=steps, batch_size=batch_size,
         learning_rate=learning_rate, checkpoint_every=checkpoint_every, eval_every=eval_every,
-        keras_backbone_layout=keras_layout,
+        seed=seed, keras_backbone_layout=keras_layout,
     )
     if keras_layout and not resume:
         click.echo("--backbone-weights: building the backbone in the Keras MobileNetV2 layout "
