@@ -38,7 +38,8 @@ def exported(tmp_path_factory, small_synth):
     write_coco(small_synth, folder / "coco")
     runner = CliRunner()
     result = runner.invoke(main, ["train", "--data", str(folder / "coco"), "--out",
-                                  str(folder / "run"), "--preset", "tiny", "--steps", "3"])
+                                  str(folder / "run"), "--preset", "tiny", "--steps", "3",
+                                  "--input-size", "128"])
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert summary["last_step"] == 3
@@ -53,7 +54,7 @@ def test_export_writes_the_folder_and_refuses_to_overwrite(exported):
     assert (out / "labels.txt").read_text().splitlines()[0] == "nik"
     info = json.loads((out / "export.json").read_text())
     assert info["postprocess"]["score_threshold"] == 1e-8
-    assert info["input_size"] == [96, 96]
+    assert info["input_size"] == [128, 128]  # --input-size over the preset's 96
     assert not [p for p in exported.iterdir() if p.name.startswith(".exp")]  # no staging left
     result = CliRunner().invoke(main, ["export", str(exported / "run"), "--out", str(out)])
     assert result.exit_code == 1 and "--force" in result.output
@@ -71,7 +72,7 @@ def test_float_tflite_has_one_postprocess_op_and_frozen_weights(exported):
     assert len(data) > 0.5 * 4 * count_parameters(model)  # weights are in the file
     interpreter = Interpreter(model_content=data)
     inputs = interpreter.get_input_details()
-    assert inputs[0]["dtype"] == np.float32 and list(inputs[0]["shape"]) == [1, 96, 96, 3]
+    assert inputs[0]["dtype"] == np.float32 and list(inputs[0]["shape"]) == [1, 128, 128, 3]
     outputs = interpreter.get_output_details()
     assert [o["dtype"] for o in outputs] == [np.float32] * 4
     assert [list(o["shape"]) for o in outputs] == [[1, 10, 4], [1, 10], [1, 10], [1]]
@@ -89,7 +90,7 @@ def test_float_tflite_matches_the_keras_model_on_rendered_images(exported, small
     image_index = interpreter.get_input_details()[0]["index"]
     outputs = interpreter.get_output_details()
     for example in small_synth.examples[:3]:
-        image = to_model_input(resize_rgb(example.load_rgb(), 96, 96))[None]
+        image = to_model_input(resize_rgb(example.load_rgb(), 128, 128))[None]
         interpreter.set_tensor(image_index, image)
         interpreter.invoke()
         boxes, classes, scores, count = (interpreter.get_tensor(o["index"]) for o in outputs)

@@ -52,6 +52,9 @@ def _echo_json(data: dict) -> None:
               help="Peak learning rate [default: the preset's].")
 @click.option("--width", type=click.FloatRange(0.35, 1.0), default=None,
               help="MobileNetV2 width multiplier [default: the preset's].")
+@click.option("--input-size", type=click.IntRange(min=32), default=None,
+              help="Square input size in pixels (preset: ktp 320, coco-parity 300); "
+                   "see benchmarks/results/preset_sweep.md for what it costs and gains.")
 @click.option("--ssdlite", is_flag=True, help="Depthwise (SSDLite) heads and extra layers.")
 @click.option("--resume", is_flag=True,
               help="Continue the newest checkpoint in --out (also a run from `import-tf1`: when its "
@@ -70,7 +73,8 @@ def _echo_json(data: dict) -> None:
 @click.option("--skip-bad", is_flag=True, help="Leave out unreadable records instead of failing.")
 def train_command(data_path: Path, val_path: Path | None, run_dir: Path, preset: str,
                   steps: int | None, epochs: float | None, batch_size: int | None,
-                  learning_rate: float | None, width: float | None, ssdlite: bool, resume: bool,
+                  learning_rate: float | None, width: float | None, input_size: int | None,
+                  ssdlite: bool, resume: bool,
                   backbone_weights: str, strategy: str, checkpoint_every: int | None,
                   eval_every: int | None, seed: int | None, skip_bad: bool) -> None:
     """Train the SSD MobileNetV2 detector; prints a JSON summary on stdout."""
@@ -91,9 +95,9 @@ def train_command(data_path: Path, val_path: Path | None, run_dir: Path, preset:
         steps = math.ceil(epochs * len(train_data) / batch)
     keras_layout = backbone_weights != "none"
     config = config_lib.with_overrides(
-        config, width_multiplier=width, ssdlite=ssdlite, steps=steps, batch_size=batch_size,
-        learning_rate=learning_rate, checkpoint_every=checkpoint_every, eval_every=eval_every,
-        seed=seed, keras_backbone_layout=keras_layout,
+        config, width_multiplier=width, input_size=input_size, ssdlite=ssdlite, steps=steps,
+        batch_size=batch_size, learning_rate=learning_rate, checkpoint_every=checkpoint_every,
+        eval_every=eval_every, seed=seed, keras_backbone_layout=keras_layout,
     )
     if keras_layout and not resume:
         click.echo("--backbone-weights: building the backbone in the Keras MobileNetV2 layout "
