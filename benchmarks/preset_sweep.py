@@ -95,21 +95,38 @@ def _int8_for_cost(saved_model: Path) -> bytes:
     return convert_model(source, QuantizeConfig(ranges="minmax"), data).model
 
 
+def _variant_config(size: int, width: float, seed: int, steps: int):
+    from ktp_tflite.train import config as config_lib
+
+    return config_lib.with_overrides(
+        config_lib.preset("ktp"), input_size=size, width_multiplier=width,
+        steps=steps, eval_every=0, checkpoint_every=250,
+        matched_threshold=0.4, unmatched_threshold=0.3, seed=seed,
+    )
+
+
+def _model_columns(export_dir: Path, name: str) -> dict:
+    """Sizes and projected latencies of an exported variant."""
+    float_model = (export_dir / "model_float.tflite").read_bytes()
+    int8_model = _int8_for_cost(export_dir / "saved_model")
+    return {
+        "float_bytes": len(float_model),
+        "int8_bytes": len(int8_model),
+        "projected_float": projections(float_model, f"{name} float"),
+        "projected_int8": projections(int8_model, f"{name} int8"),
+    }
+
+
 def run_variant(out: Path, size: int, width: float, seed: int, args, train_data, val_data) -> dict:
     """Train (or resume), evaluate, export and project one variant."""
     from ktp_tflite.benchmarks.train_reference import export_run
-    from ktp_tflite.train import config as config_lib
     from ktp_tflite.train.model import build_model, count_parameters
     from ktp_tflite.train.trainer import latest_checkpoint, train
 
     name = variant_name(size, width, seed)
     run_dir = out / name / "run"
     run_dir.parent.mkdir(parents=True, exist_ok=True)
-    config = config_lib.with_overrides(
-        config_lib.preset("ktp"), input_size=size, width_multiplier=width,
-        steps=args.steps, eval_every=0, checkpoint_every=250,
-        matched_threshold=0.4, unmatched_threshold=0.3, seed=seed,
-    )
+    config = _variant_config(size, width, seed, args.steps)
     result = train(config, train_data, run_dir, val_data=val_data,
                    resume=latest_checkpoint(run_dir) is not None)
     # Already trained to the budget: the run folder holds the final evaluation.
@@ -117,8 +134,6 @@ def run_variant(out: Path, size: int, width: float, seed: int, args, train_data,
     export_dir = out / name / "export"
     if not (export_dir / "model_float.tflite").is_file():
         export_run(run_dir, export_dir)
-    float_model = (export_dir / "model_float.tflite").read_bytes()
-    int8_model = _int8_for_cost(export_dir / "saved_model")
     return {
         "variant": name,
         "architecture": variant_name(size, width),
@@ -130,11 +145,28 @@ def run_variant(out: Path, size: int, width: float, seed: int, args, train_data,
         "map": round(stored["map"], 4),
         "map50": round(stored["map50"], 4),
         "map75": round(stored["map75"], 4),
-        "float_bytes": len(float_model),
-        "int8_bytes": len(int8_model),
-        "projected_float": projections(float_model, f"{name} float"),
-        "projected_int8": projections(int8_model, f"{name} int8"),
+        **_model_columns(export_dir, name),
         "training_images_per_second": round(_median_rate(run_dir / "history.jsonl"), 2),
+    }
+
+
+def project_variant(out: Path, size: int, width: float) -> dict:
+    """Size and projected latency of an untrained variant (latency does not depend on the weights)."""
+    from ktp_tflite.benchmarks.train_reference import export_model
+    from ktp_tflite.train.model import count_parameters
+    from ktp_tflite.train.trainer import build_seeded_model
+
+    name = variant_name(size, width)
+    config = _variant_config(size, width, 0, 0)
+    export_dir = out / name / "export-untrained"
+    export_dir.parent.mkdir(parents=True, exist_ok=True)
+    model = build_seeded_model(config.model, 0)
+    if not (export_dir / "model_float.tflite").is_file():
+        export_model(model, config.model, export_dir)
+    return {
+        "variant": name, "architecture": name, "seed": 0, "input_size": size, "width": width,
+        "parameters": count_parameters(model), "steps": 0, "map": None, "map50": None, "map75": None,
+        **_model_columns(export_dir, name), "training_images_per_second": None,
     }
 
 
@@ -148,8 +180,8 @@ class Architecture:
     band_percent: float
 
     @property
-    def mean_map(self) -> float:
-        return sum(self.maps) / len(self.maps)
+    def mean_map(self) -> float | None:
+        return sum(self.maps) / len(self.maps) if self.maps else None
 
     @property
     def worst_case_ms(self) -> float:
@@ -174,7 +206,8 @@ def choose(rows: list[dict], budget_ms: float = BUDGET_MS, profile: str = BUDGET
     for row in rows:
         grouped.setdefault(row["architecture"], []).append(row)
     candidates = tuple(
-        Architecture(name, tuple(r["map"] for r in group), group[0]["projected_int8"][profile]["ms"],
+        Architecture(name, tuple(r["map"] for r in group if r["map"] is not None),
+                     group[0]["projected_int8"][profile]["ms"],
                      group[0]["projected_int8"][profile]["band_percent"])
         for name, group in grouped.items()
     )
@@ -183,6 +216,9 @@ def choose(rows: list[dict], budget_ms: float = BUDGET_MS, profile: str = BUDGET
     eligible = [a for a in candidates if a.worst_case_ms <= budget_ms]
     if not eligible:
         raise ValueError(f"no variant stays under {budget_ms:g} ms ({profile} int8) at its band's upper edge")
+    untrained = [a.name for a in eligible if not a.maps]
+    if untrained:
+        raise ValueError(f"{', '.join(untrained)}: within the budget but not trained; train it to choose")
     best = max(a.mean_map for a in eligible)
     within_noise = [a for a in eligible if a.mean_map >= best - (noise or 0.0)]
     return Choice(min(within_noise, key=lambda a: a.ms).name, noise, candidates)
@@ -202,7 +238,8 @@ def choice_markdown(rows: list[dict], budget_ms: float = BUDGET_MS, profile: str
              f"| architecture | seeds | mean mAP | {profile} int8 ms | upper edge ms | within budget |",
              "|---|---|---|---|---|---|"]
     for a in sorted(choice.candidates, key=lambda a: a.ms):
-        lines.append(f"| {a.name} | {len(a.maps)} | {a.mean_map:.3f} | {a.ms:.1f} | {a.worst_case_ms:.1f} | "
+        mean = f"{a.mean_map:.3f}" if a.maps else "not trained"
+        lines.append(f"| {a.name} | {len(a.maps)} | {mean} | {a.ms:.1f} | {a.worst_case_ms:.1f} | "
                      f"{'yes' if a.worst_case_ms <= budget_ms else 'no'} |")
     noise = (f"run-to-run noise {choice.noise:.3f} mAP" if choice.noise is not None
              else "run-to-run noise not measured (one seed per architecture)")
@@ -227,9 +264,11 @@ def markdown(rows: list[dict], args) -> str:
         cells = [f"{row['projected_int8'][p]['ms']:.1f} / {row['projected_float'][p]['ms']:.1f} "
                  f"(+-{row['projected_int8'][p]['band_percent']:.0f} %)" for p in PROFILES]
         size = f"{row['int8_bytes'] / 1e6:.2f} MB ({100 * row['int8_bytes'] / row['float_bytes']:.1f} %)"
-        lines.append(f"| {row['variant']} | {row['parameters'] / 1e6:.2f} M | {size} | {row['map']:.3f} | "
-                     f"{row['map50']:.3f} | {row['map75']:.3f} | " + " | ".join(cells)
-                     + f" | {row['training_images_per_second']:.1f} |")
+        trained = row["map"] is not None
+        metrics = [f"{row[k]:.3f}" if trained else "not trained" for k in ("map", "map50", "map75")]
+        rate = f"{row['training_images_per_second']:.1f}" if trained else "-"
+        lines.append(f"| {row['variant']} | {row['parameters'] / 1e6:.2f} M | {size} | " + " | ".join(metrics)
+                     + " | " + " | ".join(cells) + f" | {rate} |")
     table = "\n".join(lines) + "\n"
     try:
         return table + "\n" + choice_markdown(rows)
@@ -248,15 +287,29 @@ def plot(rows: list[dict], profile: str = PROFILES[0]) -> bytes:
 
     figure, axis = plt.subplots(figsize=(6, 3.6))
     for row in rows:
+        if row["map"] is None:
+            continue
         ms = row["projected_int8"][profile]["ms"]
         axis.scatter(ms, row["map"], color="tab:blue")
         axis.annotate(f"{row['variant']}\n{row['int8_bytes'] / 1e6:.1f} MB int8", (ms, row["map"]),
                       fontsize=7, xytext=(4, 4), textcoords="offset points")
     band = rows[0]["projected_int8"][profile]["band_percent"] if rows else 0
+    if profile == BUDGET_PROFILE and rows:
+        axis.axvline(BUDGET_MS / (1 + band / 100), color="tab:red", linestyle="--", linewidth=1,
+                     label=f"{BUDGET_MS:g} ms budget at the band's upper edge")
+        axis.legend(fontsize=7, loc="lower right")
     axis.set_xlabel(f"{profile} CPU x4 int8 latency, projected (ms, +-{band:.0f} %)")
     axis.set_ylabel("mAP@[.5:.95], float, held-out photos")
     axis.grid(alpha=0.3)
     return figure_png(figure)
+
+
+def _write(out: Path, rows: list[dict], args) -> None:
+    from ktp_tflite.train.atomic_files import atomic_write_bytes
+
+    atomic_write_bytes(out / "sweep.json", (json.dumps(rows, indent=2) + "\n").encode())
+    atomic_write_bytes(out / "sweep.md", markdown(rows, args).encode())
+    atomic_write_bytes(out / "sweep.png", plot(rows))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -264,6 +317,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--variants", default="320x0.75,256x0.75,384x0.75,320x0.5,320x1.0,320x0.75@1",
                         help="SIZExWIDTH[@SEED], comma-separated")
+    parser.add_argument("--project-only", default="",
+                        help="SIZExWIDTH variants only sized and projected, not trained (random weights)")
     parser.add_argument("--steps", type=int, default=3000)
     parser.add_argument("--train-images", type=int, default=8000)
     parser.add_argument("--train-seed", type=int, default=1)
@@ -275,9 +330,9 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("--val-seed must differ from --train-seed")
 
     from ktp_tflite.benchmarks.train_reference import rendered_dataset
-    from ktp_tflite.train.atomic_files import atomic_write_bytes
 
     variants = [parse_variant(v) for v in args.variants.split(",") if v]
+    untrained = [parse_variant(v) for v in args.project_only.split(",") if v]
     (args.out / "data").mkdir(parents=True, exist_ok=True)
     train_data = rendered_dataset(args.out / "data" / f"train_{args.train_seed}_{args.train_images}",
                            args.train_images, args.train_seed, args.render_workers)
@@ -287,9 +342,11 @@ def main(argv: list[str] | None = None) -> int:
     for size, width, seed in variants:
         _log(f"variant {variant_name(size, width, seed)}")
         rows.append(run_variant(args.out, size, width, seed, args, train_data, val_data))
-        atomic_write_bytes(args.out / "sweep.json", (json.dumps(rows, indent=2) + "\n").encode())
-        atomic_write_bytes(args.out / "sweep.md", markdown(rows, args).encode())
-        atomic_write_bytes(args.out / "sweep.png", plot(rows))
+        _write(args.out, rows, args)
+    for size, width, _ in untrained:
+        _log(f"variant {variant_name(size, width)}: projection only")
+        rows.append(project_variant(args.out, size, width))
+        _write(args.out, rows, args)
     print(markdown(rows, args))
     return 0
 

@@ -90,14 +90,20 @@ def export_run(run_dir: Path, out: Path) -> int:
 
     Returns the .tflite's size in bytes; ``out`` is replaced as a whole.
     """
+    from ktp_tflite.train.trainer import restore_model
+
+    config, model = restore_model(run_dir)
+    return export_model(model, config.model, out)
+
+
+def export_model(model, model_config, out: Path) -> int:
+    """Export a Keras detector to ``out`` as :func:`export_run` does; returns the .tflite's size."""
     import tensorflow as tf
 
     from ktp_tflite.train.export import ExportConfig, float_tflite, save_signatures, serving_module
     from ktp_tflite.train.labels import labels_txt
-    from ktp_tflite.train.trainer import restore_model
 
-    config, model = restore_model(run_dir)
-    module = serving_module(model, config.model, ExportConfig())
+    module = serving_module(model, model_config, ExportConfig())
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     tf.saved_model.save(module, str(staging / "saved_model"), signatures=save_signatures(module))
     data = float_tflite(staging / "saved_model")

@@ -82,3 +82,21 @@ def test_plot_is_a_png_of_every_variant():
     rows = [_row("320x0.75", 3_085_775, 10_053_432, 9.24, 20.04), _row("256x0.75", 2_990_000, 9_980_000, 6.1, 13.0)]
     image = Image.open(io.BytesIO(plot(rows)))
     assert image.format == "PNG" and image.width > 300 and image.height > 200
+
+
+def test_untrained_variants_are_projected_and_block_a_choice_they_could_win(tmp_path):
+    from ktp_tflite.benchmarks.preset_sweep import project_variant
+
+    row = project_variant(tmp_path, 128, 0.35)
+    assert row["variant"] == "128x0.35" and row["map"] is None and row["steps"] == 0
+    assert (tmp_path / "128x0.35" / "export-untrained" / "saved_model" / "saved_model.pb").is_file()
+    assert 0 < row["int8_bytes"] < row["float_bytes"]
+    assert row["projected_int8"]["pixel4"]["ms"] < row["projected_float"]["pixel4"]["ms"]
+    trained = _row("320x0.75", 3_085_775, 10_053_432, 9.24, 20.04)
+    args = argparse.Namespace(steps=3000, train_images=8000, train_seed=1, val_images=500, val_seed=1000)
+    table = markdown([trained, row], args)
+    assert "| 128x0.35 | " in table and "not trained | not trained | not trained" in table
+    assert "128x0.35: within the budget but not trained" in table  # it could beat 320x0.75
+    slow = dict(row, projected_int8={p: dict(v, ms=30.0) for p, v in row["projected_int8"].items()})
+    assert choose([trained, slow]).architecture == "320x0.75"  # out of budget: no mAP needed
+    assert "| 128x0.35 | 0 | not trained | 30.0 | 48.6 | no |" in markdown([trained, slow], args)
