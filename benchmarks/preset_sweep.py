@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -192,7 +193,7 @@ class Architecture:
 @dataclasses.dataclass(frozen=True)
 class Choice:
     architecture: str
-    noise: float | None  # largest mAP spread between seeds of one architecture (None: one seed each)
+    sigma: float | None  # pooled standard deviation of mAP between seeds (None: one seed each)
     candidates: tuple[Architecture, ...]
 
 
@@ -211,24 +212,35 @@ def choose(rows: list[dict], budget_ms: float = BUDGET_MS, profile: str = BUDGET
                      group[0]["projected_int8"][profile]["band_percent"])
         for name, group in grouped.items()
     )
-    spreads = [max(a.maps) - min(a.maps) for a in candidates if len(a.maps) > 1]
-    noise = max(spreads) if spreads else None
+    sigma = _pooled_sigma([a.maps for a in candidates])
     eligible = [a for a in candidates if a.worst_case_ms <= budget_ms]
     if not eligible:
         raise ValueError(f"no variant stays under {budget_ms:g} ms ({profile} int8) at its band's upper edge")
     untrained = [a.name for a in eligible if not a.maps]
     if untrained:
         raise ValueError(f"{', '.join(untrained)}: within the budget but not trained; train it to choose")
-    best = max(a.mean_map for a in eligible)
-    within_noise = [a for a in eligible if a.mean_map >= best - (noise or 0.0)]
-    return Choice(min(within_noise, key=lambda a: a.ms).name, noise, candidates)
+    best = max(eligible, key=lambda a: a.mean_map)
+
+    def within_noise(a: Architecture) -> bool:
+        if sigma is None:
+            return a is best
+        return best.mean_map - a.mean_map <= 2 * sigma * math.sqrt(1 / len(a.maps) + 1 / len(best.maps))
+
+    return Choice(min(filter(within_noise, eligible), key=lambda a: a.ms).name, sigma, candidates)
+
+
+def _pooled_sigma(groups: list[tuple[float, ...]]) -> float | None:
+    """Pooled sample standard deviation over the groups with two or more values."""
+    squares = sum(sum((x - sum(g) / len(g)) ** 2 for x in g) for g in groups if len(g) > 1)
+    degrees = sum(len(g) - 1 for g in groups if len(g) > 1)
+    return math.sqrt(squares / degrees) if degrees else None
 
 
 CHOICE_RULE = (
     "Rule: among the architectures whose projected {profile} int8 latency stays within {budget:g} ms "
     "even at the upper edge of its error band, take the best mean mAP@[.5:.95] over its seeds; if a "
-    "faster one is within the run-to-run noise (the largest spread between seeds of one architecture) "
-    "of that, take the faster one."
+    "faster one trails it by no more than the run-to-run noise (twice the standard error of the "
+    "difference of the two means, from the pooled spread between seeds), take the fastest such one."
 )
 
 
@@ -241,7 +253,7 @@ def choice_markdown(rows: list[dict], budget_ms: float = BUDGET_MS, profile: str
         mean = f"{a.mean_map:.3f}" if a.maps else "not trained"
         lines.append(f"| {a.name} | {len(a.maps)} | {mean} | {a.ms:.1f} | {a.worst_case_ms:.1f} | "
                      f"{'yes' if a.worst_case_ms <= budget_ms else 'no'} |")
-    noise = (f"run-to-run noise {choice.noise:.3f} mAP" if choice.noise is not None
+    noise = (f"run-to-run standard deviation {choice.sigma:.4f} mAP" if choice.sigma is not None
              else "run-to-run noise not measured (one seed per architecture)")
     lines += ["", f"Chosen: **{choice.architecture}** ({noise})."]
     return "\n".join(lines) + "\n"
