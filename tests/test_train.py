@@ -75,6 +75,21 @@ def test_seed_fixes_the_initial_weights():
     assert not any(np.array_equal(first[k], other[k]) for k in random_kernels)
 
 
+def test_layers_of_one_shape_start_from_different_weights():
+    # a Keras 3 initializer instance shared between layers returns the same values for one shape
+    model = build_seeded_model(preset("ktp").model, 0)
+    kernels = [w for w in model.weights if w.ndim == 4]
+    by_shape = {}
+    for kernel in kernels:
+        by_shape.setdefault(tuple(kernel.shape), []).append(kernel.numpy())
+    repeated = [group for group in by_shape.values() if len(group) > 1]
+    assert len(repeated) >= 5  # the repeated MobileNetV2 blocks, extra layers and heads
+    for group in repeated:
+        for i in range(len(group)):
+            for j in range(i):
+                assert not np.array_equal(group[i], group[j])
+
+
 def test_config_json_round_trip_and_errors():
     for name in config_lib.PRESETS:
         config = preset(name)

@@ -93,8 +93,17 @@ class _Builder:
 
     def __init__(self, config: ModelConfig):
         self.config = config
-        self.backbone_init = keras.initializers.TruncatedNormal(stddev=0.09, seed=None)
-        self.ssd_init = keras.initializers.TruncatedNormal(stddev=0.03, seed=None)
+
+    # A new initializer for every layer: a Keras 3 initializer instance draws its
+    # seed once, so one instance shared by layers gives every kernel of the same
+    # shape the same values (the repeated MobileNetV2 blocks started as copies).
+    @staticmethod
+    def backbone_init() -> keras.initializers.Initializer:
+        return keras.initializers.TruncatedNormal(stddev=0.09)
+
+    @staticmethod
+    def ssd_init() -> keras.initializers.Initializer:
+        return keras.initializers.TruncatedNormal(stddev=0.03)
 
     def _pad(self, x, kernel: int, name: str):
         if not self.config.use_explicit_padding or kernel == 1:
@@ -136,20 +145,20 @@ def _backbone(builder: _Builder, image, last_endpoint: str) -> dict[str, object]
     config = builder.config
     init = builder.backbone_init
     endpoints: dict[str, object] = {}
-    x = builder.conv_bn(image, backbone_depth(config, 32), 3, 2, "Conv", init)
+    x = builder.conv_bn(image, backbone_depth(config, 32), 3, 2, "Conv", init())
     endpoints["Conv"] = x
     for scope, expansion, depth, stride in MOBILENET_V2_BLOCKS:
         shortcut = x
         in_depth = x.shape[-1]
         inner = make_divisible(in_depth * expansion, 8 if expansion > 1 else 1)
         if inner > in_depth:
-            x = builder.conv_bn(x, inner, 1, 1, f"{scope}.expand", init)
+            x = builder.conv_bn(x, inner, 1, 1, f"{scope}.expand", init())
             endpoints[f"{scope}/expand"] = x
             if last_endpoint == f"{scope}/expand":
                 return endpoints
-        x = builder.depthwise_bn(x, 3, stride, f"{scope}.depthwise", init)
+        x = builder.depthwise_bn(x, 3, stride, f"{scope}.depthwise", init())
         out_depth = backbone_depth(config, depth)
-        x = builder.conv_bn(x, out_depth, 1, 1, f"{scope}.project", init, activation=False)
+        x = builder.conv_bn(x, out_depth, 1, 1, f"{scope}.project", init(), activation=False)
         if stride == 1 and in_depth == out_depth:
             x = keras.layers.Add(name=f"{scope}.add")([x, shortcut])
         endpoints[scope] = x
@@ -158,7 +167,7 @@ def _backbone(builder: _Builder, image, last_endpoint: str) -> dict[str, object]
     last_depth = 1280
     if not (config.fixed_last_conv and config.width_multiplier < 1.0):
         last_depth = backbone_depth(config, 1280)
-    endpoints["Conv_1"] = builder.conv_bn(x, last_depth, 1, 1, "Conv_1", init)
+    endpoints["Conv_1"] = builder.conv_bn(x, last_depth, 1, 1, "Conv_1", init())
     return endpoints
 
 
@@ -167,14 +176,14 @@ def _head(builder: _Builder, x, index: int, outputs: int, kind: str):
     name = f"BoxPredictor_{index}.{kind}"
     kernel = config.head_kernel_size
     if config.head_use_depthwise:
-        x = builder.depthwise_bn(x, kernel, 1, f"{name}_depthwise", builder.ssd_init)
+        x = builder.depthwise_bn(x, kernel, 1, f"{name}_depthwise", builder.ssd_init())
         kernel = 1
     bias = 0.0
     if kind == "ClassPredictor":
         bias = config.class_prediction_bias_init
     return keras.layers.Conv2D(
         outputs, kernel, padding="same", use_bias=True,
-        kernel_initializer=builder.ssd_init,
+        kernel_initializer=builder.ssd_init(),
         bias_initializer=keras.initializers.Constant(bias),
         name=name,
     )(x)
@@ -196,13 +205,13 @@ def build_model(config: ModelConfig, name: str = "ssd_mobilenet_v2") -> keras.Mo
         index = len(config.feature_endpoints) + offset
         mid = extra_layer_depth(config, depth / 2)
         out = extra_layer_depth(config, depth)
-        x = builder.conv_bn(x, mid, 1, 1, f"{base}_1_Conv2d_{index}_1x1_{mid}", builder.ssd_init)
+        x = builder.conv_bn(x, mid, 1, 1, f"{base}_1_Conv2d_{index}_1x1_{mid}", builder.ssd_init())
         name_ = f"{base}_2_Conv2d_{index}_3x3_s2_{out}"
         if config.feature_use_depthwise:
-            x = builder.depthwise_bn(x, 3, 2, f"{name_}_depthwise", builder.ssd_init)
-            x = builder.conv_bn(x, out, 1, 1, name_, builder.ssd_init)
+            x = builder.depthwise_bn(x, 3, 2, f"{name_}_depthwise", builder.ssd_init())
+            x = builder.conv_bn(x, out, 1, 1, name_, builder.ssd_init())
         else:
-            x = builder.conv_bn(x, out, 3, 2, name_, builder.ssd_init)
+            x = builder.conv_bn(x, out, 3, 2, name_, builder.ssd_init())
         feature_maps.append(x)
 
     slots = config.num_classes + 1
