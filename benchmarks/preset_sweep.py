@@ -7,8 +7,9 @@ Usage::
         > runs/sweep.log 2>&1 &
 
 Each variant is the ``ktp`` preset with another input size and width
-multiplier (``@SEED``: trained again with another seed of the initial weights,
-data order and augmentation, which measures run-to-run noise), trained from scratch with the reference run's settings (IoU
+multiplier (``@SEED``: trained again with another seed of the initial
+weights, data order and augmentation, which measures run-to-run noise),
+trained from scratch with the reference run's settings (IoU
 matching 0.4/0.3, Adam 2e-3 cosine to ``--steps``, batch 8) on the same
 rendered photos (``--train-images`` of ``--train-seed``), evaluated on
 ``--val-images`` of ``--val-seed`` (COCO mAP, float Keras model, after
@@ -201,7 +202,8 @@ def choose(rows: list[dict], budget_ms: float = BUDGET_MS, profile: str = BUDGET
     """Pick the preset by the rule written in :data:`CHOICE_RULE`.
 
     Raises:
-      ValueError: no architecture stays within the budget at its band's upper edge.
+      ValueError: no architecture stays within the budget at its band's upper edge,
+        or one that does was not trained (it could be the best).
     """
     grouped: dict[str, list[dict]] = {}
     for row in rows:
