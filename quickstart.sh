@@ -16,7 +16,7 @@ run=1
 
 SUDO=""
 if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
-APT_PACKAGES=(python3-venv fonts-ocr-a fonts-liberation2 fonts-croscore libusb-1.0-0 junit5 default-jdk-headless npm)
+APT_PACKAGES=(python3-venv fonts-ocr-a fonts-liberation2 fonts-croscore fonts-dejavu-core fonts-freefont-ttf fonts-noto-core libusb-1.0-0 junit5 default-jdk-headless npm)
 missing=()
 for package in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
@@ -38,6 +38,14 @@ fi
 echo "== pip install -e .[test]" >&2
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e '.[test]'
+# MediaPipe Tasks (an app runtime that `evaluate` measures through) in a step of its
+# own: resolved together with tf-models-official, pip backtracks to old
+# tensorflow-metadata/-model-optimization releases and numpy 1.26; on top of the set
+# above it adds opencv-contrib-python and moves only absl-py 1.4 -> 2.5 (mediapipe needs
+# ~=2.3; the absl<2 pins of tensorflow-metadata and -model-optimization, which this
+# project never imports, are then unmet, and pip prints that as an ERROR line).
+echo "== pip install mediapipe==1.2.2" >&2
+.venv/bin/python -m pip install -q 'mediapipe==1.2.2'
 
 if [[ -f android_demo/package-lock.json ]]; then
   echo "== npm ci (android_demo tools: kotlinc, ktlint)" >&2

@@ -114,6 +114,34 @@ def check_versions(root: Path) -> list[str]:
     return []
 
 
+JAVA_TIME_MIN_SDK = 26  # java.time is in the Android platform from API 26 (Android 8.0)
+
+
+def check_min_sdk(root: Path) -> list[str]:
+    """java.time in ktp-core or the app needs minSdk >= 26 or core-library desugaring.
+
+    On API 24-25 without desugaring, the first LocalDate call crashes the app
+    (NoClassDefFoundError); nothing on the JVM, where ktp-core is tested, shows it.
+    """
+    gradle = (root / "app" / "build.gradle.kts").read_text()
+    match = re.search(r"\bminSdk\s*=\s*(\d+)", gradle)
+    if match is None:
+        return [f"{root / 'app/build.gradle.kts'}: no minSdk"]
+    desugared = re.search(r"isCoreLibraryDesugaringEnabled\s*=\s*true", gradle) is not None
+    users = [
+        f"{source}:{number}"
+        for folder in (root / "ktp-core" / "src" / "main", root / "app" / "src" / "main")
+        for source in sorted(folder.rglob("*.kt"))
+        for number, line in enumerate(source.read_text().splitlines(), start=1)
+        if re.match(r"\s*import\s+java\.time\b", line)
+    ]
+    if users and int(match.group(1)) < JAVA_TIME_MIN_SDK and not desugared:
+        return [f"{users[0]} (and {len(users) - 1} more) import java.time, but "
+                f"{root / 'app/build.gradle.kts'} has minSdk {match.group(1)} and no core-library "
+                f"desugaring: raise minSdk to {JAVA_TIME_MIN_SDK} or enable desugaring"]
+    return []
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", type=Path, default=Path(__file__).resolve().parent)
@@ -126,6 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         "assets": (asset_problems, asset_note),
         "sources": (check_sources(args.root), "ktp-core is plain JVM; app loads " + MODEL_ASSET),
         "versions": (check_versions(args.root), "Gradle Kotlin == npm kotlin-compiler"),
+        "min-sdk": (check_min_sdk(args.root), f"java.time only with minSdk >= {JAVA_TIME_MIN_SDK}"),
     }
     failed = 0
     for name, (problems, note) in checks.items():

@@ -247,15 +247,12 @@ def _classifier_tflite(model, precision: str) -> bytes:
 
 def _ssd_tflite(keras_model, model_config, precision: str, work: Path) -> bytes:
     """Through the project's own export (fused post-process) and quantize paths."""
-    import tensorflow as tf
-
     from ktp_tflite.convert.model_source import detect_model_source
     from ktp_tflite.convert.quantize import QuantizeConfig, convert_model
-    from ktp_tflite.train.export import ExportConfig, save_signatures, serving_module
+    from ktp_tflite.train.export import ExportConfig, save_serving
 
-    module = serving_module(keras_model, model_config, ExportConfig())
-    folder = Path(tempfile.mkdtemp(dir=work)) / "saved_model"
-    tf.saved_model.save(module, str(folder), signatures=save_signatures(module))
+    folder = save_serving(keras_model, model_config, ExportConfig(),
+                          Path(tempfile.mkdtemp(dir=work)) / "saved_model")
     source = detect_model_source(folder)
     height, width = model_config.input_size
     result = convert_model(

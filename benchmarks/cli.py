@@ -14,6 +14,36 @@ from pathlib import Path
 import click
 
 DEFAULT_PROFILES = ("pixel4", "pixel6", "pixel7", "pixel8")
+# The file an earlier --report folder holds (write_report writes it).
+REPORT_MARKER = "report.json"
+EVAL_FIX = "pass the file written by `ktpconvert evaluate --json`"
+
+
+def check_eval_json(path: Path) -> None:
+    """Validate ``--eval`` before any measuring: the shape ``load_eval_metrics`` reads.
+
+    Raises:
+      KtpError: unreadable, not JSON (or NaN, or nested beyond parsing), no
+        "models" list of {"model": name, "metrics": {map, map50, map75}} with
+        numbers or null (names the file, the entry and the fix).
+    """
+    from ktp_tflite.train.datasets import describe, read_json
+    from ktp_tflite.train.errors import KtpError
+
+    data = read_json(path, what="evaluation JSON", fix=EVAL_FIX, error=KtpError)
+    models = data.get("models") if isinstance(data, dict) else None
+    if not isinstance(models, list):
+        raise KtpError(f"{path}: no 'models' list; {EVAL_FIX}")
+    for index, entry in enumerate(models):
+        metrics = entry.get("metrics") if isinstance(entry, dict) else None
+        if not isinstance(metrics, dict) or not isinstance(entry.get("model"), str):
+            raise KtpError(f"{path}: models[{index}] lacks a 'model' name or a 'metrics' object; "
+                           f"{EVAL_FIX}")
+        for key in ("map", "map50", "map75"):
+            value = metrics.get(key)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+                raise KtpError(f"{path}: models[{index}].metrics.{key} is {describe(value)}; "
+                               f"expected a number; {EVAL_FIX}")
 
 
 @click.command()
@@ -72,7 +102,8 @@ DEFAULT_PROFILES = ("pixel4", "pixel6", "pixel7", "pixel8")
     "--report",
     "report_dir",
     type=click.Path(file_okay=False, path_type=Path),
-    help="Write report.md, report.json, report.html and PNG plots into this folder.",
+    help="Write report.md, report.json, report.html and PNG plots into this new folder "
+    "(built whole under a temporary name, then renamed).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the full report JSON on stdout.")
 @click.option(
@@ -87,7 +118,9 @@ DEFAULT_PROFILES = ("pixel4", "pixel6", "pixel7", "pixel8")
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="The android_aarch64 benchmark_model binary to push.",
 )
-@click.option("--force", is_flag=True, help="Overwrite an existing report in --report.")
+@click.option("--force", is_flag=True,
+              help="Replace --report if it holds an earlier report (a folder of other files "
+              "is never replaced).")
 def benchmark(
     models: tuple[Path, ...],
     threads: int | None,
@@ -113,16 +146,17 @@ def benchmark(
     estimates from a per-op cost model fitted to published Pixel figures and
     are always printed with their error band and the word "projected".
     """
+    from ktp_tflite.train.atomic_files import atomic_output_dir, check_output
     from ktp_tflite.train.errors import KtpError
 
     if use_adb and benchmark_binary is None:
         raise click.UsageError("--adb needs --benchmark-binary PATH (TFLite's benchmark_model for android)")
-    if report_dir is not None:
-        if not report_dir.parent.is_dir():
-            raise click.ClickException(f"{report_dir}: parent folder {report_dir.parent} does not exist")
-        if (report_dir / "report.json").exists() and not force:
-            raise click.ClickException(f"{report_dir} already holds a report; pass --force to overwrite it")
+    inputs = (*models, eval_json, benchmark_binary, *(Path(p) for p in profiles if p.endswith(".json")))
     try:
+        if report_dir is not None:
+            check_output(report_dir, inputs=inputs, force=force, folder=True, marker=REPORT_MARKER)
+        if eval_json is not None:
+            check_eval_json(eval_json)
         report = _run(
             models,
             threads or min(4, os.cpu_count() or 1),
@@ -141,7 +175,10 @@ def benchmark(
         if report_dir is not None:
             from ktp_tflite.benchmarks.report import write_report
 
-            written = write_report(report, report_dir)
+            with atomic_output_dir(report_dir, inputs=inputs, force=force,
+                                   marker=REPORT_MARKER) as staging:
+                written = {k: report_dir / p.relative_to(staging)
+                           for k, p in write_report(report, staging).items()}
             click.echo(f"report: {written['md']}, {written['html']}, {written['json']}", err=True)
     except KtpError as error:
         raise click.ClickException(str(error)) from error

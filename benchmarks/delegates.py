@@ -92,12 +92,13 @@ def gpu_compatibility(model_path: str | Path) -> GpuCompatibility:
     """
     import tensorflow as tf
 
-    from ktp_tflite.benchmarks.graph_cost import GraphCostError, precision_label
+    from ktp_tflite.benchmarks.graph_cost import precision_label
+    from ktp_tflite.convert.tflite_model import ModelLoadError, read_model
 
     path = Path(model_path)
     try:
-        precision = precision_label(path.read_bytes(), str(path))
-    except (OSError, GraphCostError) as error:
+        precision = precision_label(read_model(path))
+    except ModelLoadError as error:
         raise DelegateError(f"{path}: cannot analyze ({error})") from error
     buffer = io.StringIO()
     try:

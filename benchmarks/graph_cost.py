@@ -1,8 +1,8 @@
 """Static cost of a .tflite graph: MACs and bytes moved per op, by op type and dtype.
 
-Read straight from the flatbuffer (LiteRT's generated schema), so it needs
-neither TensorFlow nor an interpreter. Counting rules (per batch of the
-shapes stored in the file):
+Read from the file through :mod:`ktp_tflite.convert.tflite_model` (LiteRT's
+generated schema), so it needs neither TensorFlow nor an interpreter.
+Counting rules (per batch of the shapes stored in the file):
 
 - ``CONV_2D``: filter [O, KH, KW, I], output [N, OH, OW, O]:
   ``N * OH * OW * O * KH * KW * I`` MACs.
@@ -25,7 +25,7 @@ from __future__ import annotations
 import dataclasses
 from collections import defaultdict
 
-from ktp_tflite.train.errors import KtpError
+from ktp_tflite.convert.tflite_model import ModelLoadError, TensorInfo, TfliteModel, parse_model
 from ktp_tflite.train.export import POSTPROCESS_OP
 
 DENSE_OPS = ("CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV", "BATCH_MATMUL", "CONV_3D")
@@ -59,47 +59,8 @@ ELEMENTWISE_OPS = (
 OP_CLASSES = ("dense", "depthwise", "other", "postprocess")
 DTYPE_CLASSES = ("float", "int8")
 
-_DTYPE_BYTES = {
-    "float32": 4,
-    "float16": 2,
-    "int32": 4,
-    "uint8": 1,
-    "int64": 8,
-    "string": 1,
-    "bool": 1,
-    "int16": 2,
-    "int8": 1,
-    "float64": 8,
-    "uint32": 4,
-    "uint16": 2,
-    "int4": 1,
-}
-
-
-class GraphCostError(KtpError, ValueError):
-    """The file is not a TFLite model the cost model can read."""
-
-
-@dataclasses.dataclass(frozen=True)
-class Tensor:
-    """A tensor of subgraph 0: shape, dtype name and whether its data is constant."""
-
-    index: int
-    name: str
-    dtype: str
-    shape: tuple[int, ...]
-    constant: bool
-
-    @property
-    def elements(self) -> int:
-        count = 1
-        for d in self.shape:
-            count *= max(int(d), 1)
-        return count
-
-    @property
-    def nbytes(self) -> int:
-        return self.elements * _DTYPE_BYTES.get(self.dtype, 4)
+# The cost model's name for the facade's error (not a TFLite model it can read).
+GraphCostError = ModelLoadError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -160,52 +121,11 @@ class GraphCost:
         }
 
 
-def _op_name(schema, root, code_index: int) -> str:
-    code = root.OperatorCodes(code_index)
-    builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
-    if builtin == schema.BuiltinOperator.CUSTOM:
-        return code.CustomCode().decode("utf-8")
-    names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
-    return names.get(builtin, f"BUILTIN_{builtin}")
-
-
-def read_tensors(model: bytes, source: str = "model"):
-    """(schema, root, subgraph, tensors) for subgraph 0 of ``model``.
-
-    Raises:
-      GraphCostError: not a TFLite flatbuffer, or no subgraph.
-    """
-    from ai_edge_litert import schema_py_generated as schema
-
-    if len(model) < 8 or model[4:8] != b"TFL3":
-        raise GraphCostError(f"{source}: not a TFLite model (no 'TFL3' flatbuffer identifier)")
-    try:
-        root = schema.Model.GetRootAs(model, 0)
-        if root.SubgraphsLength() < 1:
-            raise GraphCostError(f"{source}: the model has no subgraph")
-        graph = root.Subgraphs(0)
-        names = {v: k.lower() for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
-        tensors = []
-        for i in range(graph.TensorsLength()):
-            t = graph.Tensors(i)
-            buffer = root.Buffers(t.Buffer()) if t.Buffer() < root.BuffersLength() else None
-            constant = buffer is not None and (buffer.DataLength() > 0 or buffer.Size() > 0)
-            shape = tuple(int(d) for d in t.ShapeAsNumpy()) if t.ShapeLength() else ()
-            tensors.append(
-                Tensor(
-                    i, (t.Name() or b"").decode("utf-8", "replace"), names.get(t.Type(), "?"), shape, constant
-                )
-            )
-    except (IndexError, ValueError, TypeError) as error:  # truncated / corrupt flatbuffer
-        raise GraphCostError(f"{source}: corrupt TFLite flatbuffer ({error})") from error
-    return schema, root, graph, tensors
-
-
 def _dtype_class(dtype: str) -> str:
     return "int8" if dtype in ("int8", "uint8", "int16") else "float"
 
 
-def _macs(op: str, inputs: list[Tensor], outputs: list[Tensor]) -> int:
+def _macs(op: str, inputs: list[TensorInfo], outputs: list[TensorInfo]) -> int:
     out = outputs[0] if outputs else None
     if op == "CONV_2D" and len(inputs) >= 2 and out is not None:
         o, kh, kw, i = inputs[1].shape
@@ -242,64 +162,52 @@ def _op_class(op: str) -> str:
     return "other"
 
 
-def graph_cost(model: bytes, source: str = "model") -> GraphCost:
+def graph_cost(model: bytes | TfliteModel, source: str = "model") -> GraphCost:
     """Cost of every operator of subgraph 0.
 
     Raises:
       GraphCostError: not a readable TFLite model.
     """
-    schema, root, graph, tensors = read_tensors(model, source)
+    tflite = model if isinstance(model, TfliteModel) else parse_model(model, source)
     ops = []
     try:
-        for k in range(graph.OperatorsLength()):
-            op = graph.Operators(k)
-            name = _op_name(schema, root, op.OpcodeIndex())
-            inputs = [tensors[int(j)] for j in op.InputsAsNumpy() if j >= 0] if op.InputsLength() else []
-            outputs = [tensors[int(j)] for j in op.OutputsAsNumpy()] if op.OutputsLength() else []
+        for op in tflite.ops:
+            inputs, outputs = list(op.inputs), list(op.outputs)
             activations = [t for t in inputs if not t.constant] or inputs
             dtype = _dtype_class(activations[0].dtype if activations else "float32")
             ops.append(
                 OpCost(
-                    index=k,
-                    op=name,
-                    op_class=_op_class(name),
+                    index=op.index,
+                    op=op.code,
+                    op_class=_op_class(op.code),
                     dtype=dtype,
-                    macs=int(_macs(name, inputs, outputs)),
+                    macs=int(_macs(op.code, inputs, outputs)),
                     bytes_moved=sum(t.nbytes for t in inputs) + sum(t.nbytes for t in outputs),
                     runtime=not inputs or any(not t.constant for t in inputs),
                 )
             )
     except (IndexError, ValueError) as error:
-        raise GraphCostError(f"{source}: corrupt TFLite operator table ({error})") from error
-    return GraphCost(source=source, ops=tuple(ops))
+        raise GraphCostError(f"{tflite.source}: corrupt TFLite operator table ({error})") from error
+    return GraphCost(source=tflite.source, ops=tuple(ops))
 
 
-def postprocess_output_tensors(model: bytes, source: str = "model") -> tuple[int, ...] | None:
-    """Tensor indices of the post-process op's outputs (boxes, classes, scores, count), or None.
-
-    Bound through the op itself, not by output order (TF2 exports differ).
-    """
-    schema, root, graph, _ = read_tensors(model, source)
-    for k in range(graph.OperatorsLength()):
-        op = graph.Operators(k)
-        if _op_name(schema, root, op.OpcodeIndex()) == POSTPROCESS_OP and op.OutputsLength() == 4:
-            return tuple(int(j) for j in op.OutputsAsNumpy())
-    return None
-
-
-def precision_label(model: bytes, source: str = "model") -> str:
+def precision_label(model: bytes | TfliteModel, source: str = "model") -> str:
     """ "int8", "fp16" (float16 weights), "dynamic" (int8 weights, float math) or "fp32".
+
+    The latency model's label: "int8" when int8 ops do most of the dense and
+    depthwise MACs (a model with a few layers kept in float is still "int8"
+    here, while :attr:`TfliteModel.precision` calls it "float").
 
     Raises:
       GraphCostError: not a readable TFLite model.
     """
-    cost = graph_cost(model, source)
+    tflite = model if isinstance(model, TfliteModel) else parse_model(model, source)
+    cost = graph_cost(tflite)
     compute = [op for op in cost.runtime_ops if op.op_class in ("dense", "depthwise")]
     int8 = sum(op.macs for op in compute if op.dtype == "int8")
     if compute and int8 * 2 > sum(op.macs for op in compute):
         return "int8"
-    _, _, _, tensors = read_tensors(model, source)
-    constant = {t.dtype for t in tensors if t.constant}
+    constant = {t.dtype for t in tflite.tensors if t.constant}
     if "float16" in constant:
         return "fp16"
     if "int8" in constant:

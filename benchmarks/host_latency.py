@@ -38,6 +38,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+from ktp_tflite.convert.tflite_model import INPUT_DTYPES, ModelLoadError, TfliteModel, read_model
 from ktp_tflite.train.errors import KtpError
 
 KERNELS = ("xnnpack", "builtin")
@@ -275,44 +276,34 @@ def _synthetic_jpeg(seed: int) -> bytes:
     return buffer.getvalue()
 
 
-def _preprocess_timings(detail: dict, runs: int, seed: int) -> LatencyStats | None:
-    """Decode + stretch-resize + normalize/quantize, per run; None for non-image inputs."""
+def _preprocess_timings(model: TfliteModel, runs: int, seed: int) -> LatencyStats | None:
+    """Decode + stretch-resize + :meth:`TfliteModel.model_input`, per run; None for non-image inputs."""
     import numpy as np
     from PIL import Image
 
-    from ktp_tflite.train.preprocess import resize_rgb, to_model_input
+    from ktp_tflite.train.preprocess import resize_rgb
 
-    shape = [int(d) for d in detail["shape"]]
-    if len(shape) != 4 or shape[3] != 3:
+    shape = list(model.input.shape)
+    if len(shape) != 4 or shape[3] != 3 or model.input.dtype not in INPUT_DTYPES:
         return None
-    dtype = np.dtype(detail["dtype"])
-    scale, zero_point = detail.get("quantization", (0.0, 0))
+    if model.input.dtype != "uint8":
+        _ = model.normalization  # reads the metadata (once) before the timed runs
     jpeg = _synthetic_jpeg(seed)
     samples = []
     for _ in range(runs):
         start = time.perf_counter_ns()
         image = np.asarray(Image.open(io.BytesIO(jpeg)).convert("RGB"))
-        pixels = resize_rgb(image, shape[1], shape[2])
-        if dtype == np.uint8:
-            value = pixels
-        elif dtype == np.int8 and scale:
-            value = np.clip(np.round(to_model_input(pixels) / scale) + zero_point, -128, 127).astype(np.int8)
-        else:
-            value = to_model_input(pixels).astype(dtype)
-        value = value[np.newaxis]
+        value = model.model_input(resize_rgb(image, shape[1], shape[2]))
         samples.append((time.perf_counter_ns() - start) / 1e6)
     del value
     return LatencyStats.from_samples(samples)
 
 
-def _postprocess_timings(interpreter, model: bytes, source: str, runs: int) -> LatencyStats:
+def _postprocess_timings(interpreter, model: TfliteModel, runs: int) -> LatencyStats:
     """Reading and parsing outputs: SSD detections above a threshold, else a top-5."""
     import numpy as np
 
-    from ktp_tflite.benchmarks.graph_cost import postprocess_output_tensors
-
-    found = postprocess_output_tensors(model, source)
-    roles = dict(zip(("boxes", "classes", "scores", "count"), found)) if found else None
+    roles = {role: t.index for role, t in model.detection_outputs().items()} if model.is_detector else None
     outputs = [d["index"] for d in interpreter.get_output_details()]
     width, height = PREPROCESS_IMAGE_SIZE
     samples = []
@@ -339,81 +330,31 @@ def _postprocess_timings(interpreter, model: bytes, source: str, runs: int) -> L
     return LatencyStats.from_samples(samples)
 
 
-def single_op_model(model_t, op_index: int, producers: tuple[int, ...] = ()) -> bytes:
-    """A .tflite that runs only operator ``op_index`` of subgraph 0 of ``model_t``.
-
-    ``producers`` are load-time ops (all inputs constant, e.g. the DEQUANTIZE
-    of float16 weights) whose outputs the op reads; they are kept before it so
-    its weights stay static, as in the full model. The tensor table is kept
-    (tensor indices stay the same); buffers nothing reads are emptied; the
-    remaining non-constant inputs become the model inputs and the op's
-    outputs the model outputs. ``model_t`` is not changed.
-    """
-    import flatbuffers
-    from ai_edge_litert import schema_py_generated as schema
-
-    graph = model_t.subgraphs[0]
-    operators = [graph.operators[k] for k in (*producers, op_index)]
-    op = operators[-1]
-    produced = {int(i) for other in operators[:-1] for i in other.outputs}
-    used = [int(i) for other in operators for i in other.inputs if i >= 0]
-    keep = {graph.tensors[i].buffer for i in used}
-    for other in model_t.subgraphs[1:]:
-        keep.update(t.buffer for t in other.tensors or [])
-    constant = {i for i in used if _has_data(model_t.buffers[graph.tensors[i].buffer])}
-    new_graph = schema.SubGraphT()
-    new_graph.tensors = graph.tensors
-    new_graph.operators = operators
-    new_graph.inputs = list(dict.fromkeys(i for i in used if i not in constant and i not in produced))
-    new_graph.outputs = [int(i) for i in op.outputs]
-    new_graph.name = graph.name
-    new_model = schema.ModelT()
-    new_model.version = model_t.version
-    new_model.operatorCodes = model_t.operatorCodes
-    new_model.subgraphs = [new_graph, *model_t.subgraphs[1:]]
-    new_model.description = model_t.description
-    empty = schema.BufferT()
-    new_model.buffers = [b if k in keep else empty for k, b in enumerate(model_t.buffers)]
-    builder = flatbuffers.Builder(1024)
-    builder.Finish(new_model.Pack(builder), file_identifier=b"TFL3")
-    return bytes(builder.Output())
-
-
-def _has_data(buffer) -> bool:
-    data = getattr(buffer, "data", None)
-    return (data is not None and len(data) > 0) or bool(getattr(buffer, "size", 0))
-
-
-def isolated_op_profile(model: bytes, full, inputs: dict, config: HostConfig) -> OpProfile:
+def isolated_op_profile(model: TfliteModel, full, inputs: dict, config: HostConfig) -> OpProfile:
     """Time every runtime op of subgraph 0 alone on the tensors it sees in the full model.
 
     ``full`` is the full model's interpreter with ``inputs`` set; it is timed in
-    the same interleaved rounds as the ops (``config.op_runs`` rounds).
+    the same interleaved rounds as the ops (``config.op_runs`` rounds). Each op
+    runs as :meth:`TfliteModel.single_op_model`.
     """
     import numpy as np
-    from ai_edge_litert import schema_py_generated as schema
 
     from ktp_tflite.benchmarks.graph_cost import graph_cost
 
-    capture = make_interpreter(model, config.threads, "builtin", preserve=True)
+    capture = make_interpreter(model.data, config.threads, "builtin", preserve=True)
     for index, value in inputs.items():
         capture.set_tensor(index, value)
     capture.invoke()
     costs = graph_cost(model)
-    model_t = schema.ModelT.InitFromPackedBuf(bytearray(model), 0)
-    load_time = {
-        int(t): cost.index
-        for cost in costs.ops
-        if not cost.runtime
-        for t in model_t.subgraphs[0].operators[cost.index].outputs
-    }
+    load_time = {t.index: cost.index for cost in costs.ops if not cost.runtime
+                 for t in model.ops[cost.index].outputs}
     runtime_ops, interpreters = [], []
     for cost in costs.ops:
         if not cost.runtime:
             continue
-        inputs_of = [int(i) for i in model_t.subgraphs[0].operators[cost.index].inputs if i >= 0]
+        inputs_of = [t.index for t in model.ops[cost.index].inputs]
         producers = tuple(sorted({load_time[i] for i in inputs_of if i in load_time}))
-        one_op = single_op_model(model_t, cost.index, producers)
+        one_op = model.single_op_model(cost.index, producers)
         interpreter = make_interpreter(one_op, config.threads, config.kernels)
         for detail in interpreter.get_input_details():
             interpreter.set_tensor(detail["index"], capture.get_tensor(detail["index"]))
@@ -468,15 +409,10 @@ def measure_in_process(path: str | Path, config: HostConfig) -> HostResult:
     """
     path = Path(path)
     try:
-        model = path.read_bytes()
-    except OSError as error:
-        raise HostBenchmarkError(f"{path}: cannot read ({error})") from error
-    from ktp_tflite.benchmarks.graph_cost import GraphCostError, read_tensors
-
-    try:
-        read_tensors(model, str(path))
-    except GraphCostError as error:
+        tflite = read_model(path)
+    except ModelLoadError as error:
         raise HostBenchmarkError(str(error)) from error
+    model = tflite.data
     import numpy as np  # noqa: F401  (imported before the memory baseline)
     import PIL.Image  # noqa: F401
 
@@ -500,12 +436,12 @@ def measure_in_process(path: str | Path, config: HostConfig) -> HostResult:
     peak_kb = _peak_memory_kb() - baseline_kb
     latency = LatencyStats.from_samples(samples)
     print(f"{path.name}: p50 {latency.p50_ms:.2f} ms over {config.runs} runs", file=sys.stderr)
-    post = _postprocess_timings(interpreter, model, str(path), config.runs)
-    pre = _preprocess_timings(details[0], config.runs, config.seed) if len(details) == 1 else None
+    post = _postprocess_timings(interpreter, tflite, config.runs)
+    pre = _preprocess_timings(tflite, config.runs, config.seed) if len(details) == 1 else None
     profile = None
     if config.op_profile:
         print(f"{path.name}: timing each op alone", file=sys.stderr)
-        profile = isolated_op_profile(model, interpreter, inputs, config)
+        profile = isolated_op_profile(tflite, interpreter, inputs, config)
     return HostResult(
         model=str(path),
         size_bytes=len(model),

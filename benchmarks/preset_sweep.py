@@ -121,7 +121,7 @@ def _model_columns(export_dir: Path, name: str) -> dict:
 
 def run_variant(out: Path, size: int, width: float, seed: int, args, train_data, val_data) -> dict:
     """Train (or resume), evaluate, export and project one variant."""
-    from ktp_tflite.benchmarks.train_reference import export_run
+    from ktp_tflite.train.export import export_run
     from ktp_tflite.train.model import build_model, count_parameters
     from ktp_tflite.train.trainer import latest_checkpoint, train
 
@@ -135,7 +135,7 @@ def run_variant(out: Path, size: int, width: float, seed: int, args, train_data,
     stored = result.metrics or json.loads((run_dir / "metrics.json").read_text())
     export_dir = out / name / "export"
     if not (export_dir / "model_float.tflite").is_file():
-        export_run(run_dir, export_dir)
+        export_run(run_dir, export_dir, force=True)
     return {
         "variant": name,
         "architecture": variant_name(size, width),

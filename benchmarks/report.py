@@ -167,8 +167,14 @@ def _cpu_name() -> str:
     return platform.processor() or "unknown"
 
 
+APP_RUNTIME = "task-library"  # what android_demo runs
+
+
 def load_eval_metrics(path: str | Path) -> dict[str, dict]:
-    """{model file name: {"map", "map50", "map75"}} from ``ktpconvert evaluate --json``.
+    """{model file name: {"map", "map50", "map75", "runtime"}} from ``ktpconvert evaluate --json``.
+
+    The figure of the runtime the app uses: the Task Library with ktp-core's
+    box mapping (``app_metrics``) when the file has it, else LiteRT's.
 
     Raises:
       ReportError: unreadable, not JSON, or without a "models" list of metrics.
@@ -186,12 +192,20 @@ def load_eval_metrics(path: str | Path) -> dict[str, dict]:
     models = data.get("models") if isinstance(data, dict) else None
     if not isinstance(models, list):
         raise ReportError(f"{path}: no 'models' list; pass the file written by `ktpconvert evaluate --json`")
-    out = {}
+    out: dict[str, dict] = {}
     for k, entry in enumerate(models):
         if not isinstance(entry, dict) or not isinstance(entry.get("metrics"), dict) or "model" not in entry:
             raise ReportError(f"{path}: models[{k}] lacks 'model' or 'metrics'")
+        runtime = entry.get("runtime", "litert")
         metrics = entry["metrics"]
-        out[Path(str(entry["model"])).name] = {k2: metrics.get(k2) for k2 in ("map", "map50", "map75")}
+        if runtime == APP_RUNTIME and isinstance(entry.get("app_metrics"), dict):
+            metrics = entry["app_metrics"]
+        elif runtime != "litert":
+            continue
+        name = Path(str(entry["model"])).name
+        if runtime == APP_RUNTIME or name not in out:
+            out[name] = {**{k2: metrics.get(k2) for k2 in ("map", "map50", "map75")},
+                         "runtime": f"{runtime}, ktp-core boxes" if runtime == APP_RUNTIME else runtime}
     return out
 
 
@@ -491,10 +505,11 @@ def markdown(report: BenchmarkReport, images: dict[str, str] | None = None) -> s
         parts += ["## Accuracy (from the evaluate JSON)", ""]
         parts += [
             _table(
-                ["model", "mAP@[.5:.95]", "mAP@.5", "size MB"],
+                ["model", "runtime", "mAP@[.5:.95]", "mAP@.5", "size MB"],
                 [
                     [
                         m.name,
+                        str(m.metrics.get("runtime", "litert")),
                         _pct(m.metrics.get("map")),
                         _pct(m.metrics.get("map50")),
                         f"{m.size_bytes / 1e6:.2f}",

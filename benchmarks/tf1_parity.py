@@ -93,9 +93,7 @@ def compare_raw_outputs(model_a: bytes, model_b: bytes, images: list[np.ndarray]
 
 def _our_tflite(checkpoint: str, pipeline_config: Path, source, work: Path) -> bytes:
     """import-tf1 + export with the TF1 graph's post-process settings."""
-    import tensorflow as tf
-
-    from ktp_tflite.train.export import ExportConfig, float_tflite, save_signatures, serving_module
+    from ktp_tflite.train.export import ExportConfig, float_tflite, save_serving
     from ktp_tflite.train.tf1_import import import_checkpoint
     from ktp_tflite.train.trainer import restore_model
 
@@ -108,9 +106,7 @@ def _our_tflite(checkpoint: str, pipeline_config: Path, source, work: Path) -> b
                           max_classes_per_detection=int(post.get("max_classes_per_detection", 1)),
                           detections_per_class=int(post.get("detections_per_class", 100)),
                           use_regular_nms=bool(post.get("use_regular_nms", False)))
-    module = serving_module(model, config.model, export)
-    tf.saved_model.save(module, str(work / "saved_model"), signatures=save_signatures(module))
-    return float_tflite(work / "saved_model")
+    return float_tflite(save_serving(model, config.model, export, work / "saved_model"))
 
 
 def _images(spec: str, count: int, height: int, width: int) -> list[np.ndarray]:

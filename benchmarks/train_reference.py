@@ -85,34 +85,43 @@ def _plot(run_dir: Path, out: Path) -> None:
     os.replace(tmp, out)
 
 
-def export_run(run_dir: Path, out: Path) -> int:
-    """Export the run's newest checkpoint to ``out`` (SavedModel, float .tflite, labels).
-
-    Returns the .tflite's size in bytes; ``out`` is replaced as a whole.
-    """
-    from ktp_tflite.train.trainer import restore_model
-
-    config, model = restore_model(run_dir)
-    return export_model(model, config.model, out)
-
-
 def export_model(model, model_config, out: Path) -> int:
-    """Export a Keras detector to ``out`` as :func:`export_run` does; returns the .tflite's size."""
+    """Export a Keras detector to ``out`` as ``train.export.export_run`` lays it out; returns the .tflite size.
+
+    ``out`` is replaced as a whole (an earlier export of this script).
+    """
+    from ktp_tflite.train.atomic_files import atomic_output_dir
+    from ktp_tflite.train.export import ExportConfig, write_export
+
+    with atomic_output_dir(out, force=True) as staging:
+        return len(write_export(model, model_config, ExportConfig(), staging))
+
+
+def init_from_saved_model(run_dir: Path, config, saved_model: Path) -> None:
+    """Start ``run_dir`` at step 0 from the weights of one of our exported SavedModels.
+
+    The SavedModel's variables are a checkpoint whose ``detector`` is the Keras
+    model (``train.export.serving_module``); every weight of a model built from
+    ``config`` must be found there. The optimizer starts fresh and the
+    learning-rate schedule from step 0, so ``trainer.train(..., resume=True)``
+    fine-tunes with ``config``'s schedule and augmentations.
+    """
     import tensorflow as tf
 
-    from ktp_tflite.train.export import ExportConfig, float_tflite, save_signatures, serving_module
-    from ktp_tflite.train.labels import labels_txt
+    from ktp_tflite.train.trainer import CHECKPOINT_DIR, CONFIG_FILE, build_seeded_model, make_optimizer
 
-    module = serving_module(model, model_config, ExportConfig())
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    tf.saved_model.save(module, str(staging / "saved_model"), signatures=save_signatures(module))
-    data = float_tflite(staging / "saved_model")
-    (staging / "model_float.tflite").write_bytes(data)
-    (staging / "labels.txt").write_text(labels_txt())
-    if out.exists():
-        shutil.rmtree(out)
-    os.replace(staging, out)
-    return len(data)
+    model = build_seeded_model(config.model, config.train.seed)
+    source = tf.train.Checkpoint(detector=model)
+    source.read(str(saved_model / "variables" / "variables")).expect_partial().assert_existing_objects_matched()
+    optimizer, _ = make_optimizer(config.train)
+    optimizer.build(model.trainable_variables)
+    step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+    staging = Path(tempfile.mkdtemp(prefix=f".{run_dir.name}.", dir=run_dir.parent))
+    (staging / CONFIG_FILE).write_text(config.to_json())
+    tf.train.CheckpointManager(tf.train.Checkpoint(step=step, model=model, optimizer=optimizer),
+                               str(staging / CHECKPOINT_DIR), max_to_keep=1).save(checkpoint_number=0)
+    os.replace(staging, run_dir)
+    _log(f"{run_dir}: step 0 from the weights of {saved_model}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -133,6 +142,11 @@ def main(argv: list[str] | None = None) -> None:
                         help="IoU at or above which an anchor is positive (preset default if unset).")
     parser.add_argument("--unmatched-threshold", type=float, default=None,
                         help="IoU below which an anchor is negative (preset default if unset).")
+    parser.add_argument("--learning-rate", type=float, default=None, help="Peak learning rate.")
+    parser.add_argument("--warmup-steps", type=int, default=None)
+    parser.add_argument("--init-from", type=Path, default=None, metavar="SAVED_MODEL",
+                        help="Fine-tune: start from the weights of this exported SavedModel "
+                             "(e.g. train/reference/saved_model) with a fresh optimizer and schedule.")
     args = parser.parse_args(argv)
     if args.train_seed == args.val_seed:
         raise SystemExit("--val-seed must differ from --train-seed")
@@ -151,11 +165,16 @@ def main(argv: list[str] | None = None) -> None:
         config_lib.preset(args.preset), steps=args.steps, batch_size=args.batch_size,
         eval_every=args.eval_every, checkpoint_every=args.checkpoint_every,
         matched_threshold=args.matched_threshold, unmatched_threshold=args.unmatched_threshold,
+        learning_rate=args.learning_rate, warmup_steps=args.warmup_steps,
     )
+    if args.init_from is not None and not run_dir.exists():
+        init_from_saved_model(run_dir, config, args.init_from)
     started = time.time()
     result = train(config, train_data, run_dir, val_data=val_data,
                    resume=latest_checkpoint(run_dir) is not None)
-    tflite_bytes = export_run(run_dir, args.out / "export")
+    from ktp_tflite.train.export import export_run
+
+    tflite_bytes = export_run(run_dir, args.out / "export", force=True)["float_tflite_bytes"]
     _plot(run_dir, args.out / "curve.png")
     metrics = json.loads((run_dir / "metrics.json").read_text())
     summary = {

@@ -22,12 +22,13 @@ from pathlib import Path
 from ktp_tflite.convert.scan import (
     METADATA_OUTPUT_NAMES,
     ModelContractError,
-    ModelSpec,
-    inspect_model,
-    read_model_bytes,
+    OutputBinding,
+    bind_outputs,
+    check_field_labels,
 )
+from ktp_tflite.convert.tflite_model import TfliteModel, read_model
 from ktp_tflite.train.atomic_files import atomic_write_bytes
-from ktp_tflite.train.labels import CLASSES, labels_txt
+from ktp_tflite.train.labels import labels_txt
 
 MODEL_ASSET = "ktp_detector.tflite"
 LABELS_ASSET = "labels.txt"
@@ -57,13 +58,15 @@ class AssetsReport:
         }
 
 
-def check_contract(model: bytes, source: str) -> ModelSpec:
+def check_contract(model: bytes | TfliteModel, source: str = "model") -> OutputBinding:
     """Check that ``model`` keeps the app's metadata contract (module docstring).
 
     Raises:
+      ModelLoadError: not a TFLite model.
       ModelContractError: naming the first broken rule and the fix.
     """
-    spec = inspect_model(model, source)
+    spec = bind_outputs(model, source)
+    source = spec.model.source
     metadata = spec.metadata
     if metadata is None:
         raise ModelContractError(
@@ -92,11 +95,7 @@ def check_contract(model: bytes, source: str) -> ModelSpec:
             f"{source}: the metadata has no label file on the category output; pass "
             "labels.txt to the metadata writer"
         )
-    if spec.metadata.labels != CLASSES:
-        raise ModelContractError(
-            f"{source}: metadata labels {list(spec.metadata.labels)} must be exactly "
-            f"{list(CLASSES)} in this order (write them from train/labels.py labels_txt())"
-        )
+    check_field_labels(spec)
     return spec
 
 
@@ -107,6 +106,7 @@ def install_assets(model_path: Path, assets_dir: Path = DEFAULT_ASSETS_DIR) -> A
     never sees half a model. The source model is only read.
 
     Raises:
+      ModelLoadError: the file cannot be read or is no TFLite model (nothing is written).
       ModelContractError: the model breaks the contract (nothing is written).
     """
     assets_dir = Path(assets_dir)
@@ -117,12 +117,11 @@ def install_assets(model_path: Path, assets_dir: Path = DEFAULT_ASSETS_DIR) -> A
                 "root or pass --assets-dir android_demo/app/src/main/assets"
             )
         assets_dir.mkdir()
-    model = read_model_bytes(model_path)
-    spec = check_contract(model, str(model_path))
+    spec = check_contract(read_model(model_path))
     target = assets_dir / MODEL_ASSET
     if target.exists() and target.resolve() == Path(model_path).resolve():
         raise ModelContractError(f"{model_path}: is already the app's asset; nothing to copy")
-    atomic_write_bytes(target, model)
+    atomic_write_bytes(target, spec.model.data)
     atomic_write_bytes(assets_dir / LABELS_ASSET, labels_txt(spec.labels).encode())
     float_input = spec.input_dtype == "float32"
     return AssetsReport(

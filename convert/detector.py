@@ -1,168 +1,99 @@
 """Run an SSD detector .tflite in the LiteRT interpreter, the way apps feed it.
 
-The four post-process outputs are bound through the ``TFLite_Detection_PostProcess``
+The model is read through :mod:`ktp_tflite.convert.tflite_model`: the four
+post-process outputs are bound through the ``TFLite_Detection_PostProcess``
 op itself (its outputs are always boxes, classes, scores, count), never by
-output index or name: TF2 exports list them in another order.
+output index or name (TF2 exports list them in another order), and the
+input is fed by :meth:`TfliteModel.model_input` (normalisation from the
+metadata, the input's quantization).
 """
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import numpy as np
 
+from ktp_tflite.convert.tflite_model import (
+    OUTPUT_ROLES,
+    ModelLoadError,
+    OpInfo,
+    TensorInfo,
+    TfliteModel,
+    parse_model,
+    read_model,
+)
 from ktp_tflite.train.coco_eval import Detections
-from ktp_tflite.train.errors import KtpError
 from ktp_tflite.train.export import POSTPROCESS_OP
 
-OUTPUT_ROLES = ("boxes", "classes", "scores", "count")
-
-
-class ModelLoadError(KtpError, ValueError):
-    """A .tflite file cannot be loaded or is not an SSD detector with post-process."""
-
-
-@dataclasses.dataclass(frozen=True)
-class TensorInfo:
-    """One tensor: name, dtype name ("int8", "float32"...) and shape."""
-
-    index: int
-    name: str
-    dtype: str
-    shape: tuple[int, ...]
-
-
-def _flatbuffer_model(model: bytes, source: str):
-    from tensorflow.lite.python import schema_py_generated as schema
-
-    if model[4:8] != b"TFL3":
-        raise ModelLoadError(f"{source}: not a TFLite flatbuffer (no 'TFL3' identifier)")
-    return schema, schema.Model.GetRootAsModel(model, 0)
-
-
-def _op_code_name(schema, model, code_index: int) -> str:
-    code = model.OperatorCodes(code_index)
-    builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
-    if builtin == schema.BuiltinOperator.CUSTOM:
-        return code.CustomCode().decode("utf-8")
-    names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
-    return names.get(builtin, f"BUILTIN_{builtin}")
-
-
-@dataclasses.dataclass(frozen=True)
-class OpInfo:
-    """One operator of subgraph 0: its code name and its tensors."""
-
-    code: str
-    inputs: tuple[TensorInfo, ...]
-    outputs: tuple[TensorInfo, ...]
-    options: dict = dataclasses.field(default_factory=dict)  # custom ops' flexbuffer options
+__all__ = [
+    "OUTPUT_ROLES", "POSTPROCESS_OP", "ModelLoadError", "OpInfo", "TensorInfo", "TfliteDetector",
+    "load_detector", "read_ops",
+]
 
 
 def read_ops(model: bytes, source: str = "model") -> list[OpInfo]:
-    """Parse the flatbuffer: every operator of the main subgraph with tensor dtypes.
+    """Every operator of the main subgraph: ``parse_model(model, source).ops`` as a list.
+
+    Kept for callers not yet on :func:`ktp_tflite.convert.tflite_model.parse_model`.
 
     Raises:
       ModelLoadError: not a TFLite flatbuffer.
     """
-    schema, root = _flatbuffer_model(model, source)
-    dtype_names = {v: k.lower() for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
-    graph = root.Subgraphs(0)
-
-    def tensor(index: int) -> TensorInfo:
-        t = graph.Tensors(index)
-        shape = tuple(int(d) for d in t.ShapeAsNumpy()) if t.ShapeLength() else ()
-        return TensorInfo(index, t.Name().decode("utf-8"), dtype_names.get(t.Type(), "?"), shape)
-
-    ops = []
-    for i in range(graph.OperatorsLength()):
-        op = graph.Operators(i)
-        inputs = tuple(tensor(int(j)) for j in op.InputsAsNumpy() if j >= 0) if op.InputsLength() else ()
-        outputs = tuple(tensor(int(j)) for j in op.OutputsAsNumpy()) if op.OutputsLength() else ()
-        options = {}
-        if op.CustomOptionsLength():
-            from flatbuffers import flexbuffers
-
-            try:
-                decoded = flexbuffers.Loads(op.CustomOptionsAsNumpy().tobytes())
-            except (ValueError, IndexError, TypeError):
-                decoded = None
-            options = decoded if isinstance(decoded, dict) else {}
-        code = _op_code_name(schema, root, op.OpcodeIndex())
-        ops.append(OpInfo(code, inputs, outputs, options))
-    return ops
-
-
-def postprocess_outputs(ops: list[OpInfo], source: str = "model") -> dict[str, TensorInfo]:
-    """Map boxes/classes/scores/count to the post-process op's output tensors.
-
-    Raises:
-      ModelLoadError: no (or more than one) post-process op, or not 4 outputs.
-    """
-    found = [op for op in ops if op.code == POSTPROCESS_OP]
-    if len(found) != 1:
-        raise ModelLoadError(
-            f"{source}: model has {len(found)} {POSTPROCESS_OP} ops; an SSD detector for the "
-            "Task Library needs exactly one, with exactly 4 outputs (re-export with the "
-            "post-process op: export_tflite_ssd_graph.py --add_postprocessing_op=true, "
-            "export_tflite_graph_tf2.py, or `ktpconvert export`)"
-        )
-    outputs = found[0].outputs
-    if len(outputs) != 4:
-        raise ModelLoadError(f"{source}: {POSTPROCESS_OP} has {len(outputs)} outputs, expected 4")
-    return dict(zip(OUTPUT_ROLES, outputs, strict=True))
+    return list(parse_model(model, source).ops)
 
 
 class TfliteDetector:
-    """An SSD .tflite in the LiteRT interpreter: stretch-resize, feed, read 4 outputs."""
+    """An SSD .tflite in the LiteRT interpreter: stretch-resize, feed, read 4 outputs.
 
-    def __init__(self, model: bytes, source: str = "model", num_threads: int = 2):
+    Attributes:
+      model: the parsed file (:class:`TfliteModel`).
+      interpreter: the LiteRT interpreter, tensors allocated.
+      input: the interpreter's input details.
+      height, width: the input size.
+      outputs: role ("boxes", "classes", "scores", "count") -> tensor index.
+    """
+
+    def __init__(self, model: bytes | TfliteModel, source: str | None = None, num_threads: int = 2):
+        """Load ``model`` (bytes, or an already parsed :class:`TfliteModel`).
+
+        Raises:
+          ModelLoadError: not a TFLite file, no single post-process op with 4
+            outputs, not loadable by LiteRT, or not one RGB image input.
+        """
         from ai_edge_litert.interpreter import Interpreter
 
-        self.source = source
-        roles = postprocess_outputs(read_ops(model, source), source)
+        if not isinstance(model, TfliteModel):
+            model = parse_model(model, source or "model")
+        self.model = model
+        self.source = source or model.source
+        roles = model.detection_outputs()
         try:
-            self.interpreter = Interpreter(model_content=model, num_threads=num_threads)
+            self.interpreter = Interpreter(model_content=model.data, num_threads=num_threads)
             self.interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as error:
-            raise ModelLoadError(f"{source}: the LiteRT interpreter cannot load it ({error})") from error
+            raise ModelLoadError(f"{self.source}: the LiteRT interpreter cannot load it ({error})") from error
         details = self.interpreter.get_input_details()
         if len(details) != 1:
-            raise ModelLoadError(f"{source}: model has {len(details)} inputs; expected one image")
+            raise ModelLoadError(f"{self.source}: model has {len(details)} inputs; expected one image")
         self.input = details[0]
-        shape = [int(d) for d in self.input["shape"]]
-        if len(shape) != 4 or shape[3] != 3:
-            raise ModelLoadError(f"{source}: input shape {shape}; expected [1, H, W, 3]")
-        self.height, self.width = shape[1], shape[2]
+        self.height, self.width = model.input_size
         output_indices = {d["index"] for d in self.interpreter.get_output_details()}
         missing = [role for role, t in roles.items() if t.index not in output_indices]
         if missing:
             raise ModelLoadError(
-                f"{source}: post-process outputs {', '.join(missing)} are not model outputs"
+                f"{self.source}: post-process outputs {', '.join(missing)} are not model outputs"
             )
         self.outputs = {role: t.index for role, t in roles.items()}
 
     @property
     def input_dtype(self) -> str:
+        """The input's dtype name ("uint8", "int8" or "float32")."""
         return np.dtype(self.input["dtype"]).name
 
     def feed(self, pixels: np.ndarray) -> None:
-        """Set the input from uint8 pixels already at the model's size."""
-        from ktp_tflite.train.preprocess import to_model_input
-
-        dtype = np.dtype(self.input["dtype"])
-        if dtype == np.uint8:
-            value = pixels  # uint8 models take raw pixels, as the Task Library feeds them
-        elif dtype == np.float32:
-            value = to_model_input(pixels)
-        elif dtype == np.int8:
-            scale, zero_point = self.input["quantization"]
-            real = to_model_input(pixels)
-            value = np.clip(np.round(real / scale) + zero_point, -128, 127).astype(np.int8)
-        else:
-            raise ModelLoadError(f"{self.source}: unsupported input dtype {dtype.name}")
-        self.interpreter.set_tensor(self.input["index"], value[np.newaxis])
+        """Set the input from uint8 pixels already at the model's size (:meth:`TfliteModel.model_input`)."""
+        self.interpreter.set_tensor(self.input["index"], self.model.model_input(pixels))
 
     def raw(self) -> dict[str, np.ndarray]:
         """Invoke and return the four outputs by role."""
@@ -186,10 +117,9 @@ class TfliteDetector:
 
 
 def load_detector(path: str | Path, num_threads: int = 2) -> TfliteDetector:
-    """A :class:`TfliteDetector` for a .tflite file."""
-    path = Path(path)
-    try:
-        model = path.read_bytes()
-    except OSError as error:
-        raise ModelLoadError(f"{path}: cannot read ({error})") from error
-    return TfliteDetector(model, str(path), num_threads)
+    """A :class:`TfliteDetector` for a .tflite file.
+
+    Raises:
+      ModelLoadError: the file cannot be read or is not a loadable SSD detector.
+    """
+    return TfliteDetector(read_model(path), str(path), num_threads)

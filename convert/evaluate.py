@@ -1,11 +1,20 @@
-"""Accuracy of .tflite detectors on a labelled set, and what quantization cost.
+"""Accuracy of .tflite detectors on a labelled set, through the runtimes apps use.
 
-Each model runs in the LiteRT interpreter on every image (stretched to its
-input size, as apps feed it); COCO metrics come from
-:mod:`ktp_tflite.train.coco_eval`. The first float model is the baseline;
-every other model's drop is reported in points (1 point = 0.01 mAP).
-Reports hold metrics and counts only: no image content, file names or
-field text.
+Each model runs through each runtime of :mod:`ktp_tflite.convert.runtimes`
+(LiteRT fed by this toolkit, the TFLite Task Library, MediaPipe Tasks) on
+every image, with the boxes taken exactly as the runtime returns them; COCO
+metrics come from :mod:`ktp_tflite.train.coco_eval`. Within each runtime the
+first float model is the baseline and every other model's drop is reported
+in points (1 point = 0.01 mAP); each runtime's gap to LiteRT is reported for
+the same model. Beside mAP, :func:`cards_read`: the share of images whose
+five fields are all found (the top-scoring detection of each class at IoU
+>= 0.5, and >= 0.7, with that class's ground-truth box), overall and by card
+width (from the ground-truth boxes through
+:func:`ktp_tflite.train.card_layout.card_width_fraction`). With ``zoom``,
+every model runs the two-pass zoom of :mod:`ktp_tflite.convert.zoom` through
+its runtime (the crops go through the runtime as photos of their own) and
+every metric is of the final detections. Reports hold metrics and counts
+only: no image content, file names or field text.
 """
 
 from __future__ import annotations
@@ -14,9 +23,17 @@ import dataclasses
 import sys
 from pathlib import Path
 
-from ktp_tflite.convert.detector import TfliteDetector
-from ktp_tflite.train.coco_eval import CocoMetrics, coco_metrics
+from collections.abc import Sequence
+
+import numpy as np
+
+from ktp_tflite.convert.fields import iou
+from ktp_tflite.convert.runtimes import RUNTIMES, detect_images
+from ktp_tflite.convert.zoom import ZoomSettings, crop_image, finish, plan_crop
+from ktp_tflite.train.card_layout import card_width_fraction
+from ktp_tflite.train.coco_eval import CocoMetrics, Detections, coco_metrics
 from ktp_tflite.train.errors import KtpError
+from ktp_tflite.train.labels import CLASSES
 from ktp_tflite.train.records import Dataset
 
 
@@ -24,109 +41,275 @@ class EvaluateError(KtpError, ValueError):
     """The models or the data cannot be evaluated together."""
 
 
-@dataclasses.dataclass(frozen=True)
-class ModelEvaluation:
-    """One model's metrics."""
+CARDS_READ_IOUS = (0.5, 0.7)
+# Card width / frame width bins: (key, low, high), low inclusive.
+CARD_WIDTH_BINS = (("under_45", 0.0, 0.45), ("45_to_65", 0.45, 0.65), ("65_and_over", 0.65, float("inf")))
 
-    model: str
-    precision: str  # "int8" when no op computes in float, else "float"
-    input_dtype: str
-    size_bytes: int
-    metrics: CocoMetrics
+
+@dataclasses.dataclass(frozen=True)
+class CardsRead:
+    """Share of images whose every field is found, overall and by card width.
+
+    ``images[bin]``: images in the bin ("all" and the keys of
+    :data:`CARD_WIDTH_BINS`); ``read[iou][bin]``: the share read at that IoU
+    (as a string, "0.5" and "0.7"), None for an empty bin.
+    """
+
+    images: dict[str, int]
+    read: dict[str, dict[str, float | None]]
 
     def to_dict(self) -> dict:
         """Plain dict for JSON output."""
-        return {**dataclasses.asdict(self), "metrics": self.metrics.to_dict()}
+        return {"num_images": self.images, "read": self.read}
+
+
+def cards_read(dataset: Dataset, detections: Sequence[Detections],
+               ious: Sequence[float] = CARDS_READ_IOUS) -> CardsRead:
+    """Cards read of ``detections`` on ``dataset`` (module docstring).
+
+    An image counts when, for every class with a ground-truth box on it, the
+    class's top-scoring detection (any score) overlaps one of its boxes at
+    IoU >= the threshold. Images without boxes are left out. The card width
+    bin comes from the ground-truth field boxes.
+
+    Raises:
+      EvaluateError: detections of an image that is not in ``dataset``.
+    """
+    by_id = {d.image_id: d for d in detections}
+    unknown = set(by_id) - {e.image_id for e in dataset.examples}
+    if unknown:
+        raise EvaluateError(f"detections for {len(unknown)} image(s) not in {dataset.source}, "
+                            f"e.g. {sorted(unknown)[0]!r}")
+    keys = ["all"] + [key for key, _, _ in CARD_WIDTH_BINS]
+    images = dict.fromkeys(keys, 0)
+    hits = {f"{t:g}": dict.fromkeys(keys, 0) for t in ious}
+    for example in dataset.examples:
+        if not example.boxes:
+            continue
+        fields = {b.label: b.to_pixels(example.width, example.height) for b in example.boxes}
+        fraction = card_width_fraction(fields, example.width)
+        width_bin = next(key for key, low, high in CARD_WIDTH_BINS if low <= fraction < high)
+        best = _top_boxes(by_id.get(example.image_id))
+        overlap = {}
+        for label in {b.label for b in example.boxes}:
+            found = best.get(label)
+            overlap[label] = 0.0 if found is None else max(
+                iou(found, (b.ymin, b.xmin, b.ymax, b.xmax)) for b in example.boxes if b.label == label)
+        for key in ("all", width_bin):
+            images[key] += 1
+            for t in ious:
+                hits[f"{t:g}"][key] += all(v >= t for v in overlap.values())
+    read = {t: {key: (count / images[key] if images[key] else None) for key, count in per_bin.items()}
+            for t, per_bin in hits.items()}
+    return CardsRead(images=images, read=read)
+
+
+def _top_boxes(found: Detections | None) -> dict[str, tuple[float, float, float, float]]:
+    """The top-scoring (ymin, xmin, ymax, xmax) of each class (first one on ties)."""
+    if found is None:
+        return {}
+    best: dict[str, tuple[float, tuple]] = {}
+    for box, cls, score in zip(np.asarray(found.boxes).reshape(-1, 4), found.classes, found.scores, strict=True):
+        index = int(cls)
+        if not 0 <= index < len(CLASSES):
+            continue
+        name = CLASSES[index]
+        if name not in best or score > best[name][0]:
+            best[name] = (float(score), tuple(float(v) for v in box))
+    return {name: box for name, (_, box) in best.items()}
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelEvaluation:
+    """One model's metrics through one runtime."""
+
+    model: str
+    runtime: str
+    precision: str  # "int8" when no op computes in float, else "float"
+    input_dtype: str
+    size_bytes: int
+    metrics: CocoMetrics  # boxes exactly as the runtime returned them
+    app_metrics: CocoMetrics  # boxes mapped as ktp-core maps them (runtimes.photo_box)
+    cards_read: CardsRead  # of the returned boxes
+    app_cards_read: CardsRead  # of the ktp-core boxes
+    second_pass_share: float | None = None  # share of images zoomed (None without zoom)
+
+    def to_dict(self) -> dict:
+        """Plain dict for JSON output."""
+        return {**dataclasses.asdict(self), "metrics": self.metrics.to_dict(),
+                "app_metrics": self.app_metrics.to_dict(), "cards_read": self.cards_read.to_dict(),
+                "app_cards_read": self.app_cards_read.to_dict()}
 
 
 @dataclasses.dataclass(frozen=True)
 class EvaluationReport:
-    """All models on one data set, with drops versus the baseline in points."""
+    """All models x runtimes on one data set, with drops in points.
+
+    ``drops[runtime][model]``: the model's drop versus the baseline (the
+    first float model) in the same runtime. ``runtime_gaps[runtime][model]``:
+    LiteRT's metric minus this runtime's, same model.
+    """
 
     data: str
     num_images: int
     num_boxes: int
     baseline: str
+    runtimes: tuple[str, ...]
     models: list[ModelEvaluation]
-    drops: dict[str, dict[str, float]]
+    drops: dict[str, dict[str, dict[str, float]]]
+    runtime_gaps: dict[str, dict[str, dict[str, float]]]
+    zoom: ZoomSettings | None = None
 
     def max_map_drop(self) -> float:
-        """Largest mAP@[.5:.95] drop (points) of any model versus the baseline."""
-        return max((d["map"] for d in self.drops.values()), default=0.0)
+        """Largest mAP@[.5:.95] drop (points) of any model versus the baseline, in any runtime."""
+        return max((d["map"] for per_model in self.drops.values() for d in per_model.values()),
+                   default=0.0)
+
+    def worst_runtime(self) -> str:
+        """The runtime where some model's drop is largest (the first runtime when none drops)."""
+        drops = {r: max((d["map"] for d in per_model.values()), default=0.0)
+                 for r, per_model in self.drops.items()}
+        return max(self.runtimes, key=lambda r: drops.get(r, 0.0))
 
     def to_dict(self) -> dict:
-        """Plain dict for JSON output."""
+        """Plain dict for JSON output; each entry of ``models`` names its runtime."""
         return {
             "data": self.data, "num_images": self.num_images, "num_boxes": self.num_boxes,
-            "baseline": self.baseline, "models": [m.to_dict() for m in self.models],
-            "drops_points": self.drops,
+            "baseline": self.baseline, "runtimes": list(self.runtimes),
+            "models": [m.to_dict() for m in self.models],
+            "drops_points": self.drops, "runtime_gaps_points": self.runtime_gaps,
+            "zoom": None if self.zoom is None else dataclasses.asdict(self.zoom),
         }
 
 
-def evaluate_model(model_path: str | Path, dataset: Dataset, *, progress: bool = True) -> ModelEvaluation:
-    """Run one .tflite over ``dataset`` and compute COCO metrics.
+def _points(better: CocoMetrics, worse: CocoMetrics) -> dict[str, float]:
+    return {
+        "map": round(100 * (better.map - worse.map), 3),
+        "map50": round(100 * (better.map50 - worse.map50), 3),
+        "map75": round(100 * (better.map75 - worse.map75), 3),
+    }
+
+
+EVAL_CHUNK = 100  # images decoded and sent to a runtime at a time
+
+
+def evaluate_model(
+    model_path: str | Path, dataset: Dataset, runtime: str = "litert", *, progress: bool = True,
+    zoom: ZoomSettings | None = None,
+) -> ModelEvaluation:
+    """Run one .tflite through ``runtime`` over ``dataset``: COCO metrics and cards read.
+
+    With ``zoom``, each chunk of images runs pass 1 through the runtime, the
+    crops are planned from pass 1's ktp-core boxes (what the app sees), pass
+    2 runs through the same runtime on the crops, and both box views are
+    mapped back (:mod:`ktp_tflite.convert.zoom`).
 
     Raises:
       ModelLoadError: the file is not a loadable SSD detector.
+      RuntimeUnavailableError: the runtime is missing or cannot run the model.
       DatasetError: an image cannot be decoded.
     """
     import click
 
-    from ktp_tflite.convert.verify import inspect_model
+    from ktp_tflite.convert.scan import bind_outputs, check_field_labels
+    from ktp_tflite.convert.tflite_model import read_model
 
     path = Path(model_path)
-    model = path.read_bytes()
-    report = inspect_model(model, str(path))
-    detector = TfliteDetector(model, str(path))
-    detections = []
-    with click.progressbar(dataset.examples, label=f"evaluating {path.name}", file=sys.stderr,
-                           hidden=not progress) as examples:
-        for example in examples:
-            detections.append(detector.detect(example.load_rgb(), example.image_id))
+    model = read_model(path)
+    check_field_labels(bind_outputs(model))
+    examples = dataset.examples
+    returned, app = [], []
+    zoomed = 0
+    chunks = range(0, len(examples), EVAL_CHUNK)
+    label = f"evaluating {path.name} ({runtime}{', zoom' if zoom else ''})"
+    with click.progressbar(chunks, label=label, file=sys.stderr, hidden=not progress) as starts:
+        for start in starts:
+            chunk = examples[start:start + EVAL_CHUNK]
+            images = [e.load_rgb() for e in chunk]
+            ids = [e.image_id for e in chunk]
+            found = detect_images(runtime, path, images, ids)
+            if zoom is None:
+                returned.extend(found.returned)
+                app.extend(found.app)
+                continue
+            model_size = (model.input_size[1], model.input_size[0])
+            sizes = [(image.shape[1], image.shape[0]) for image in images]
+            crops = [plan_crop(first, size, model_size, zoom) for first, size in zip(found.app, sizes, strict=True)]
+            planned = [(i, crop) for i, crop in enumerate(crops) if crop is not None]
+            todo = [i for i, _ in planned]
+            second = (detect_images(runtime, path, [crop_image(images[i], crop) for i, crop in planned],
+                                    [ids[i] for i in todo]) if planned else None)
+            second_returned = dict(zip(todo, second.returned if second else [], strict=True))
+            second_app = dict(zip(todo, second.app if second else [], strict=True))
+            for i, size in enumerate(sizes):
+                returned.append(finish(found.returned[i], second_returned.get(i), crops[i], size, zoom).detections)
+                app.append(finish(found.app[i], second_app.get(i), crops[i], size, zoom).detections)
+            zoomed += len(planned)
     return ModelEvaluation(
         model=str(path),
-        precision="float" if report.float_compute_ops else "int8",
-        input_dtype=report.input.dtype,
-        size_bytes=len(model),
-        metrics=coco_metrics(dataset, detections),
+        runtime=runtime,
+        precision=model.precision,
+        input_dtype=model.input.dtype,
+        size_bytes=model.size_bytes,
+        metrics=coco_metrics(dataset, returned),
+        app_metrics=coco_metrics(dataset, app),
+        cards_read=cards_read(dataset, returned),
+        app_cards_read=cards_read(dataset, app),
+        second_pass_share=None if zoom is None else zoomed / max(1, len(examples)),
     )
 
 
 def evaluate_models(
-    model_paths: list[str | Path], dataset: Dataset, *, progress: bool = True
+    model_paths: list[str | Path], dataset: Dataset, runtimes: tuple[str, ...] = ("litert",), *,
+    progress: bool = True, zoom: ZoomSettings | None = None,
 ) -> EvaluationReport:
-    """Evaluate every model on ``dataset``; the first float model is the baseline.
+    """Evaluate every model through every runtime; the first float model is each runtime's baseline.
+
+    ``zoom``: run the two-pass zoom (:func:`evaluate_model`) with these settings.
 
     Raises:
-      EvaluateError: no model, or a data set without labelled boxes.
+      EvaluateError: no model or runtime, or a data set without labelled boxes.
     """
     if not model_paths:
         raise EvaluateError("no model to evaluate")
+    unknown = [r for r in runtimes if r not in RUNTIMES]
+    if not runtimes or unknown:
+        raise EvaluateError(f"unknown runtime(s) {', '.join(unknown) or '(none)'}; "
+                            f"use {', '.join(RUNTIMES)}")
     if not any(example.boxes for example in dataset.examples):
         raise EvaluateError(
             f"{dataset.source}: no labelled boxes; evaluation needs a labelled set "
             "(TFRecord, COCO or VOC), not a plain image folder"
         )
-    results = [evaluate_model(path, dataset, progress=progress) for path in model_paths]
-    baseline = next((r for r in results if r.precision == "float"), results[0])
+    results = [evaluate_model(path, dataset, runtime, progress=progress, zoom=zoom)
+               for runtime in runtimes for path in model_paths]
+    first_float = next((r.model for r in results if r.precision == "float"), results[0].model)
+    by_key = {(r.runtime, r.model): r for r in results}
     drops = {
-        r.model: {
-            "map": round(100 * (baseline.metrics.map - r.metrics.map), 3),
-            "map50": round(100 * (baseline.metrics.map50 - r.metrics.map50), 3),
-            "map75": round(100 * (baseline.metrics.map75 - r.metrics.map75), 3),
+        runtime: {
+            str(path): _points(by_key[(runtime, first_float)].metrics, by_key[(runtime, str(path))].metrics)
+            for path in model_paths if str(path) != first_float
         }
-        for r in results if r is not baseline
+        for runtime in runtimes
+    }
+    gaps = {
+        runtime: {
+            str(path): _points(by_key[("litert", str(path))].metrics, by_key[(runtime, str(path))].metrics)
+            for path in model_paths
+        }
+        for runtime in runtimes if runtime != "litert" and "litert" in runtimes
     }
     return EvaluationReport(
         data=dataset.source, num_images=len(dataset),
         num_boxes=sum(len(e.boxes) for e in dataset.examples),
-        baseline=baseline.model, models=results, drops=drops,
+        baseline=first_float, runtimes=tuple(runtimes), models=results, drops=drops, runtime_gaps=gaps,
+        zoom=zoom,
     )
 
 
 def format_table(report: EvaluationReport) -> str:
-    """Side-by-side table: one column per model, drops versus the baseline."""
-    names = [Path(m.model).name for m in report.models]
+    """Side-by-side table: one column per model x runtime, drops versus each runtime's baseline."""
+    names = [f"{Path(m.model).name} {m.runtime}" for m in report.models]
     width = max(12, *(len(n) for n in names))
     rows = [("", names), ("precision", [m.precision for m in report.models]),
             ("input", [m.input_dtype for m in report.models]),
@@ -138,14 +321,37 @@ def format_table(report: EvaluationReport) -> str:
     rows.append(("mAP@[.5:.95]", [metric(m.metrics.map) for m in report.models]))
     rows.append(("mAP@.5", [metric(m.metrics.map50) for m in report.models]))
     rows.append(("mAP@.75", [metric(m.metrics.map75) for m in report.models]))
+    rows.append(("mAP, ktp-core boxes", [metric(m.app_metrics.map) for m in report.models]))
     for name in report.models[0].metrics.per_class_ap50:
         rows.append((f"AP@.5 {name}", [metric(m.metrics.per_class_ap50[name]) for m in report.models]))
+    bin_names = {"all": "", "under_45": " <45%", "45_to_65": " 45-65%", "65_and_over": " >=65%"}
+    for threshold in (f"{t:g}" for t in CARDS_READ_IOUS):
+        short = threshold.lstrip("0")
+        for key, name in bin_names.items():
+            rows.append((f"cards read@{short}{name}", [metric(m.cards_read.read[threshold][key])
+                                                      for m in report.models]))
+        rows.append((f"cards read@{short} ktp-core", [metric(m.app_cards_read.read[threshold]["all"])
+                                                      for m in report.models]))
+    counts = report.models[0].cards_read.images
+    if report.zoom is not None:
+        rows.append(("second pass (% images)", [metric(m.second_pass_share) for m in report.models]))
     for key, label in (("map", "drop mAP"), ("map50", "drop mAP@.5")):
         rows.append((label, [
-            "baseline" if m.model == report.baseline else f"{report.drops[m.model][key]:+.2f}"
+            "baseline" if m.model == report.baseline else f"{report.drops[m.runtime][m.model][key]:+.2f}"
             for m in report.models
         ]))
-    lines = [f"{report.num_images} images, {report.num_boxes} boxes; metrics in points (x100)"]
+    if report.runtime_gaps:
+        rows.append(("below LiteRT mAP", [
+            f"{report.runtime_gaps[m.runtime][m.model]['map']:+.2f}" if m.runtime in report.runtime_gaps
+            else "-" for m in report.models
+        ]))
+    zoom = ("" if report.zoom is None else
+            f"; two-pass zoom for cards under {100 * report.zoom.threshold:g} % of the frame width")
+    lines = [f"{report.num_images} images, {report.num_boxes} boxes; metrics in points (x100); "
+             f"boxes as each runtime returns them{zoom}",
+             "cards read: % of images with all fields found (top box per class at IoU >= 0.5 / 0.7); "
+             f"card width bins <45% / 45-65% / >=65%: {counts['under_45']} / {counts['45_to_65']} / "
+             f"{counts['65_and_over']} images"]
     for label, cells in rows:
         lines.append(f"{label:<26}" + "".join(f"{c:>{width + 2}}" for c in cells))
     return "\n".join(lines)

@@ -3,19 +3,19 @@
 The Task Library and MediaPipe need it: input normalisation (mean/std, so a
 float model takes pixels), the label file and the output tensor names below
 (they tell the Task Library which output is which). After writing, the
-metadata is read back with ``MetadataDisplayer`` and compared with what was
-asked, output by output against the post-process op's own outputs.
+metadata is read back (``MetadataDisplayer``, through
+:mod:`ktp_tflite.convert.tflite_model`) and compared with what was asked,
+output by output against the post-process op's own outputs.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import tempfile
 from importlib import metadata as package_metadata
 from pathlib import Path
 
-from ktp_tflite.convert.detector import POSTPROCESS_OP, postprocess_outputs, read_ops
+from ktp_tflite.convert.tflite_model import TfliteModel, parse_model, rgb_color_space
 from ktp_tflite.train.errors import KtpError
 from ktp_tflite.train.labels import CLASSES, labels_txt
 from ktp_tflite.train.preprocess import INPUT_MEAN, INPUT_STD
@@ -82,22 +82,15 @@ def read_labels(path: str | Path) -> tuple[str, ...]:
     return labels
 
 
-def model_num_classes(model: bytes, source: str = "model") -> int | None:
-    """``num_classes`` of the model's post-process op, if it states it."""
-    for op in read_ops(model, source):
-        if op.code == POSTPROCESS_OP and "num_classes" in op.options:
-            return int(op.options["num_classes"])
-    return None
-
-
 def attach_metadata(model: bytes, info: ModelInfo = ModelInfo(), source: str = "model") -> bytes:
     """Return ``model`` with object-detector metadata and the labels file packed in.
+
+    Metadata the model already has is replaced.
 
     Raises:
       MetadataError: the model lacks the post-process op, the label count does
         not match its num_classes, or the read-back differs from ``info``.
     """
-    from tensorflow_lite_support.metadata import metadata_schema_py_generated as metadata_fb
     from tensorflow_lite_support.metadata.python.metadata_writers import (
         metadata_info,
         object_detector,
@@ -105,10 +98,15 @@ def attach_metadata(model: bytes, info: ModelInfo = ModelInfo(), source: str = "
     )
 
     try:
-        postprocess_outputs(read_ops(model, source), source)
+        tflite = parse_model(model, source)
+        tflite.detection_outputs()
     except KtpError as error:
         raise MetadataError(f"cannot write detector metadata: {error}") from error
-    num_classes = model_num_classes(model, source)
+    if tflite.has_metadata:
+        # replaced, not added to: tflite-support refuses to pack labels.txt twice
+        model = tflite.without_metadata()
+        tflite = parse_model(model, source)
+    num_classes = tflite.num_classes
     if num_classes is not None and num_classes != len(info.labels):
         raise MetadataError(
             f"{source}: the model has {num_classes} classes but {len(info.labels)} labels were "
@@ -122,7 +120,7 @@ def attach_metadata(model: bytes, info: ModelInfo = ModelInfo(), source: str = "
             description="Input image: RGB photo of a KTP, stretched to the model input size.",
             norm_mean=[info.input_mean],
             norm_std=[info.input_std],
-            color_space_type=metadata_fb.ColorSpaceType.RGB,
+            color_space_type=rgb_color_space(),
             tensor_type=writer_utils.get_input_tensor_types(model)[0],
         )
         writer = object_detector.MetadataWriter.create_from_metadata_info(
@@ -148,37 +146,22 @@ def attach_metadata(model: bytes, info: ModelInfo = ModelInfo(), source: str = "
     return result
 
 
-def read_metadata(model: bytes) -> dict:
+def read_metadata(model: bytes | TfliteModel, source: str = "model") -> dict:
     """The metadata as JSON (``MetadataDisplayer``), plus ``labels`` and ``packed_files``.
 
     ``labels`` come from the first packed TENSOR_VALUE_LABELS file of an output
-    tensor, whatever its name (ours is labels.txt; other exporters differ).
+    tensor, whatever its name (ours is labels.txt; other exporters differ):
+    :attr:`ktp_tflite.convert.tflite_model.TfliteModel.metadata` reads it.
 
     Raises:
+      ModelLoadError: not a TFLite model, or metadata tflite-support cannot read.
       MetadataError: the model has no metadata.
     """
-    from tensorflow_lite_support.metadata.python import metadata
-
-    try:
-        displayer = metadata.MetadataDisplayer.with_model_buffer(model)
-    except ValueError as error:
-        raise MetadataError(f"model has no TFLite metadata ({error}); run `ktpconvert metadata`") from error
-    result = json.loads(displayer.get_metadata_json())
-    files = displayer.get_packed_associated_file_list()
-    subgraph = (result.get("subgraph_metadata") or [{}])[0]
-    label_files = [
-        file["name"]
-        for output in subgraph.get("output_tensor_metadata") or []
-        for file in output.get("associated_files") or []
-        if file.get("type") == "TENSOR_VALUE_LABELS" and file["name"] in files
-    ]
-    result["labels"] = (
-        [line.strip() for line in displayer.get_associated_file_buffer(label_files[0]).decode("utf-8").splitlines()
-         if line.strip()]
-        if label_files else []
-    )
-    result["packed_files"] = sorted(files)
-    return result
+    tflite = model if isinstance(model, TfliteModel) else parse_model(model, source)
+    document = tflite.metadata_document()
+    if document is None:
+        raise MetadataError(f"{tflite.source}: model has no TFLite metadata; run `ktpconvert metadata`")
+    return document
 
 
 def check_metadata(model: bytes, info: ModelInfo, source: str = "model") -> None:
@@ -187,7 +170,8 @@ def check_metadata(model: bytes, info: ModelInfo, source: str = "model") -> None
     Raises:
       MetadataError: naming each difference.
     """
-    meta = read_metadata(model)
+    tflite = parse_model(model, source)
+    meta = read_metadata(tflite)
     problems = []
     for key, wanted in (("name", info.name), ("description", info.description),
                         ("version", info.version), ("author", info.author),
@@ -196,17 +180,13 @@ def check_metadata(model: bytes, info: ModelInfo, source: str = "model") -> None
             problems.append(f"{key} is {meta.get(key)!r}, asked {wanted!r}")
     if tuple(meta["labels"]) != tuple(info.labels):
         problems.append(f"labels are {meta['labels']}, asked {list(info.labels)}")
-    subgraph = meta["subgraph_metadata"][0]
-    norm = _normalization(subgraph["input_tensor_metadata"][0])
+    norm = (list(tflite.metadata.norm_mean), list(tflite.metadata.norm_std))
     if norm != ([info.input_mean], [info.input_std]):
         problems.append(f"input normalization is mean/std {norm}, asked {info.input_mean}/{info.input_std}")
 
-    roles = postprocess_outputs(read_ops(model, source), source)
-    from ai_edge_litert.interpreter import Interpreter
-
-    output_indices = [d["index"] for d in Interpreter(model_content=model).get_output_details()]
-    names = [t.get("name") for t in subgraph["output_tensor_metadata"]]
-    for role, tensor in roles.items():
+    output_indices = [t.index for t in tflite.outputs]
+    names = list(tflite.metadata.output_names)
+    for role, tensor in tflite.detection_outputs().items():
         position = output_indices.index(tensor.index) if tensor.index in output_indices else None
         got = names[position] if position is not None and position < len(names) else None
         if got != OUTPUT_NAMES[role]:
@@ -214,14 +194,6 @@ def check_metadata(model: bytes, info: ModelInfo, source: str = "model") -> None
                             f"expected {OUTPUT_NAMES[role]!r}")
     if problems:
         raise MetadataError(f"{source}: metadata differs from what was asked: " + "; ".join(problems))
-
-
-def _normalization(tensor_meta: dict) -> tuple[list[float], list[float]] | None:
-    for unit in tensor_meta.get("process_units", []):
-        if unit.get("options_type") == "NormalizationOptions":
-            options = unit["options"]
-            return list(options.get("mean", [])), list(options.get("std", []))
-    return None
 
 
 def default_labels_txt() -> str:

@@ -189,21 +189,17 @@ def pin_input_range(calibrated: bytes, low: float, high: float) -> bytes:
     [(0 - mean) / std, (255 - mean) / std] gives scale 1/std and zero point
     ~mean, i.e. uint8 input == pixels.
     """
-    from tensorflow.lite.python import schema_py_generated as schema
+    from ktp_tflite.convert.tflite_model import parse_model
 
-    buffer = bytearray(calibrated)
-    graph = schema.Model.GetRootAsModel(buffer, 0).Subgraphs(0)
-    for position in range(graph.InputsLength()):
-        tensor = graph.Tensors(graph.Inputs(position))
-        quantization = tensor.Quantization()
-        if quantization is None or quantization.MinLength() != 1 or quantization.MaxLength() != 1:
+    model = parse_model(calibrated, "calibrated model")
+    for tensor in model.inputs:
+        quantization = tensor.quantization
+        if quantization is None or len(quantization.min) != 1 or len(quantization.max) != 1:
             raise ConversionError(
-                f"calibration recorded no range for input {tensor.Name().decode()!r}; "
+                f"calibration recorded no range for input {tensor.name!r}; "
                 "the representative data did not reach the model input"
             )
-        quantization.MinAsNumpy()[0] = low  # views into ``buffer``: edited in place
-        quantization.MaxAsNumpy()[0] = high
-    return bytes(buffer)
+    return model.with_ranges({tensor.index: (low, high) for tensor in model.inputs})
 
 
 def resolve_keep_float(calibrated: bytes, names: tuple[str, ...]) -> tuple[str, ...]:
@@ -212,9 +208,9 @@ def resolve_keep_float(calibrated: bytes, names: tuple[str, ...]) -> tuple[str, 
     Raises:
       ConversionError: a name matches no layer (lists a few valid ones).
     """
-    from ktp_tflite.convert.detector import read_ops
+    from ktp_tflite.convert.tflite_model import parse_model
 
-    layers = [t.name for op in read_ops(calibrated) for t in op.outputs]
+    layers = [t.name for op in parse_model(calibrated, "calibrated model").ops for t in op.outputs]
     resolved = []
     for name in names:
         matches = [layer for layer in layers if layer == name or name in layer.split(";")]

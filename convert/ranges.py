@@ -36,6 +36,9 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 
+from ktp_tflite.convert.tflite_model import TfliteModel, parse_model
+from ktp_tflite.train.export import POSTPROCESS_OP
+
 BINS = 2048
 LEVELS = 255  # int8 steps across a range
 # TFLite fixes the int8 output range of these ops; a calibrated range is ignored.
@@ -107,15 +110,10 @@ def _upstream(start: int, producers: dict) -> list[int]:
     return chain
 
 
-def _plan(model: bytes) -> _Plan:
-    from tensorflow.lite.python import schema_py_generated as schema
-
-    from ktp_tflite.convert.detector import POSTPROCESS_OP, read_ops
-
-    ops = read_ops(model)
+def _plan(model: TfliteModel) -> _Plan:
+    ops = model.ops
     producers = {t.index: op for op in ops for t in op.outputs}
-    graph = schema.Model.GetRootAsModel(model, 0).Subgraphs(0)
-    inputs = {graph.Inputs(i) for i in range(graph.InputsLength())}
+    inputs = {t.index for t in model.inputs}
     fixed = set()
     for op in ops:  # in execution order: a reshape of a sigmoid keeps the sigmoid's range
         sources = [t.index for t in op.inputs if t.index in producers]
@@ -126,14 +124,14 @@ def _plan(model: bytes) -> _Plan:
     for index in producers:
         if index in inputs or index in fixed:
             continue
-        tensor = graph.Tensors(index)
-        quantization = tensor.Quantization()
-        if (quantization is None or quantization.MinLength() != 1
-                or quantization.MaxLength() != 1 or tensor.Type() != schema.TensorType.FLOAT32):
+        tensor = model.tensors[index]
+        quantization = tensor.quantization
+        if (quantization is None or len(quantization.min) != 1
+                or len(quantization.max) != 1 or tensor.dtype != "float32"):
             continue
-        low, high = float(quantization.Min(0)), float(quantization.Max(0))
+        low, high = quantization.min[0], quantization.max[0]
         if high > low:
-            recorded[index] = (tensor.Name().decode(), low, high)
+            recorded[index] = (tensor.name, low, high)
     post = [op for op in ops if op.code == POSTPROCESS_OP]
     if len(post) != 1 or len(post[0].inputs) < 2:
         return _Plan(recorded, (), (), None, None)
@@ -258,9 +256,8 @@ def refine_ranges(
     Returns:
       (model bytes, one RangeChange per refined tensor, largest range cut first).
     """
-    from tensorflow.lite.python import schema_py_generated as schema
-
-    plan = _plan(calibrated)
+    model = parse_model(calibrated, "calibrated model")
+    plan = _plan(model)
     counts, codes = _histograms(calibrated, plan, samples)
     chosen = {}
     for index, (_, low, high) in plan.recorded.items():
@@ -273,14 +270,10 @@ def refine_ranges(
         _, low, high = plan.recorded[index]
         chosen[index] = ("logits", max(low, -LOGIT_LIMIT), min(high, LOGIT_LIMIT), 0.0, 1.0)
 
-    buffer = bytearray(calibrated)
-    graph = schema.Model.GetRootAsModel(buffer, 0).Subgraphs(0)
     changes = []
     for index, (rule, new_low, new_high, clipped, ratio) in chosen.items():
         name, low, high = plan.recorded[index]
-        quantization = graph.Tensors(index).Quantization()
-        quantization.MinAsNumpy()[0] = new_low  # views into ``buffer``: edited in place
-        quantization.MaxAsNumpy()[0] = new_high
         changes.append(RangeChange(name, (low, high), (new_low, new_high), rule, clipped, ratio))
     changes.sort(key=lambda c: (c.chosen[1] - c.chosen[0]) / (c.recorded[1] - c.recorded[0]))
-    return bytes(buffer), changes
+    refined = model.with_ranges({index: (low, high) for index, (_, low, high, _, _) in chosen.items()})
+    return refined, changes

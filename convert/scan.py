@@ -1,17 +1,19 @@
 """Run a KTP detector .tflite on one photo: what ``ktpconvert scan`` does.
 
-:func:`inspect_model` reads what the model expects (input size, dtype,
-normalisation from its metadata, labels, and which output is which);
-:func:`scan_image` preprocesses a photo exactly that way, runs the LiteRT
-interpreter and keeps the best box per field with
-:mod:`ktp_tflite.convert.fields`. Field text is not read (no OCR here).
+The model is read with :mod:`ktp_tflite.convert.tflite_model` (input size,
+dtype and quantization, normalisation from its metadata, labels);
+:func:`bind_outputs` works out which output is which; :func:`scan_image`
+feeds a photo the one way the facade does, runs the LiteRT interpreter and
+keeps the best box per field with :mod:`ktp_tflite.convert.fields`. Field
+text is not read (no OCR here).
 
-Outputs are bound by role, never by index alone (TF2 exports permute them),
-trying in order: metadata tensor names ("location", "category", "score",
-"number of detections", as the tflite-support writer sets them), signature
-output keys, tensor names, and last the shapes (``[1, N, 4]`` boxes, one
-value count, the two ``[1, N]`` in TF1 order: classes, then scores, unless
-only one of them holds whole numbers, which then is the classes).
+Outputs are bound by role, never by index alone (TF2 exports permute them;
+models from other exporters may lack the post-process op), trying in order:
+metadata tensor names ("location", "category", "score", "number of
+detections", as the tflite-support writer sets them), signature output
+keys, tensor names, and last the shapes (``[1, N, 4]`` boxes, one value
+count, the two ``[1, N]`` in TF1 order: classes, then scores, unless only
+one of them holds whole numbers, which then is the classes).
 """
 
 from __future__ import annotations
@@ -23,12 +25,18 @@ from pathlib import Path
 import numpy as np
 
 from ktp_tflite.convert.fields import DEFAULT_THRESHOLD, FieldResult, select_fields
-from ktp_tflite.convert.model_source import TFLITE_IDENTIFIER
+from ktp_tflite.convert.tflite_model import (
+    INPUT_DTYPES,
+    OUTPUT_ROLES,
+    ModelMetadata,
+    TfliteModel,
+    parse_model,
+    read_model,
+)
 from ktp_tflite.train.errors import KtpError
 from ktp_tflite.train.labels import CLASSES
-from ktp_tflite.train.preprocess import INPUT_MEAN, INPUT_STD, resize_rgb
+from ktp_tflite.train.preprocess import resize_rgb
 
-ROLES = ("boxes", "classes", "scores", "count")
 # Output tensor names written by tflite-support's object detector metadata writer.
 METADATA_OUTPUT_NAMES = {
     "location": "boxes",
@@ -38,7 +46,6 @@ METADATA_OUTPUT_NAMES = {
 }
 # EXIF orientation -> clockwise rotation that makes the stored pixels upright.
 _EXIF_ROTATION = {1: 0, 3: 180, 6: 90, 8: 270}
-_EXIF_ORIENTATION_TAG = 0x0112
 
 
 class ModelContractError(KtpError, ValueError):
@@ -50,77 +57,61 @@ class ImageReadError(KtpError, ValueError):
 
 
 @dataclasses.dataclass(frozen=True)
-class ModelMetadata:
-    """What a .tflite's TFLite metadata says (the parts the app relies on)."""
+class OutputBinding:
+    """Which output of a detector is which, and how that was worked out.
 
-    norm_mean: tuple[float, ...]
-    norm_std: tuple[float, ...]
-    output_names: tuple[str, ...]  # in subgraph output order
-    labels: tuple[str, ...] | None  # from the category tensor's label file
-    associated_files: tuple[str, ...]
+    The model's facts come from ``model``; the properties below are the ones
+    ``ktpconvert scan`` prints and the app contract checks.
+    """
 
-
-@dataclasses.dataclass(frozen=True)
-class ModelSpec:
-    """How to feed a detector and read its four outputs."""
-
-    height: int
-    width: int
-    input_dtype: str  # "uint8", "int8" or "float32"
-    input_quantization: tuple[float, int]  # (scale, zero point); (0.0, 0) when none
-    norm_mean: float
-    norm_std: float
-    normalization_source: str  # "metadata" or "default"
+    model: TfliteModel
     outputs: dict[str, int]  # role -> tensor index
     binding: str  # "metadata", "signature", "names" or "shapes"
-    metadata: ModelMetadata | None
+
+    @property
+    def height(self) -> int:
+        """Input height."""
+        return self.model.input_size[0]
+
+    @property
+    def width(self) -> int:
+        """Input width."""
+        return self.model.input_size[1]
+
+    @property
+    def input_dtype(self) -> str:
+        """ "uint8", "int8" or "float32"."""
+        return self.model.input.dtype
+
+    @property
+    def input_quantization(self) -> tuple[float, int]:
+        """(scale, zero point); (0.0, 0) when none."""
+        return self.model.input_quantization
+
+    @property
+    def norm_mean(self) -> float:
+        """Mean of the float input's normalisation (one value for all channels)."""
+        return float(self.model.normalization.mean[0])
+
+    @property
+    def norm_std(self) -> float:
+        """Std of the float input's normalisation."""
+        return float(self.model.normalization.std[0])
+
+    @property
+    def normalization_source(self) -> str:
+        """ "metadata" or "default"."""
+        return self.model.normalization.source
+
+    @property
+    def metadata(self) -> ModelMetadata | None:
+        """The model's TFLite metadata, or None."""
+        return self.model.metadata
 
     @property
     def labels(self) -> tuple[str, ...]:
         """Labels from the metadata, else the canonical classes."""
-        if self.metadata and self.metadata.labels:
-            return self.metadata.labels
-        return CLASSES
-
-
-def read_model_bytes(path: Path) -> bytes:
-    """Read a .tflite, refusing files that are not TFLite flatbuffers."""
-    data = Path(path).read_bytes()
-    if data[4:8] != TFLITE_IDENTIFIER:
-        raise ModelContractError(
-            f"{path}: not a TFLite model (no 'TFL3' identifier); pass the .tflite file "
-            "written by `ktpconvert quantize` or the TFLite converter"
-        )
-    return data
-
-
-def read_metadata(model: bytes) -> ModelMetadata | None:
-    """The parts of a model's TFLite metadata that scanning needs, or None if it has none."""
-    import tensorflow  # noqa: F401  (the metadata module needs TF's runtime loaded first)
-
-    from ktp_tflite.convert.metadata import MetadataError
-    from ktp_tflite.convert.metadata import read_metadata as read_metadata_json
-
-    try:
-        document = read_metadata_json(model)
-    except MetadataError:
-        return None
-    subgraph = (document.get("subgraph_metadata") or [{}])[0]
-    inputs = subgraph.get("input_tensor_metadata") or [{}]
-    mean: tuple[float, ...] = ()
-    std: tuple[float, ...] = ()
-    for unit in inputs[0].get("process_units") or []:
-        if unit.get("options_type") == "NormalizationOptions":
-            mean = tuple(unit["options"].get("mean", ()))
-            std = tuple(unit["options"].get("std", ()))
-    outputs = subgraph.get("output_tensor_metadata") or []
-    return ModelMetadata(
-        norm_mean=mean,
-        norm_std=std,
-        output_names=tuple(output.get("name", "") for output in outputs),
-        labels=tuple(document["labels"]) or None,
-        associated_files=tuple(document["packed_files"]),
-    )
+        return self.model.labels or CLASSES
 
 
 def _role_from_name(name: str) -> str | None:
@@ -148,7 +139,7 @@ def _bind(names_by_index: dict[int, str]) -> dict[str, int] | None:
         if role is None or role in roles:
             return None
         roles[role] = index
-    return roles if set(roles) == set(ROLES) else None
+    return roles if set(roles) == set(OUTPUT_ROLES) else None
 
 
 def _bind_by_shape(details: list[dict]) -> dict[str, int]:
@@ -184,31 +175,33 @@ def _check_metadata_shapes(outputs: dict[str, int], details: list[dict], source:
         )
 
 
-def inspect_model(model: bytes, source: str = "model") -> ModelSpec:
-    """Work out how to feed ``model`` and which output is which.
+def bind_outputs(model: bytes | TfliteModel, source: str = "model") -> OutputBinding:
+    """Check ``model`` can be fed an image and work out which output is which.
 
     Raises:
+      ModelLoadError: not a TFLite model.
       ModelContractError: not a 1-input, 4-output detector with an RGB image
         input of dtype uint8, int8 or float32.
     """
-    interpreter = _interpreter(model, source)
-    inputs = interpreter.get_input_details()
-    details = interpreter.get_output_details()
-    if len(inputs) != 1:
-        raise ModelContractError(f"{source}: expected 1 input (the image), found {len(inputs)}")
-    shape = [int(v) for v in inputs[0]["shape"]]
+    if not isinstance(model, TfliteModel):
+        model = parse_model(model, source)
+    source = model.source
+    interpreter = _interpreter(model)
+    details = interpreter.get_output_details()  # the runtime's shapes (the file may leave them out)
+    if len(model.inputs) != 1:
+        raise ModelContractError(f"{source}: expected 1 input (the image), found {len(model.inputs)}")
+    shape = list(model.inputs[0].shape)
     if len(shape) != 4 or shape[0] != 1 or shape[3] != 3:
         raise ModelContractError(f"{source}: input shape {shape} is not an RGB image [1, H, W, 3]")
-    dtype = np.dtype(inputs[0]["dtype"]).name
-    if dtype not in ("uint8", "int8", "float32"):
-        raise ModelContractError(f"{source}: input dtype {dtype} is not uint8, int8 or float32")
+    if model.input.dtype not in INPUT_DTYPES:
+        raise ModelContractError(f"{source}: input dtype {model.input.dtype} is not uint8, int8 or float32")
     if len(details) != 4:
         raise ModelContractError(
             f"{source}: has {len(details)} outputs; SSD detectors need exactly 4 (boxes, "
             "classes, scores, count) from the TFLite_Detection_PostProcess op. Export with "
             "the post-process op (`ktpconvert export`)"
         )
-    metadata = read_metadata(model)
+    metadata = model.metadata
     outputs, binding = None, ""
     if metadata and len(metadata.output_names) == 4:
         outputs = _bind({d["index"]: n for d, n in zip(details, metadata.output_names)})
@@ -225,59 +218,31 @@ def inspect_model(model: bytes, source: str = "model") -> ModelSpec:
     if outputs is None:
         outputs = _bind_by_shape(details)
         binding = "shapes"
-    mean, std, norm_source = INPUT_MEAN, INPUT_STD, "default"
-    if metadata and metadata.norm_mean and metadata.norm_std:
-        if len(set(metadata.norm_mean)) > 1 or len(set(metadata.norm_std)) > 1:
-            raise ModelContractError(f"{source}: per-channel normalisation is not supported")
-        mean, std, norm_source = metadata.norm_mean[0], metadata.norm_std[0], "metadata"
-    scale, zero_point = inputs[0]["quantization"]
-    return ModelSpec(
-        height=shape[1],
-        width=shape[2],
-        input_dtype=dtype,
-        input_quantization=(float(scale), int(zero_point)),
-        norm_mean=float(mean),
-        norm_std=float(std),
-        normalization_source=norm_source,
-        outputs=outputs,
-        binding=binding,
-        metadata=metadata,
-    )
+    norm = model.normalization
+    if norm.source == "metadata" and (len(set(norm.mean)) > 1 or len(set(norm.std)) > 1):
+        raise ModelContractError(f"{source}: per-channel normalisation is not supported")
+    return OutputBinding(model=model, outputs=outputs, binding=binding)
 
 
-def _interpreter(model: bytes, source: str):
+def _interpreter(model: TfliteModel):
     from ai_edge_litert.interpreter import Interpreter
 
     try:
-        interpreter = Interpreter(model_content=model, num_threads=1)
+        interpreter = Interpreter(model_content=model.data, num_threads=1)
         interpreter.allocate_tensors()
     except (ValueError, RuntimeError) as error:
-        raise ModelContractError(f"{source}: LiteRT cannot load the model: {error}") from None
+        raise ModelContractError(f"{model.source}: LiteRT cannot load the model: {error}") from None
     return interpreter
 
 
-def model_input(image: np.ndarray, spec: ModelSpec) -> np.ndarray:
-    """The ``[1, H, W, 3]`` tensor for an upright uint8 RGB image.
+def run_detector(spec: OutputBinding, image: np.ndarray) -> dict[str, np.ndarray]:
+    """Run the model on an upright RGB image; returns the four outputs by role (batch removed).
 
-    uint8 models get the stretched pixels as they are; float32 models get
-    ``(x - mean) / std`` (mean/std from the metadata, else 127.5/127.5); int8
-    models get that value quantised with the input's scale and zero point.
+    The image is stretched to the input size and fed by :meth:`TfliteModel.model_input`.
     """
+    interpreter = _interpreter(spec.model)
     pixels = resize_rgb(image, spec.height, spec.width)
-    if spec.input_dtype == "uint8":
-        return pixels[np.newaxis]
-    normalised = (pixels.astype(np.float32) - spec.norm_mean) / spec.norm_std
-    if spec.input_dtype == "int8":
-        scale, zero_point = spec.input_quantization
-        quantised = np.round(normalised / scale) + zero_point
-        return np.clip(quantised, -128, 127).astype(np.int8)[np.newaxis]
-    return normalised.astype(np.float32)[np.newaxis]
-
-
-def run_detector(model: bytes, spec: ModelSpec, image: np.ndarray) -> dict[str, np.ndarray]:
-    """Run the model on an upright RGB image; returns the four outputs by role (batch removed)."""
-    interpreter = _interpreter(model, "model")
-    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], model_input(image, spec))
+    interpreter.set_tensor(spec.model.input.index, spec.model.model_input(pixels))
     interpreter.invoke()
     raw = {role: np.asarray(interpreter.get_tensor(index))[0] for role, index in spec.outputs.items()}
     if spec.binding == "shapes":
@@ -288,42 +253,76 @@ def run_detector(model: bytes, spec: ModelSpec, image: np.ndarray) -> dict[str, 
 
 
 def load_photo(path: Path) -> tuple[np.ndarray, int]:
-    """Read a photo as stored (RGB uint8) and the clockwise rotation its EXIF asks for."""
-    from PIL import Image, UnidentifiedImageError
+    """Read a photo as stored (RGB uint8) and the clockwise rotation its EXIF asks for.
 
-    try:
-        with Image.open(path) as image:
-            orientation = image.getexif().get(_EXIF_ORIENTATION_TAG, 1)
-            pixels = np.asarray(image.convert("RGB"))
-    except (UnidentifiedImageError, OSError) as error:
-        raise ImageReadError(f"{path}: cannot read the image ({error}); use a JPEG or PNG") from None
+    Raises:
+      ImageError (a KtpError) from :mod:`ktp_tflite.train.images`: unreadable,
+        too large, or an unsupported format; ImageReadError: mirrored EXIF.
+    """
+    from ktp_tflite.train.images import load_image, read_header
+
+    orientation = read_header(path).orientation
     if orientation not in _EXIF_ROTATION:
         raise ImageReadError(
             f"{path}: mirrored EXIF orientation {orientation} is not supported; "
             "save the photo without mirroring"
         )
-    return pixels, _EXIF_ROTATION[orientation]
+    return load_image(path, upright=False), _EXIF_ROTATION[orientation]
 
 
-def scan_image(
-    model_path: Path, image_path: Path, *, threshold: float = DEFAULT_THRESHOLD
-) -> tuple[FieldResult, ModelSpec]:
-    """Detect the KTP fields on one photo.
+def check_field_labels(spec: OutputBinding) -> None:
+    """Refuse a detector whose classes are not the five KTP fields in order.
 
-    Returns:
-      The best box per field (pixels of the upright photo in ``box``, of the
-      stored pixels in ``box_sensor``) and what was read from the model.
+    A model with 3 labels, or with two of them swapped, would otherwise drop or
+    mislabel fields silently. Without a label file the five classes are
+    assumed (and :func:`scan_image` says so).
+
+    Raises:
+      ModelContractError: naming the labels found and the fix.
     """
-    model = read_model_bytes(model_path)
-    spec = inspect_model(model, str(model_path))
+    source = spec.model.source
+    num_classes = spec.model.num_classes
+    if num_classes is not None and num_classes != len(CLASSES):
+        raise ModelContractError(
+            f"{source}: the detector has {num_classes} classes; a KTP field detector has "
+            f"{len(CLASSES)} ({', '.join(CLASSES)})"
+        )
+    labels = spec.metadata.labels if spec.metadata else None
+    if labels is not None and tuple(labels) != CLASSES:
+        raise ModelContractError(
+            f"{source}: metadata labels {list(labels)} must be exactly {list(CLASSES)} in this "
+            "order; rewrite them with `ktpconvert metadata MODEL --labels labels.txt --out NEW`"
+        )
+
+
+def open_scan(model_path: Path, image_path: Path) -> tuple[OutputBinding, np.ndarray, int, np.ndarray]:
+    """(model binding, stored pixels, EXIF rotation, upright pixels) for a scan.
+
+    Raises:
+      ModelLoadError, ModelContractError: the model; ImageError, ImageReadError: the photo.
+    """
+    spec = bind_outputs(read_model(model_path))
+    check_field_labels(spec)
     if not (spec.metadata and spec.metadata.labels):
         print(
             f"{model_path.name}: no label file in the metadata; assuming {', '.join(CLASSES)}",
             file=sys.stderr,
         )
     stored, rotation = load_photo(image_path)
-    upright = np.ascontiguousarray(np.rot90(stored, k=-rotation // 90))
-    raw = run_detector(model, spec, upright)
+    return spec, stored, rotation, np.ascontiguousarray(np.rot90(stored, k=-rotation // 90))
+
+
+def scan_image(
+    model_path: Path, image_path: Path, *, threshold: float = DEFAULT_THRESHOLD
+) -> tuple[FieldResult, OutputBinding]:
+    """Detect the KTP fields on one photo.
+
+    Returns:
+      The best box per field (pixels of the upright photo in ``box``, of the
+      stored pixels in ``box_sensor``) and what was read from the model.
+    """
+    spec, stored, rotation, upright = open_scan(model_path, image_path)
+    raw = run_detector(spec, upright)
     result = select_fields(
         raw["boxes"],
         raw["classes"],

@@ -14,28 +14,16 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import json
-import os
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from ktp_tflite.convert.detector import (
-    POSTPROCESS_OP,
-    ModelLoadError,
-    OpInfo,
-    TensorInfo,
-    TfliteDetector,
-    postprocess_outputs,
-    read_ops,
-)
+from ktp_tflite.convert.detector import TfliteDetector
+from ktp_tflite.convert.tflite_model import ModelLoadError, TensorInfo, TfliteModel, parse_model
 from ktp_tflite.train.errors import KtpError
+from ktp_tflite.train.export import POSTPROCESS_OP
 
-INT8_TENSOR_TYPES = ("int8", "int32")  # int32: biases and shapes
-PROBE_TIMEOUT_S = 120
 
 
 class VerificationError(KtpError, RuntimeError):
@@ -44,7 +32,12 @@ class VerificationError(KtpError, RuntimeError):
 
 @dataclasses.dataclass(frozen=True)
 class ModelReport:
-    """Facts about a detector .tflite (all JSON-ready through ``to_dict``)."""
+    """What ``ktpconvert inspect`` reports of a detector .tflite (JSON through ``to_dict``).
+
+    The facts come from :class:`TfliteModel`; the output shapes are the
+    interpreter's (the file leaves the post-process outputs' shapes to the
+    runtime).
+    """
 
     source: str
     size_bytes: int
@@ -59,77 +52,42 @@ class ModelReport:
     metadata: dict | None
 
     def to_dict(self) -> dict:
-        """Plain dict for JSON output."""
-        return dataclasses.asdict(self)
+        """Plain dict for JSON output (tensors as index, name, dtype, shape)."""
+        data = dataclasses.asdict(self)
+        data["input"] = self.input.summary()
+        data["outputs"] = {role: tensor.summary() for role, tensor in self.outputs.items()}
+        return data
 
 
-def _signature(op: OpInfo) -> str:
-    ins = ",".join(t.dtype for t in op.inputs)
-    outs = ",".join(t.dtype for t in op.outputs)
-    return f"{op.code}({ins})->({outs})"
-
-
-def _float_compute_ops(ops: list[OpInfo]) -> list[str]:
-    """Ops that compute in float, except the post-process op and the DEQUANTIZE ops feeding it."""
-    post_inputs = {t.index for op in ops if op.code == POSTPROCESS_OP for t in op.inputs}
-    consumers: dict[int, set[str]] = collections.defaultdict(set)
-    for op in ops:
-        for t in op.inputs:
-            consumers[t.index].add(op.code)
-    found = []
-    for op in ops:
-        if op.code == POSTPROCESS_OP:
-            continue
-        if op.code == "DEQUANTIZE" and all(t.index in post_inputs for t in op.outputs):
-            continue
-        if op.code == "QUANTIZE" and all(t.dtype in INT8_TENSOR_TYPES for t in op.outputs):
-            continue  # float/uint8 input -> int8
-        if any(t.dtype not in INT8_TENSOR_TYPES for t in (*op.inputs, *op.outputs)):
-            found.append(f"{_signature(op)} -> {op.outputs[0].name if op.outputs else '?'}")
-    return found
-
-
-def inspect_model(model: bytes, source: str = "model") -> ModelReport:
+def inspect_model(model: bytes | TfliteModel, source: str = "model") -> ModelReport:
     """Load ``model`` in the LiteRT interpreter and gather its facts.
 
     Raises:
       ModelLoadError: not loadable, or not an SSD with the post-process op.
     """
-    ops = read_ops(model, source)
-    detector = TfliteDetector(model, source)
-    roles = postprocess_outputs(ops, source)
-    details = detector.interpreter.get_input_details()[0]
-    input_info = TensorInfo(
-        int(details["index"]), details["name"], np.dtype(details["dtype"]).name,
-        tuple(int(d) for d in details["shape"]),
-    )
+    tflite = model if isinstance(model, TfliteModel) else parse_model(model, source)
+    detector = TfliteDetector(tflite)
+    roles = tflite.detection_outputs()
     outputs = {}
     for role, tensor in roles.items():
         shape = tuple(int(d) for d in detector.interpreter.get_tensor(tensor.index).shape)
         outputs[role] = dataclasses.replace(tensor, shape=shape)
     by_index = {t.index: role for role, t in roles.items()}
-    order = tuple(by_index[d["index"]] for d in detector.interpreter.get_output_details())
-    signatures = collections.Counter(_signature(op) for op in ops)
-    postprocess = next(op.options for op in ops if op.code == POSTPROCESS_OP)
-    metadata = None
-    try:
-        from ktp_tflite.convert.metadata import read_metadata
-
-        metadata = read_metadata(model)
-    except KtpError:
-        metadata = None
+    order = tuple(by_index.get(t.index, t.name) for t in tflite.outputs)
+    signatures = collections.Counter(op.signature for op in tflite.ops)
     return ModelReport(
-        source=source,
-        size_bytes=len(model),
-        input=input_info,
-        input_quantization=(float(details["quantization"][0]), int(details["quantization"][1])),
+        source=tflite.source,
+        size_bytes=tflite.size_bytes,
+        input=tflite.input,
+        input_quantization=tflite.input_quantization,
         outputs=outputs,
         output_order=order,
-        op_counts=dict(sorted(collections.Counter(op.code for op in ops).items())),
+        op_counts=dict(sorted(collections.Counter(op.code for op in tflite.ops).items())),
         op_dtypes=[{"op": sig, "count": n} for sig, n in sorted(signatures.items())],
-        float_compute_ops=_float_compute_ops(ops),
-        postprocess={k: v for k, v in sorted(postprocess.items())},
-        metadata=metadata,
+        float_compute_ops=[f"{op.signature} -> {op.outputs[0].name if op.outputs else '?'}"
+                           for op in tflite.float_compute_ops],
+        postprocess=tflite.postprocess_options,
+        metadata=tflite.metadata_document(),
     )
 
 
@@ -183,56 +141,48 @@ def check_model(
 
 @dataclasses.dataclass(frozen=True)
 class TaskLibraryReport:
-    """Task Library vs interpreter on the same rendered card, per class."""
+    """Task Library vs interpreter on the same rendered card, per class.
+
+    ``agreement``: every app runtime against LiteRT on rendered photos
+    (:func:`runtime_agreement`), filled in by :func:`verify_model`.
+    """
 
     task_library_per_class: dict[str, int]
     interpreter_per_class: dict[str, int]
     num_detections: int
     problems: list[str]
+    agreement: RuntimeAgreement | None = None
 
     def to_dict(self) -> dict:
         """Plain dict for JSON output."""
         return dataclasses.asdict(self)
 
 
-def run_task_library(model_path: str | Path, image_paths: list[str | Path]) -> list[list[dict]]:
-    """ObjectDetector detections per image, from a subprocess without TensorFlow.
+def run_task_library(model_path: str | Path, images: list[np.ndarray]) -> list[list[dict]]:
+    """ObjectDetector detections per uint8 RGB image, from a subprocess without TensorFlow.
 
     Raises:
       VerificationError: the Task Library cannot load the model or crashed.
     """
-    command = [sys.executable, "-m", "ktp_tflite.convert.task_library_probe", str(model_path),
-               *(str(p) for p in image_paths)]
+    from ktp_tflite.convert.runtimes import RuntimeUnavailableError, run_probe
+
     try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=PROBE_TIMEOUT_S,
-                              env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
-    except subprocess.TimeoutExpired as error:
-        raise VerificationError(f"{model_path}: Task Library probe timed out") from error
-    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
-    if not lines:
-        raise VerificationError(
-            f"{model_path}: Task Library probe crashed (exit {done.returncode}): "
-            f"{done.stderr.strip()[-500:]}"
-        )
-    result = json.loads(lines[-1])
-    if "error" in result:
-        raise VerificationError(f"{model_path}: the Task Library cannot use the model: {result['error']}")
-    return [image["detections"] for image in result["images"]]
+        return run_probe("task-library", model_path, images)
+    except RuntimeUnavailableError as error:
+        raise VerificationError(str(error)) from error
 
 
-def task_library_check(model: bytes, labels: list[str], seed: int = 0) -> TaskLibraryReport:
+def task_library_check(model: bytes | TfliteModel, labels: list[str], seed: int = 0) -> TaskLibraryReport:
     """Run the Task Library and the interpreter on one rendered card; compare per class.
 
     The card is stretched to the model's input size first, so both see the
     same pixels. A problem is: no detection at all, or a class the
     interpreter finds that the Task Library never reports.
     """
-    from PIL import Image
-
     from ktp_tflite.train.preprocess import resize_rgb
     from ktp_tflite.train.synth import render_card
 
-    detector = TfliteDetector(model, "model")
+    detector = TfliteDetector(model)
     pixels = resize_rgb(render_card(seed, 0).image, detector.height, detector.width)
     detector.feed(pixels)
     raw = detector.raw()
@@ -241,10 +191,8 @@ def task_library_check(model: bytes, labels: list[str], seed: int = 0) -> TaskLi
 
     with tempfile.TemporaryDirectory() as folder:
         model_path = Path(folder) / "model.tflite"
-        model_path.write_bytes(model)
-        image_path = Path(folder) / "card.png"
-        Image.fromarray(pixels).save(image_path)
-        detections = run_task_library(model_path, [image_path])[0]
+        model_path.write_bytes(detector.model.data)
+        detections = run_task_library(model_path, [pixels])[0]
 
     def name(index: int) -> str:
         return labels[index] if 0 <= index < len(labels) else f"class_{index}"
@@ -264,6 +212,100 @@ def task_library_check(model: bytes, labels: list[str], seed: int = 0) -> TaskLi
                              len(detections), problems)
 
 
+OFFSET_WARN_PX = 1.0  # larger box offsets between runtimes are printed as warnings
+AGREEMENT_SEEDS = (0, 1, 2)  # rendered photos of seed 7, as apps see them (not pre-resized)
+AGREEMENT_MIN_SCORE = 0.3
+
+
+@dataclasses.dataclass(frozen=True)
+class RuntimeAgreement:
+    """The same rendered photos through LiteRT, the Task Library and MediaPipe.
+
+    ``max_offset_px[runtime]``: the largest difference, in photo pixels, of any
+    box edge of the top detection of a class between that runtime and LiteRT
+    (our resize, float boxes), as the runtime returned it (``returned``) and
+    after ktp-core's mapping (``ktp_core``, :func:`~ktp_tflite.convert.runtimes.photo_box`);
+    ``*_mean_edges``: the mean signed offset of the top, left, bottom and right
+    edges (the bias that ktp-core's mapping removes).
+    """
+
+    photos: int
+    photo_size: tuple[int, int]
+    runtimes: tuple[str, ...]
+    max_offset_px: dict[str, dict]
+    missing: dict[str, list[str]]  # runtime -> classes LiteRT finds and it does not
+    warnings: list[str]
+
+    def to_dict(self) -> dict:
+        """Plain dict for JSON output."""
+        return dataclasses.asdict(self)
+
+
+def _top_boxes(boxes: np.ndarray, classes: np.ndarray, scores: np.ndarray) -> dict[int, np.ndarray]:
+    top: dict[int, tuple[float, np.ndarray]] = {}
+    for box, cls, score in zip(boxes, classes, scores, strict=True):
+        if score >= AGREEMENT_MIN_SCORE and (int(cls) not in top or score > top[int(cls)][0]):
+            top[int(cls)] = (float(score), box)
+    return {cls: box for cls, (_, box) in top.items()}
+
+
+def runtime_agreement(model_path: str | Path, labels: list[str]) -> RuntimeAgreement:
+    """Run rendered photos through every installed app runtime and LiteRT; measure box offsets.
+
+    Raises:
+      VerificationError: an installed runtime cannot load or run the model.
+    """
+    from ktp_tflite.convert.runtimes import RuntimeUnavailableError, detect_images, installed_runtimes
+    from ktp_tflite.train.synth import render_card
+
+    photos = [render_card(7, index).image for index in AGREEMENT_SEEDS]
+    ids = [str(index) for index in AGREEMENT_SEEDS]
+    height, width = photos[0].shape[:2]
+    scale = np.array([height, width, height, width], dtype=np.float64)
+    reference = detect_images("litert", model_path, photos, ids).returned
+    runtimes = tuple(r for r in installed_runtimes() if r != "litert")
+    offsets: dict[str, dict[str, float]] = {}
+    missing: dict[str, list[str]] = {}
+    warnings = []
+    for runtime in runtimes:
+        try:
+            found = detect_images(runtime, model_path, photos, ids)
+        except RuntimeUnavailableError as error:
+            raise VerificationError(str(error)) from error
+        worst = {"returned": 0.0, "ktp_core": 0.0}
+        edges: dict[str, list[np.ndarray]] = {"returned": [], "ktp_core": []}
+        lost: set[str] = set()
+        for ours, returned, mapped in zip(reference, found.returned, found.app, strict=True):
+            want = _top_boxes(ours.boxes, ours.classes, ours.scores)
+            for key, theirs in (("returned", returned), ("ktp_core", mapped)):
+                got = _top_boxes(theirs.boxes, theirs.classes, theirs.scores)
+                for cls, box in want.items():
+                    if cls not in got:
+                        lost.add(labels[cls] if 0 <= cls < len(labels) else f"class_{cls}")
+                        continue
+                    # LiteRT's detect() clips boxes to the photo; the runtimes do not
+                    difference = (np.clip(got[cls], 0.0, 1.0) - box) * scale
+                    worst[key] = max(worst[key], float(np.abs(difference).max()))
+                    edges[key].append(difference)
+        offsets[runtime] = {k: round(v, 2) for k, v in worst.items()}
+        for key, found_edges in edges.items():
+            # mean signed offset per edge (top, left, bottom, right): the bias ktp-core removes
+            mean = np.mean(found_edges, axis=0) if found_edges else np.zeros(4)
+            offsets[runtime][f"{key}_mean_edges"] = [round(float(v), 2) for v in mean]
+        missing[runtime] = sorted(lost)
+        if worst["returned"] > OFFSET_WARN_PX:
+            warnings.append(
+                f"{runtime} boxes differ from LiteRT's by up to {worst['returned']:.1f} px as returned "
+                f"({worst['ktp_core']:.1f} px after ktp-core's mapping) on {width}x{height} photos; "
+                "see convert/RUNTIMES.md"
+            )
+        if lost:
+            warnings.append(f"{runtime} does not find {', '.join(sorted(lost))} where LiteRT does")
+    if "mediapipe" not in runtimes:
+        warnings.append("mediapipe is not installed: MediaPipe Tasks not checked (pip install mediapipe==1.2.2)")
+    return RuntimeAgreement(len(photos), (width, height), runtimes, offsets, missing, warnings)
+
+
 def verify_model(
     model: bytes,
     *,
@@ -280,15 +322,22 @@ def verify_model(
       VerificationError: listing every problem found.
     """
     try:
-        report = inspect_model(model, source)
+        tflite = parse_model(model, source)
+        report = inspect_model(tflite)
     except ModelLoadError as error:
         raise VerificationError(str(error)) from error
     problems = check_model(report, mode=mode, input_type=input_type, input_size=input_size,
                            expect_metadata=task_library, kept_float=kept_float)
     task_report = None
     if task_library and report.metadata is not None:
-        task_report = task_library_check(model, report.metadata["labels"])
+        task_report = task_library_check(tflite, report.metadata["labels"])
         problems.extend(task_report.problems)
+        if not problems:
+            with tempfile.TemporaryDirectory() as folder:
+                path = Path(folder) / "model.tflite"
+                path.write_bytes(model)
+                task_report = dataclasses.replace(
+                    task_report, agreement=runtime_agreement(path, report.metadata["labels"]))
     if problems:
         raise VerificationError(f"{source}: verification failed: " + "; ".join(problems))
     return report, task_report

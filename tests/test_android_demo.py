@@ -66,7 +66,7 @@ def test_ci_script_compiles_tests_and_lints_ktp_core():
     vector_cases = sum(len(cases) for cases in vectors["nik"].values()) + len(vectors["detections"]["cases"])
     assert failed == 0 and succeeded == found
     assert found >= vector_cases
-    assert "static checks: 4 passed, 0 failed" in output
+    assert "static checks: 5 passed, 0 failed" in output
 
 
 def _run_static(manifest: Path) -> subprocess.CompletedProcess:
@@ -167,3 +167,25 @@ def test_npm_tools_are_pinned_in_the_lockfile():
         locked = lock["packages"][f"node_modules/{name}"]
         assert locked["version"] == version and locked["integrity"].startswith("sha512-")
     assert package["devDependencies"]["kotlin-compiler"].startswith("2.4.")
+
+
+def test_min_sdk_check_catches_java_time_below_api_26(tmp_path):
+    """ktp-core uses java.time: minSdk 24 without desugaring would crash on Android 7."""
+    import importlib.util
+    import shutil
+
+    spec = importlib.util.spec_from_file_location("check_static", DEMO / "check_static.py")
+    check_static = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(check_static)
+    root = tmp_path / "demo"
+    shutil.copytree(DEMO / "ktp-core" / "src" / "main", root / "ktp-core" / "src" / "main")
+    shutil.copytree(DEMO / "app" / "src" / "main" / "kotlin", root / "app" / "src" / "main" / "kotlin")
+    gradle = (DEMO / "app" / "build.gradle.kts").read_text()
+    assert check_static.check_min_sdk(DEMO) == []
+    (root / "app" / "build.gradle.kts").write_text(gradle.replace("minSdk = 26", "minSdk = 24"))
+    problems = check_static.check_min_sdk(root)
+    assert len(problems) == 1 and "import java.time" in problems[0] and "minSdk 24" in problems[0]
+    desugared = gradle.replace("minSdk = 26", "minSdk = 24").replace(
+        "compileOptions {", "compileOptions {\n        isCoreLibraryDesugaringEnabled = true")
+    (root / "app" / "build.gradle.kts").write_text(desugared)
+    assert check_static.check_min_sdk(root) == []

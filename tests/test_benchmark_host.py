@@ -61,22 +61,20 @@ def test_percentiles_are_computed_right():
 
 
 def test_single_op_model_reproduces_the_full_model_tensor(models):
-    from ai_edge_litert import schema_py_generated as schema
+    from ktp_tflite.benchmarks.host_latency import fixed_input, make_interpreter
+    from ktp_tflite.convert.tflite_model import read_model
 
-    from ktp_tflite.benchmarks.host_latency import fixed_input, make_interpreter, single_op_model
-
-    model = models["convnet"].read_bytes()
-    full = make_interpreter(model, 1, "builtin", preserve=True)
+    model = read_model(models["convnet"])
+    full = make_interpreter(model.data, 1, "builtin", preserve=True)
     detail = full.get_input_details()[0]
     full.set_tensor(detail["index"], fixed_input(detail, 0))
     full.invoke()
-    model_t = schema.ModelT.InitFromPackedBuf(bytearray(model), 0)
-    op = model_t.subgraphs[0].operators[1]  # the first depthwise conv
-    one = make_interpreter(single_op_model(model_t, 1), 1, "builtin")
-    assert [d["index"] for d in one.get_input_details()] == [int(op.inputs[0])]
-    one.set_tensor(int(op.inputs[0]), full.get_tensor(int(op.inputs[0])))
+    op = model.ops[1]  # the first depthwise conv
+    one = make_interpreter(model.single_op_model(1), 1, "builtin")
+    assert [d["index"] for d in one.get_input_details()] == [op.inputs[0].index]
+    one.set_tensor(op.inputs[0].index, full.get_tensor(op.inputs[0].index))
     one.invoke()
-    np.testing.assert_array_equal(one.get_tensor(int(op.outputs[0])), full.get_tensor(int(op.outputs[0])))
+    np.testing.assert_array_equal(one.get_tensor(op.outputs[0].index), full.get_tensor(op.outputs[0].index))
 
 
 def test_host_measurement_and_op_profile_add_up(models):

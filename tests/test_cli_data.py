@@ -35,6 +35,40 @@ def test_synth_writes_both_formats_and_inspect_reads_them(tmp_path):
     assert again.exit_code == 1 and "not empty" in again.output
 
 
+def test_synth_stress_preset_renders_a_full_data_set(tmp_path):
+    out = tmp_path / "stress"
+    result = CliRunner().invoke(main, ["data", "synth", "--out", str(out), "--count", "3", "--seed", "5",
+                                       "--preset", "stress", "--format", "coco", "--size", "320x240", "--workers", "1"])
+    assert result.exit_code == 0, result.output
+    coco = json.loads((out / "_annotations.coco.json").read_text())
+    assert len(coco["images"]) == 3 and len(coco["annotations"]) == 15
+    train = tmp_path / "train"
+    CliRunner().invoke(main, ["data", "synth", "--out", str(train), "--count", "3", "--seed", "5",
+                              "--format", "coco", "--size", "320x240", "--workers", "1"])
+    # same identities (the seed), other photos (the recipe)
+    assert (out / "fields.jsonl").read_text() == (train / "fields.jsonl").read_text()
+    assert coco["annotations"] != json.loads((train / "_annotations.coco.json").read_text())["annotations"]
+    result = CliRunner().invoke(main, ["data", "synth", "--out", str(tmp_path / "x"), "--count", "1",
+                                       "--preset", "hard"])
+    assert result.exit_code == 2 and "hard" in result.output
+
+
+def test_synth_missing_font_is_an_error_naming_the_package(tmp_path, monkeypatch):
+    from ktp_tflite.train import synth
+
+    for cache in (synth._font, synth._unhinted_font_file, synth._text_mask):
+        cache.cache_clear()
+    monkeypatch.setattr(synth, "_FONT_DIRS", tuple(d for d in synth._FONT_DIRS if d.name != "freefont"))
+    try:
+        result = CliRunner().invoke(main, ["data", "synth", "--out", str(tmp_path / "s"), "--count", "1",
+                                           "--preset", "stress"])
+    finally:
+        for cache in (synth._font, synth._unhinted_font_file, synth._text_mask):
+            cache.cache_clear()
+    assert result.exit_code == 1 and "apt-get install fonts-freefont-ttf" in result.output
+    assert "Traceback" not in result.output
+
+
 def test_inspect_lists_problems_and_exits_1(tmp_path):
     out = tmp_path / "s"
     CliRunner().invoke(main, ["data", "synth", "--out", str(out), "--count", "3", "--format", "coco",

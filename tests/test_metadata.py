@@ -127,3 +127,16 @@ def test_metadata_command_bad_labels_and_output(models, tmp_path):
     result = CliRunner().invoke(main, ["metadata", str(source), "--out",
                                        str(tmp_path / "missing" / "o.tflite")])
     assert result.exit_code == 1 and "does not exist" in result.output
+
+
+def test_metadata_on_a_model_with_metadata_replaces_it(models):
+    """Issue 16: `ktpconvert metadata` on the main job's own output failed ("already been packed")."""
+    import dataclasses
+
+    once = attach_metadata(models["int8"], INFO)
+    again = attach_metadata(once, dataclasses.replace(INFO, name="renamed"))
+    meta = read_metadata(again)
+    assert meta["name"] == "renamed"
+    assert meta["labels"] == list(CLASSES) and meta["packed_files"] == ["labels.txt"]
+    assert {k: v for k, v in meta.items() if k != "name"} == {
+        k: v for k, v in read_metadata(once).items() if k != "name"}

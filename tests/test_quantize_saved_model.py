@@ -109,11 +109,11 @@ def spread_saved_model(tmp_path_factory) -> Path:
 
 def test_refined_ranges_bound_the_post_process_inputs(spread_saved_model):
     """Box codes share one refined scale end to end; score logits stop at the sigmoid's limit."""
-    from ktp_tflite.convert.detector import read_ops
     from ktp_tflite.convert.model_source import detect_model_source
     from ktp_tflite.convert.quantize import QuantizeConfig, convert_model
     from ktp_tflite.convert.ranges import LOGIT_LIMIT
     from ktp_tflite.convert.representative import calibration_inputs, load_representative
+    from ktp_tflite.convert.tflite_model import parse_model
 
     source = detect_model_source(spread_saved_model)
     data = calibration_inputs(load_representative("synth:3", 3, 0), 96, 96, progress=False,
@@ -138,12 +138,10 @@ def test_refined_ranges_bound_the_post_process_inputs(spread_saved_model):
                                                           for c in box)
 
     def box_input_scale(model: bytes) -> float:
-        from tensorflow.lite.python import schema_py_generated as schema
-
-        post = next(op for op in read_ops(model) if op.code == "TFLite_Detection_PostProcess")
-        dequantize = next(op for op in read_ops(model) if op.outputs[0].index == post.inputs[0].index)
-        graph = schema.Model.GetRootAsModel(model, 0).Subgraphs(0)
-        return float(graph.Tensors(dequantize.inputs[0].index).Quantization().Scale(0))
+        ops = parse_model(model).ops
+        post = next(op for op in ops if op.code == "TFLite_Detection_PostProcess")
+        dequantize = next(op for op in ops if op.outputs[0].index == post.inputs[0].index)
+        return dequantize.inputs[0].quantization.scale[0]
 
     low, high = box[0].chosen
     assert box_input_scale(refined.model) == pytest.approx((high - low) / 255, rel=0.02)

@@ -12,9 +12,6 @@ outputs as each model expects.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +20,7 @@ from click.testing import CliRunner
 
 from ktp_tflite.convert.android_assets import LABELS_ASSET, MODEL_ASSET, check_contract
 from ktp_tflite.convert.cli import main
-from ktp_tflite.convert.scan import ModelContractError, inspect_model
+from ktp_tflite.convert.scan import ModelContractError, bind_outputs
 from ktp_tflite.train.labels import CLASSES, labels_txt
 
 tf = pytest.importorskip("tensorflow")
@@ -234,8 +231,8 @@ def test_scan_errors_are_clear(models, photos, tmp_path):
     assert result.exit_code == 2
 
 
-def test_inspect_model_reads_metadata(models):
-    spec = inspect_model(models["float_metadata"].read_bytes())
+def test_bind_outputs_reads_metadata(models):
+    spec = bind_outputs(models["float_metadata"].read_bytes())
     assert (spec.height, spec.width, spec.input_dtype) == (SIZE, SIZE, "float32")
     assert (spec.norm_mean, spec.norm_std) == (0.0, 255.0)
     assert spec.metadata is not None
@@ -291,21 +288,12 @@ def test_contract_rejects_uint8_model_without_metadata(models):
 def test_task_library_accepts_the_installed_model(models, photos, tmp_path):
     """The Android Task Library's C++ core (tflite-support) loads our contract model."""
     assert check_contract(models["uint8_metadata"].read_bytes(), "m").input_dtype == "uint8"
-    probe = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "ktp_tflite.convert.task_library_probe",
-            str(models["uint8_metadata"]),
-            str(photos["upright"]),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
-    )
-    assert probe.returncode == 0, probe.stdout + probe.stderr
-    detections = json.loads(probe.stdout)["images"][0]["detections"]
+    from PIL import Image
+
+    from ktp_tflite.convert.runtimes import run_probe
+
+    photo = np.asarray(Image.open(photos["upright"]).convert("RGB"))
+    detections = run_probe("task-library", models["uint8_metadata"], [photo])[0]
     found = {d["label"]: d for d in detections if d["score"] > 0.3}
     assert set(found) == set(BRIGHT)
     for label in BRIGHT:

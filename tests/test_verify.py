@@ -122,5 +122,5 @@ def test_task_library_probe_reports_errors_as_data(tmp_path):
 
     broken = tmp_path / "broken.tflite"
     broken.write_bytes(b"not a model")
-    with pytest.raises(VerificationError, match="Task Library cannot use the model"):
-        run_task_library(broken, [tmp_path / "none.png"])
+    with pytest.raises(VerificationError, match="task-library cannot use the model"):
+        run_task_library(broken, [np.zeros((8, 8, 3), np.uint8)])

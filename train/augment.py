@@ -10,8 +10,11 @@ Applied to one decoded photo before it is stretched to the model input:
 3. zoom out: the photo on a larger grey canvas (cards further away);
 4. random crop that always keeps every box whole (a half text line is a
    wrong label), with independent side fractions (aspect jitter);
-5. the shared resize (:func:`ktp_tflite.train.preprocess.tf_resize_rgb`,
-   the one calibration and evaluation use);
+5. the resize to the model input: the shared one
+   (:func:`ktp_tflite.train.preprocess.tf_resize_rgb`, the one calibration and
+   evaluation use) or, per ``AugmentConfig.resize_methods``, the way an app
+   runtime resizes (:func:`resize_sampled`), with an optional sub-pixel shift
+   of the photo and its boxes together;
 6. Gaussian blur in model-input pixels (focus and motion softness).
 
 No horizontal flip: mirrored text is not a KTP. Boxes are normalised
@@ -148,6 +151,59 @@ def gaussian_blur(image: tf.Tensor, sigma: tf.Tensor, radius: int = 2) -> tf.Ten
     return x[0]
 
 
+# method -> (ScaleAndTranslate kernel, antialias, corner-aligned grid). Measured for
+# the runtimes in convert/RUNTIMES.md: the Task Library samples on the half-pixel
+# grid with a 2-tap bilinear filter, MediaPipe at x * scale (corner-aligned).
+RESIZE_METHODS = {
+    "antialias": ("triangle", True, False),  # ours (PIL BILINEAR, tf_resize_rgb)
+    "bilinear": ("triangle", False, False),  # Task Library (libyuv)
+    "corner": ("triangle", False, True),  # MediaPipe (cv::warpPerspective)
+    "area": ("box", True, False),
+    "nearest": ("box", False, False),
+}
+
+
+def resize_sampled(
+    image: tf.Tensor, boxes: tf.Tensor, output_size: tuple[int, int], method: tf.Tensor,
+    methods: tuple[str, ...], shift: tf.Tensor,
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """Stretch ``image`` to ``output_size`` with ``methods[method]``, moved by ``shift``.
+
+    ``shift`` is [dy, dx] in output pixels (ignored by the box-kernel methods
+    "area" and "nearest"); the boxes (normalised) move with the pixels exactly, including the corner-aligned grid's own offset of
+    ``0.5 - 0.5 * scale`` output pixels, so every method keeps them aligned.
+    ``methods[i] == "antialias"`` with zero shift is :func:`tf_resize_rgb`.
+
+    Returns:
+      float32 image [h, w, 3] in [0, 255] and the moved boxes, clipped to [0, 1].
+    """
+    height, width = output_size
+    shape = tf.shape(image)
+    scale = tf.stack([height / tf.cast(shape[0], tf.float32), width / tf.cast(shape[1], tf.float32)])
+
+    def branch(name: str):
+        kernel, antialias, corner = RESIZE_METHODS[name]
+
+        def run():
+            # ScaleAndTranslate's box kernel moves in whole input pixels (measured in
+            # tests/test_runtimes.py), so the box-kernel methods are not shifted.
+            moved_by = tf.zeros([2]) if kernel == "box" else shift
+            translation = moved_by + ((0.5 - 0.5 * scale) if corner else 0.0)
+            resized = tf.raw_ops.ScaleAndTranslate(
+                images=image[tf.newaxis], size=tf.constant([height, width], tf.int32), scale=scale,
+                translation=translation, kernel_type=kernel, antialias=antialias,
+            )[0]
+            return resized, translation
+
+        return run
+
+    resized, translation = tf.switch_case(method, [branch(name) for name in methods])
+    offset = tf.stack([translation[0] / height, translation[1] / width,
+                       translation[0] / height, translation[1] / width])
+    moved = tf.clip_by_value(boxes + offset, 0.0, 1.0)
+    return tf.clip_by_value(tf.ensure_shape(resized, [height, width, 3]), 0.0, 255.0), moved
+
+
 def augment_and_resize(
     image: tf.Tensor,
     boxes: tf.Tensor,
@@ -179,7 +235,16 @@ def augment_and_resize(
             lambda: crop_keeping_boxes(x, boxes, num_boxes, config.min_crop_fraction),
             lambda: (x, boxes),
         )
-    x = tf_resize_rgb(x, *output_size)
+    if config.resize_methods == ("antialias",) and config.max_subpixel_shift == 0:
+        x = tf_resize_rgb(x, *output_size)
+    else:
+        unknown = sorted(set(config.resize_methods) - set(RESIZE_METHODS))
+        if unknown or not config.resize_methods:
+            raise ValueError(f"unknown resize method(s) {unknown}; use {', '.join(RESIZE_METHODS)}")
+        method = tf.random.uniform([], 0, len(config.resize_methods), dtype=tf.int32)
+        limit = config.max_subpixel_shift
+        shift = tf.random.uniform([2], -limit, limit) if limit > 0 else tf.zeros([2])
+        x, boxes = resize_sampled(x, boxes, output_size, method, config.resize_methods, shift)
     if config.blur_probability > 0 and config.max_blur_sigma > 0:
         sigma = tf.random.uniform([], 0.3, config.max_blur_sigma)
         x = tf.cond(_chance(config.blur_probability), lambda: gaussian_blur(x, sigma), lambda: x)

@@ -207,6 +207,15 @@ class AugmentConfig:
       hue_delta: max hue shift.
       blur_probability: chance of a Gaussian blur.
       max_blur_sigma: largest blur sigma in model-input pixels.
+      resize_methods: the ways to stretch the photo to the model input, drawn
+        with equal chance per image (see :func:`ktp_tflite.train.augment.resize_sampled`):
+        "antialias" (ours: PIL-like triangle filter, half-pixel grid), "bilinear"
+        (2-tap, half-pixel grid: the Task Library), "corner" (2-tap, sampled at
+        ``x * scale``: MediaPipe), "area" (box filter), "nearest". Boxes move
+        with the pixels exactly, so every method keeps labels aligned.
+      max_subpixel_shift: the photo and its boxes move together by up to this
+        many model pixels (uniform, each axis) when resized, so the model sees
+        every sub-pixel phase of a text edge.
     """
 
     zoom_out_probability: float = 0.3
@@ -220,6 +229,8 @@ class AugmentConfig:
     hue_delta: float = 0.03
     blur_probability: float = 0.2
     max_blur_sigma: float = 1.0
+    resize_methods: tuple[str, ...] = ("antialias",)
+    max_subpixel_shift: float = 0.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -329,7 +340,14 @@ def preset(name: str) -> RunConfig:
                 interpolated_scale_aspect_ratio=3.0,
             ),
         )
-        return RunConfig(preset=name, model=model, train=TrainConfig(box_code_limit=12.0))
+        # Resize as every app runtime does (convert/RUNTIMES.md), ours twice as often
+        # (evaluation and `scan` use it), with sub-pixel shifts of photo and boxes.
+        augment = AugmentConfig(
+            resize_methods=("antialias", "antialias", "bilinear", "corner", "area", "nearest"),
+            max_subpixel_shift=0.5,
+        )
+        return RunConfig(preset=name, model=model,
+                         train=TrainConfig(box_code_limit=12.0, augment=augment))
     if name == "tiny":
         model = ModelConfig(
             input_size=(96, 96),

@@ -26,6 +26,7 @@ Functions return objects or bytes; only the CLI writes files.
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import numpy as np
@@ -226,3 +227,70 @@ def tflite_op_names(tflite_model: bytes) -> list[str]:
             builtin = max(code.builtinCode, code.deprecatedBuiltinCode)
             codes.append(builtin_names.get(builtin, str(builtin)))
     return [codes[op.opcodeIndex] for graph in model.subgraphs for op in graph.operators]
+
+
+def save_serving(keras_model, model_config: ModelConfig, export: ExportConfig, folder: str | Path) -> Path:
+    """Write ``folder`` as a SavedModel whose ``serving`` ends in the fused post-process."""
+    import tensorflow as tf
+
+    module = serving_module(keras_model, model_config, export)
+    tf.saved_model.save(module, str(folder), signatures=save_signatures(module))
+    return Path(folder)
+
+
+def write_export(keras_model, model_config: ModelConfig, export: ExportConfig, folder: str | Path) -> bytes:
+    """Fill ``folder`` with ``saved_model/``, ``model_float.tflite`` and (five classes) ``labels.txt``.
+
+    Returns the float .tflite. ``folder`` must exist; the caller makes it
+    appear atomically (see :func:`export_run`).
+    """
+    from ktp_tflite.train.labels import CLASSES, labels_txt
+
+    folder = Path(folder)
+    tflite = float_tflite(save_serving(keras_model, model_config, export, folder / "saved_model"))
+    (folder / "model_float.tflite").write_bytes(tflite)
+    if model_config.num_classes == len(CLASSES):
+        (folder / "labels.txt").write_text(labels_txt())
+    return tflite
+
+
+EXPORT_SUMMARY = "export.json"
+
+
+def export_run(
+    run_dir: str | Path, out: str | Path, export: ExportConfig = ExportConfig(), *, force: bool = False
+) -> dict:
+    """Export a run folder's newest checkpoint to ``out``; returns the summary written to export.json.
+
+    ``out`` (saved_model/, model_float.tflite, labels.txt, export.json) is built
+    under a temporary name and renamed whole, under the project's output rule
+    (:func:`ktp_tflite.train.atomic_files.atomic_output_dir`: never inside the
+    run folder, an earlier export replaced only with ``force``).
+
+    Raises:
+      ExportError: bad export settings or conversion; RunDirError: nothing to export;
+      OutputPathError (a KtpError): ``out`` is refused.
+    """
+    from ktp_tflite.train.atomic_files import atomic_output_dir
+    from ktp_tflite.train.trainer import latest_checkpoint, restore_model
+
+    export.validate()
+    config, model = restore_model(run_dir)
+    checkpoint = latest_checkpoint(run_dir)
+    with atomic_output_dir(out, inputs=(run_dir,), force=force, marker=EXPORT_SUMMARY) as staging:
+        tflite = write_export(model, config.model, export, staging)
+        summary = {
+            "checkpoint": Path(checkpoint).name,
+            "preset": config.preset,
+            "input_size": list(config.model.input_size),
+            "num_classes": config.model.num_classes,
+            "postprocess": {
+                "max_detections": export.max_detections,
+                "score_threshold": export.score_threshold,
+                "iou_threshold": export.iou_threshold,
+                "use_regular_nms": export.use_regular_nms,
+            },
+            "float_tflite_bytes": len(tflite),
+        }
+        (staging / EXPORT_SUMMARY).write_text(json.dumps(summary, indent=2) + "\n")
+    return summary

@@ -11,6 +11,20 @@ Training elements: ``image`` float32 [B, H, W, 3] in [-1, 1] and the
 :func:`ktp_tflite.train.targets.assign` tensors batched. Evaluation
 elements: ``image`` and ``index`` (position in ``dataset.examples``),
 resized exactly as at inference (no augmentation).
+
+Sharding across workers (``tf.distribute`` input pipelines): every reader
+gives an in-memory :class:`Dataset` (a TFRecord is read whole; COCO and VOC
+give image paths), so the pipeline starts from ``from_tensor_slices`` and
+there are no files for ``AutoShardPolicy.FILE`` to split (one TFRecord file
+could not be split by file anyway), while ``DATA`` would make every worker
+decode and augment every image and drop most of them. So auto-sharding is
+off and the pipeline shards itself, before the expensive map: every worker
+shuffles with the same seed (one global order), cuts it into slices of
+``batch_size / workers`` examples, and keeps every ``workers``-th slice
+starting at its own index. Global batch ``k`` is therefore exactly the
+examples a single worker would put in its batch ``k``, split in order.
+Element order is deterministic (``options.deterministic``) for the same
+reason.
 """
 
 from __future__ import annotations
@@ -21,9 +35,19 @@ import tensorflow as tf
 from ktp_tflite.train import targets as target_lib
 from ktp_tflite.train.anchors import anchor_corners, corners_to_center_size
 from ktp_tflite.train.augment import augment_and_resize
-from ktp_tflite.train.config import ModelConfig, TrainConfig
+from ktp_tflite.train.config import AugmentConfig, ModelConfig, TrainConfig
 from ktp_tflite.train.preprocess import tf_resize_rgb, tf_to_model_input
 from ktp_tflite.train.records import Dataset, DatasetError
+
+
+# Every random change disabled (``ktpconvert train --no-augment``). TF's random
+# contrast and saturation reject an empty range, so this value is recognised
+# and the photo is only resized, which is what augmenting with it would do.
+NO_AUGMENTATION = AugmentConfig(
+    zoom_out_probability=0.0, max_zoom_out=1.0, crop_probability=0.0, min_crop_fraction=1.0,
+    max_rotation_degrees=0.0, brightness_delta=0.0, contrast_range=(1.0, 1.0),
+    saturation_range=(1.0, 1.0), hue_delta=0.0, blur_probability=0.0, max_blur_sigma=0.0,
+)
 
 
 def _source_tensors(dataset: Dataset, num_classes: int):
@@ -71,13 +95,30 @@ def train_dataset(
     *,
     seed: int | None = None,
     augment: bool = True,
+    input_context: tf.distribute.InputContext | None = None,
 ) -> tf.data.Dataset:
-    """Endless, shuffled, augmented, batched training data with targets."""
+    """Endless, shuffled, augmented, batched training data with targets.
+
+    Args:
+      dataset: the training examples (the same, in the same order, on every worker).
+      model: input size, classes and anchors.
+      train: batch size (global), shuffle buffer, augmentation settings.
+      seed: shuffle seed (default ``train.seed``); the same on every worker.
+      augment: False (or ``train.augment == NO_AUGMENTATION``) only resizes.
+      input_context: from ``Strategy.distribute_datasets_from_function``: this
+        pipeline's shard (see the module docstring) and per-replica batches of
+        ``batch_size / num_replicas_in_sync``. None: one pipeline, global batches.
+    """
     images, from_files, boxes, classes, num_boxes = _source_tensors(dataset, model.num_classes)
     centers, corners = anchor_tensors(model)
     centers_t, corners_t = tf.constant(centers), tf.constant(corners)
     size = model.input_size
     seed = train.seed if seed is None else seed
+    augment = augment and train.augment != NO_AUGMENTATION
+    pipelines, pipeline_id, batch = 1, 0, train.batch_size
+    if input_context is not None:
+        pipelines, pipeline_id = input_context.num_input_pipelines, input_context.input_pipeline_id
+        batch = input_context.get_per_replica_batch_size(train.batch_size)
 
     def prepare(image, gt_boxes, gt_classes, count):
         pixels = _decode(image, from_files)
@@ -93,13 +134,17 @@ def train_dataset(
         return tf_to_model_input(resized), targets
 
     options = tf.data.Options()
-    options.deterministic = False
+    options.deterministic = True
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
     data = tf.data.Dataset.from_tensor_slices((images, boxes, classes, num_boxes))
     data = data.shuffle(min(train.shuffle_buffer, len(images)), seed=seed,
                         reshuffle_each_iteration=True)
     data = data.repeat()
+    if pipelines > 1:
+        slice_size = train.batch_size // pipelines  # this pipeline's part of one global batch
+        data = data.batch(slice_size).shard(pipelines, pipeline_id).unbatch()
     data = data.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
-    data = data.batch(train.batch_size, drop_remainder=True)
+    data = data.batch(batch, drop_remainder=True)
     return data.prefetch(tf.data.AUTOTUNE).with_options(options)
 
 

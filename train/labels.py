@@ -100,25 +100,62 @@ def labels_txt(classes: tuple[str, ...] = CLASSES) -> str:
     return "".join(f"{name}\n" for name in classes)
 
 
+class LabelMapError(KtpError, ValueError):
+    """A label map (``label_map.pbtxt``) cannot be parsed or is inconsistent."""
+
+
+def _label_map_value(item: dict, field: str, index: int, source: str):
+    values = item.get(field, [])
+    if len(values) > 1:
+        raise LabelMapError(f"{source}: item {index} sets {field} {len(values)} times; give it once")
+    return values[0] if values else None
+
+
 def parse_label_map(text: str, source: str = "label_map.pbtxt") -> dict[int, str]:
     """Parse an OD API label map (``item { id: N name: '...' }``) into {id: name}.
 
-    Accepts ``display_name`` when ``name`` is missing. Names are returned as
-    written; map them with :func:`canonical_class`.
+    The text is read as protobuf text format (the parser of
+    :mod:`ktp_tflite.train.pipeline_config`), so an unbalanced brace is a
+    syntax error naming the line, not two items merged into one. Accepts
+    ``display_name`` when ``name`` is missing. Names are returned as written;
+    map them with :func:`canonical_class`.
 
     Raises:
-      ValueError: the text holds no item, or an item lacks an id or a name.
+      LabelMapError: the text holds no item, is not text format, or an item
+        lacks an id or a name, has a non-positive id, or repeats an id.
     """
-    items = re.findall(r"item\s*\{(.*?)\}", text, flags=re.S)
+    from ktp_tflite.train.pipeline_config import PipelineConfigError, parse_text_proto
+
+    if not re.search(r"\bitem\b", text):
+        raise LabelMapError(f"{source}: no 'item {{ ... }}' entries found; is this a label map?")
+    try:
+        message = parse_text_proto(text, source, what="label map")
+    except PipelineConfigError as error:
+        raise LabelMapError(str(error)) from None
+    items = message.get("item", [])
     if not items:
-        raise ValueError(f"{source}: no 'item {{ ... }}' entries found; is this a label map?")
+        raise LabelMapError(f"{source}: no 'item {{ ... }}' entries found; is this a label map?")
     result: dict[int, str] = {}
-    for body in items:
-        id_match = re.search(r"\bid\s*:\s*(\d+)", body)
-        name_match = re.search(r"\bname\s*:\s*[\"']([^\"']*)[\"']", body) or re.search(
-            r"\bdisplay_name\s*:\s*[\"']([^\"']*)[\"']", body
-        )
-        if not id_match or not name_match:
-            raise ValueError(f"{source}: label map item without id or name: {body.strip()!r}")
-        result[int(id_match.group(1))] = name_match.group(1)
+    for index, item in enumerate(items, start=1):
+        if not isinstance(item, dict):
+            raise LabelMapError(f"{source}: item {index} is a value, not a block; write "
+                                "item { id: N name: 'NAME' }")
+        item_id = _label_map_value(item, "id", index, source)
+        name = _label_map_value(item, "name", index, source)
+        if name is None:
+            name = _label_map_value(item, "display_name", index, source)
+        if item_id is None or name is None:
+            missing = "id" if item_id is None else "name"
+            raise LabelMapError(f"{source}: item {index} has no {missing}; write "
+                                "item { id: N name: 'NAME' }")
+        if isinstance(item_id, bool) or not isinstance(item_id, int) or item_id < 1:
+            raise LabelMapError(f"{source}: item {index} has id {str(item_id)[:20]!r}; ids are "
+                                "whole numbers from 1 (0 is the background class)")
+        if not isinstance(name, str) or not name.strip():
+            raise LabelMapError(f"{source}: item {index} (id {item_id}) needs a quoted, non-empty "
+                                "name, e.g. name: 'nik'")
+        if item_id in result:
+            raise LabelMapError(f"{source}: id {item_id} is used by two items "
+                                f"({result[item_id]!r} and {name!r}); give each class its own id")
+        result[item_id] = name
     return result

@@ -13,6 +13,7 @@ never silently ignored.
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -103,6 +104,10 @@ class SsdPipelineConfig:
     source: str = ""
 
 
+# Bounds on what the builder allocates: far above any SSD MobileNet config.
+MAX_CLASSES = 1000
+MAX_INPUT_SIZE = 4096
+
 # Feature extractors whose preprocessing is MobileNet's (x - 127.5) / 127.5.
 SUPPORTED_FEATURE_EXTRACTORS = ("ssd_mobilenet_v2", "ssd_mobilenet_v2_keras")
 SUPPORTED_SCORE_CONVERTERS = ("SIGMOID", "SOFTMAX")
@@ -119,6 +124,10 @@ _TOKEN = re.compile(
     re.VERBOSE | re.IGNORECASE,
 )
 
+# Messages nest this deep at most (pipeline.config needs about 8); deeper text
+# is refused instead of exhausting Python's stack.
+MAX_DEPTH = 64
+
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", "'": "'", '"': '"'}
 
 
@@ -128,6 +137,7 @@ def _unquote(literal: str) -> str:
 
 
 def _number(text: str) -> int | float:
+    """int or float of a number token (ValueError for one Python will not convert)."""
     text = text.rstrip("fF") if not text.lower().endswith(("inf", "infinity")) else text
     if re.fullmatch(r"[-+]?\d+", text):
         return int(text)
@@ -135,8 +145,9 @@ def _number(text: str) -> int | float:
 
 
 class _Parser:
-    def __init__(self, text: str, source: str):
+    def __init__(self, text: str, source: str, what: str = "pipeline.config"):
         self.source = source
+        self.depth = 0
         self.tokens: list[tuple[str, str, int]] = []
         pos = 0
         line = 1
@@ -145,7 +156,7 @@ class _Parser:
             if match is None:
                 raise PipelineConfigError(
                     f"{source}:{line}: unexpected character {text[pos]!r}; "
-                    "is this a text-format pipeline.config?"
+                    f"is this a text-format {what}?"
                 )
             kind = match.lastgroup or ""
             if kind != "space":
@@ -168,6 +179,18 @@ class _Parser:
         return PipelineConfigError(f"{self.source}:{token[2]}: expected {what}, found {token[1]!r}")
 
     def message(self, closing: str | None) -> Message:
+        if self.depth >= MAX_DEPTH:
+            token = self._peek() or self.tokens[-1]
+            raise PipelineConfigError(
+                f"{self.source}:{token[2]}: messages nested more than {MAX_DEPTH} deep; "
+                "is this a text-format protobuf file?")
+        self.depth += 1
+        try:
+            return self._fields(closing)
+        finally:
+            self.depth -= 1
+
+    def _fields(self, closing: str | None) -> Message:
         result: Message = {}
         while True:
             token = self._peek()
@@ -216,7 +239,7 @@ class _Parser:
         if text == "<":
             return self.message(">")
         if kind == "number":
-            return _number(text)
+            return self._to_number(text, name, line)
         if kind == "string":
             parts = [_unquote(text)]
             while (token := self._peek()) is not None and token[0] == "string":
@@ -233,20 +256,35 @@ class _Parser:
         if text == "-":  # "- 1" is legal text format
             kind, number, _ = self._next(f"a number for {name!r}")
             if kind == "number":
-                return -_number(number)
+                return -self._to_number(number, name, line)
         raise PipelineConfigError(f"{self.source}:{line}: bad value {text!r} for field {name!r}")
 
+    def _to_number(self, text: str, name: str, line: int) -> int | float:
+        try:
+            return _number(text)
+        except ValueError:  # e.g. an integer of more digits than Python converts
+            raise PipelineConfigError(
+                f"{self.source}:{line}: number {text[:20]}{'...' if len(text) > 20 else ''} "
+                f"for field {name!r} cannot be read") from None
 
-def parse_text_proto(text: str, source: str = "pipeline.config") -> Message:
+
+def parse_text_proto(text: str, source: str = "pipeline.config",
+                     what: str = "pipeline.config") -> Message:
     """Parse a protobuf text-format message into ``{field: [values...]}``.
 
     Nested messages become dicts of the same shape; scalars become int,
     float, bool or str (enum values stay as their names).
 
+    Args:
+      text: the file's text.
+      source: how messages name the file.
+      what: what the file should be, for the hint of a syntax error.
+
     Raises:
-      PipelineConfigError: the text is not valid text format (names the line).
+      PipelineConfigError: the text is not valid text format (names the
+        line), or nests more than :data:`MAX_DEPTH` messages deep.
     """
-    return _Parser(text, source).message(None)
+    return _Parser(text, source, what).message(None)
 
 
 class _Reader:
@@ -274,7 +312,7 @@ class _Reader:
     def child(self, field: str, required: bool = False) -> _Reader:
         value = self.one(field, default={})
         if not isinstance(value, dict):
-            raise self.error(field, f"expected a message {{ ... }}, found {value!r}")
+            raise self.error(field, f"expected a message {{ ... }}, found {_show(value)}")
         if required and field not in self.message:
             raise self.error(field, "missing")
         return _Reader(value, f"{self.path}.{field}", self.source)
@@ -293,25 +331,40 @@ class _Reader:
             )
         return name, holder.child(name)
 
-    def number(self, field: str, default: float, kind: type = float) -> Any:
+    def number(self, field: str, default: float, kind: type = float,
+               maximum: float | None = None) -> Any:
         value = self.one(field, default)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise self.error(field, f"expected a number, found {value!r}")
+            raise self.error(field, f"expected a number, found {_show(value)}")
         if kind is int and not isinstance(value, int):
-            raise self.error(field, f"expected an integer, found {value!r}")
+            raise self.error(field, f"expected an integer, found {_show(value)}")
+        if not math.isfinite(value):
+            raise self.error(field, f"expected a finite number, found {_show(value)}")
+        if maximum is not None and value > maximum:
+            raise self.error(field, f"{_show(value)} is larger than {maximum}, the most this "
+                                    "builder supports")
         return kind(value)
 
     def flag(self, field: str, default: bool) -> bool:
         value = self.one(field, default)
         if not isinstance(value, bool):
-            raise self.error(field, f"expected true or false, found {value!r}")
+            raise self.error(field, f"expected true or false, found {_show(value)}")
         return value
 
-    def positive(self, field: str, default: float, kind: type = float) -> Any:
-        value = self.number(field, default, kind)
+    def positive(self, field: str, default: float, kind: type = float,
+                 maximum: float | None = None) -> Any:
+        value = self.number(field, default, kind, maximum)
         if value <= 0:
-            raise self.error(field, f"must be positive, found {value!r}")
+            raise self.error(field, f"must be positive, found {_show(value)}")
         return value
+
+
+def _show(value: Any) -> str:
+    """A value for a message: short, and never a whole nested message."""
+    if isinstance(value, dict):
+        return "a message { ... }"
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _feature_extractor(ssd: _Reader) -> FeatureExtractorConfig:
@@ -320,13 +373,13 @@ def _feature_extractor(ssd: _Reader) -> FeatureExtractorConfig:
     if extractor_type not in SUPPORTED_FEATURE_EXTRACTORS:
         raise reader.error(
             "type",
-            f"feature extractor {extractor_type!r} is not supported; "
+            f"feature extractor {_show(extractor_type)} is not supported; "
             f"use one of {', '.join(SUPPORTED_FEATURE_EXTRACTORS)}",
         )
     return FeatureExtractorConfig(
         type=extractor_type,
-        depth_multiplier=reader.positive("depth_multiplier", 1.0),
-        min_depth=reader.number("min_depth", 16, int),
+        depth_multiplier=reader.positive("depth_multiplier", 1.0, maximum=4.0),
+        min_depth=reader.number("min_depth", 16, int, maximum=1024),
         use_depthwise=reader.flag("use_depthwise", False),
     )
 
@@ -337,7 +390,7 @@ def _box_predictor(ssd: _Reader) -> BoxPredictorConfig:
     if box_code_size != 4:
         raise reader.error("box_code_size", f"must be 4 (y, x, h, w), found {box_code_size}")
     return BoxPredictorConfig(
-        kernel_size=reader.positive("kernel_size", 1, int),
+        kernel_size=reader.positive("kernel_size", 1, int, maximum=15),
         use_depthwise=reader.flag("use_depthwise", False),
         box_code_size=box_code_size,
     )
@@ -350,10 +403,11 @@ def _anchors(ssd: _Reader) -> AnchorConfig:
             raise reader.error(unsupported, "explicit anchor scales/strides/offsets are not supported")
     ratios = reader.message.get("aspect_ratios") or list(AnchorConfig.aspect_ratios)
     for ratio in ratios:
-        if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or ratio <= 0:
-            raise reader.error("aspect_ratios", f"must be positive numbers, found {ratio!r}")
+        if (isinstance(ratio, bool) or not isinstance(ratio, (int, float))
+                or not math.isfinite(ratio) or ratio <= 0):
+            raise reader.error("aspect_ratios", f"must be positive numbers, found {_show(ratio)}")
     config = AnchorConfig(
-        num_layers=reader.positive("num_layers", 6, int),
+        num_layers=reader.positive("num_layers", 6, int, maximum=12),
         min_scale=reader.positive("min_scale", 0.2),
         max_scale=reader.positive("max_scale", 0.95),
         aspect_ratios=tuple(float(r) for r in ratios),
@@ -381,15 +435,16 @@ def _post_processing(ssd: _Reader) -> PostProcessingConfig:
     if converter not in SUPPORTED_SCORE_CONVERTERS:
         raise reader.error(
             "score_converter",
-            f"{converter!r} is not supported; use {' or '.join(SUPPORTED_SCORE_CONVERTERS)} "
+            f"{_show(converter)} is not supported; use {' or '.join(SUPPORTED_SCORE_CONVERTERS)} "
             "(the TFLite post-process op expects converted scores)",
         )
     nms = reader.child("batch_non_max_suppression", required=True)
     config = PostProcessingConfig(
         score_threshold=nms.number("score_threshold", 0.0),
         iou_threshold=nms.number("iou_threshold", 0.6),
-        max_detections_per_class=nms.positive("max_detections_per_class", 100, int),
-        max_total_detections=nms.positive("max_total_detections", 100, int),
+        max_detections_per_class=nms.positive("max_detections_per_class", 100, int,
+                                              maximum=10000),
+        max_total_detections=nms.positive("max_total_detections", 100, int, maximum=10000),
         score_converter=converter,
     )
     if not 0.0 <= config.score_threshold <= 1.0:
@@ -414,8 +469,10 @@ def ssd_config_from_message(message: Message, source: str = "pipeline.config") -
         )
     ssd = model.child("ssd")
     num_classes = ssd.one("num_classes")
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
-        raise ssd.error("num_classes", f"must be a positive integer, found {num_classes!r}")
+    if (isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1
+            or num_classes > MAX_CLASSES):
+        raise ssd.error("num_classes", f"must be an integer from 1 to {MAX_CLASSES}, found "
+                                       f"{_show(num_classes)}")
 
     _, resizer = ssd.oneof("image_resizer", ("fixed_shape_resizer",), "image resizer")
     if resizer.flag("convert_to_grayscale", False):
@@ -425,12 +482,12 @@ def ssd_config_from_message(message: Message, source: str = "pipeline.config") -
     resize_method = resizer.one("resize_method", "BILINEAR")
     if resize_method != "BILINEAR":
         raise resizer.error(
-            "resize_method", f"{resize_method!r} is not supported; the pipeline resizes BILINEAR"
+            "resize_method", f"{_show(resize_method)} is not supported; the pipeline resizes BILINEAR"
         )
     return SsdPipelineConfig(
         num_classes=num_classes,
-        height=resizer.positive("height", 300, int),
-        width=resizer.positive("width", 300, int),
+        height=resizer.positive("height", 300, int, maximum=MAX_INPUT_SIZE),
+        width=resizer.positive("width", 300, int, maximum=MAX_INPUT_SIZE),
         feature_extractor=_feature_extractor(ssd),
         box_predictor=_box_predictor(ssd),
         anchors=_anchors(ssd),

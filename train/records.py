@@ -9,7 +9,6 @@ canonical class name from :mod:`ktp_tflite.train.labels`.
 from __future__ import annotations
 
 import dataclasses
-import io
 from pathlib import Path
 
 import numpy as np
@@ -66,24 +65,23 @@ class Example:
             raise DatasetError(f"{self.image_id}: example has neither image bytes nor a path")
         return self.image_path.read_bytes()
 
-    def load_rgb(self) -> np.ndarray:
-        """Decode to a uint8 [H, W, 3] RGB array.
+    def load_rgb(self, max_pixels: int | None = None) -> np.ndarray:
+        """Decode to a uint8 [H, W, 3] RGB array of the stored pixels (boxes are in them).
+
+        Through :func:`ktp_tflite.train.images.load_image`: the pixel limit is
+        checked before decoding (``max_pixels``, else ``KTP_MAX_PIXELS``, else
+        50 megapixels).
 
         Raises:
-          DatasetError: the image cannot be decoded (names the file).
+          DatasetError: the image cannot be decoded or is too large (names the file).
         """
-        from PIL import Image
+        from ktp_tflite.train.images import load_image
 
         where = str(self.image_path) if self.image_path is not None else self.image_id
-        try:
-            with Image.open(io.BytesIO(self.encoded())) as image:
-                image.load()
-                rgb = image.convert("RGB")
-        except (OSError, ValueError, SyntaxError) as error:
-            raise DatasetError(
-                f"{where}: cannot decode image ({error}); the file is truncated or not an image"
-            ) from error
-        return np.asarray(rgb, dtype=np.uint8)
+        source = self.image_bytes if self.image_bytes is not None else self.image_path
+        if source is None:
+            raise DatasetError(f"{self.image_id}: example has neither image bytes nor a path")
+        return load_image(source, where=where, max_pixels=max_pixels, upright=False)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -7,7 +7,8 @@ later ``import-tf1``:
   (the one source of truth when resuming or exporting);
 - ``checkpoints/ckpt-N``: ``tf.train.Checkpoint`` of the step counter, the
   model and the optimizer, every ``checkpoint_every`` steps and at the end
-  (also on Ctrl-C); the newest is the one ``--resume`` and ``export`` use;
+  (also on Ctrl-C with one worker); the newest is the one ``--resume`` and
+  ``export`` use;
 - ``tensorboard/train``, ``tensorboard/val``: scalars (loss terms, learning
   rate, images/s; COCO metrics);
 - ``history.jsonl``: one JSON line per progress line (the training curve);
@@ -25,15 +26,33 @@ images (precise BN): a short or from-scratch run leaves them far from the
 statistics of the final weights (TRAINING-PROBE.md measured mAP 0.0 -> 0.40).
 Evaluations during training use the running statistics; the final one uses
 the re-estimated statistics, which are also what the last checkpoint holds.
+
+Several workers (``tf.distribute.MultiWorkerMirroredStrategy``, made by
+:func:`make_strategy` before any other TensorFlow call): ``batch_size`` is
+the global batch, split across all replicas by
+:func:`ktp_tflite.train.input_pipeline.train_dataset` (each worker decodes
+only its share). The loss of each replica is normalised by the positive
+anchors of the global batch and the gradients are summed and clipped after
+the sum, so one step of W workers with B/W images each computes the gradient
+of one worker with B images; batch-norm layers normalise with the statistics
+of their replica's images (not synchronised), and their moving statistics
+are averaged over the replicas after every step. Only the chief writes
+``RUN_DIR``; the others save their (collective) checkpoints into a temporary
+folder that is removed at the end. On ``--resume`` every worker restores the
+chief's newest checkpoint, so ``RUN_DIR`` must be readable by all of them.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import math
 import os
+import re
+import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -41,6 +60,7 @@ from pathlib import Path
 import tensorflow as tf
 
 from ktp_tflite.train import box_coder
+from ktp_tflite.train.atomic_files import atomic_write_bytes
 from ktp_tflite.train.config import ModelConfig, RunConfig, TrainConfig, run_config_from_json
 from ktp_tflite.train.errors import KtpError
 from ktp_tflite.train.input_pipeline import anchor_tensors, eval_dataset, train_dataset
@@ -54,10 +74,15 @@ METRICS_FILE = "metrics.json"
 HISTORY_FILE = "history.jsonl"
 EVAL_HISTORY_FILE = "eval_history.jsonl"
 STRATEGIES = ("default", "mirrored", "multiworker")
+GRADIENT_CLIP_NORM = 10.0  # global norm of the gradient of the global batch
 
 
 class RunDirError(KtpError, ValueError):
     """A run folder that is missing, incomplete, or would be overwritten."""
+
+
+class ClusterError(KtpError, RuntimeError):
+    """A multi-worker cluster that cannot be set up, or lost a worker while training."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,6 +94,8 @@ class TrainResult:
     images_per_second: float
     final_loss: float
     metrics: dict | None
+    weights_sha256: str = ""  # of every model weight; equal on all workers of one run
+    chief: bool = True
 
 
 class WarmupCosine:
@@ -100,11 +127,41 @@ def _keras_schedule(schedule: WarmupCosine):
     return _Schedule()
 
 
+def _check_tf_config(text: str) -> None:
+    """Raise ClusterError unless ``text`` describes a worker of a worker cluster."""
+    try:
+        tf_config = json.loads(text)
+        cluster, task = dict(tf_config["cluster"]), tf_config["task"]
+        task_type, index = task["type"], int(task["index"])
+    except (ValueError, TypeError, KeyError) as error:
+        raise ClusterError(
+            f"TF_CONFIG is not a cluster description ({type(error).__name__}: {error}); it must be "
+            'JSON like {"cluster": {"worker": ["host1:port", "host2:port"]}, '
+            '"task": {"type": "worker", "index": 0}}'
+        ) from error
+    if task_type not in ("chief", "worker") or set(cluster) - {"chief", "worker"}:
+        raise ClusterError(
+            f"TF_CONFIG: MultiWorkerMirroredStrategy runs only 'chief' and 'worker' tasks; "
+            f"this one has cluster {sorted(cluster)} and task type {task_type!r}"
+        )
+    members = cluster.get(task_type, [])
+    if not 0 <= index < len(members):
+        raise ClusterError(
+            f"TF_CONFIG: task index {index} but the cluster lists {len(members)} {task_type}(s)"
+        )
+
+
 def make_strategy(name: str) -> tf.distribute.Strategy:
     """One device (default), MirroredStrategy or MultiWorkerMirroredStrategy.
 
+    Call it before any other TensorFlow call of the process (reading a
+    TFRecord, building a model, listing devices): MultiWorkerMirroredStrategy
+    configures the collective ops, which TensorFlow accepts only before its
+    runtime starts. The multiworker cluster comes from ``TF_CONFIG``.
+
     Raises:
-      KtpError: unknown name, or multiworker without TF_CONFIG.
+      KtpError: unknown name.
+      ClusterError: multiworker without a valid TF_CONFIG, or its server cannot start.
     """
     if name == "default":
         return tf.distribute.get_strategy()
@@ -112,18 +169,49 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
         return tf.distribute.MirroredStrategy()
     if name == "multiworker":
         if "TF_CONFIG" not in os.environ:
-            raise KtpError(
+            raise ClusterError(
                 "--strategy multiworker needs the TF_CONFIG environment variable describing "
                 "the cluster (see tf.distribute.MultiWorkerMirroredStrategy)"
             )
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        _check_tf_config(os.environ["TF_CONFIG"])
+        try:
+            return tf.distribute.MultiWorkerMirroredStrategy()
+        except (tf.errors.UnknownError, tf.errors.UnavailableError,
+                tf.errors.InvalidArgumentError) as error:
+            raise ClusterError(
+                f"cannot start this worker's server from TF_CONFIG (is its port free and the "
+                f"address one of this machine's?): {error.message.splitlines()[0]}"
+            ) from error
     raise KtpError(f"unknown strategy {name!r}; use one of {', '.join(STRATEGIES)}")
 
 
+def _task(strategy: tf.distribute.Strategy) -> tuple[str, int]:
+    """(task type, index) of this process in its cluster; ("worker", 0) without one."""
+    resolver = strategy.cluster_resolver
+    if resolver is None or resolver.task_type is None:
+        return "worker", 0
+    return resolver.task_type, int(resolver.task_id)
+
+
+def _cluster_size(strategy: tf.distribute.Strategy) -> int:
+    """Number of worker processes (tasks) the strategy trains with."""
+    resolver = strategy.cluster_resolver
+    if resolver is None or resolver.task_type is None:
+        return 1
+    return sum(len(tasks) for tasks in resolver.cluster_spec().as_dict().values())
+
+
+def weights_sha256(model) -> str:
+    """SHA-256 of every weight of ``model`` (order, shapes and values)."""
+    digest = hashlib.sha256()
+    for weight in model.weights:
+        value = weight.numpy()
+        digest.update(weight.path.encode() + str(value.shape).encode() + value.tobytes())
+    return digest.hexdigest()
+
+
 def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    atomic_write_bytes(path, text.encode())
 
 
 def _append_line(path: Path, record: dict) -> None:
@@ -251,21 +339,46 @@ def reestimate_batch_norm(model, config: RunConfig, dataset: Dataset, num_images
 
 
 def make_optimizer(train_config: TrainConfig):
-    """(Keras optimizer, its learning-rate schedule) for a training config."""
+    """(Keras optimizer, its learning-rate schedule) for a training config.
+
+    The optimizer does not clip: Keras would clip each replica's gradient
+    before summing them; :func:`make_train_step` clips the summed gradient.
+    """
     import keras
 
     tc = train_config
     schedule = _keras_schedule(WarmupCosine(tc.learning_rate, tc.warmup_steps, tc.steps))
     if tc.optimizer == "adam":
-        return keras.optimizers.Adam(schedule, global_clipnorm=10.0), schedule
-    return keras.optimizers.SGD(schedule, momentum=0.9, global_clipnorm=10.0), schedule
+        return keras.optimizers.Adam(schedule), schedule
+    return keras.optimizers.SGD(schedule, momentum=0.9), schedule
 
 
-def make_train_step(model, optimizer, train_config: TrainConfig, strategy: tf.distribute.Strategy):
+def make_train_step(
+    model, optimizer, train_config: TrainConfig, strategy: tf.distribute.Strategy,
+    *, freeze_batch_norm: bool = False,
+):
     """A ``tf.function`` running one optimisation step on a (distributed) batch.
 
-    Returns a function of ``(images, targets)`` giving the mean loss terms.
+    Each replica's loss is divided by the positive anchors of the whole global
+    batch (not of its own images), so the sum over replicas is the loss of the
+    global batch; the L2 term is added once in total. The gradients are summed
+    over the replicas, clipped to :data:`GRADIENT_CLIP_NORM` and applied. With
+    more than one replica the batch-norm moving statistics are then set to
+    their mean over the replicas, so that every replica holds the same weights.
+
+    Args:
+      model: the detector (built in ``strategy.scope()``).
+      optimizer: from :func:`make_optimizer`, built on the trainable variables.
+      train_config: loss settings and weight decay.
+      strategy: the strategy the batches are distributed with.
+      freeze_batch_norm: batch norm normalises with its moving statistics (as
+        at inference) and leaves them unchanged; its scale and offset train.
+
+    Returns a function of a ``(images, targets)`` batch giving the loss terms
+    of the global batch and its number of positive anchors.
     """
+    import keras
+
     tc = train_config
     replicas = strategy.num_replicas_in_sync
     loss_config = LossConfig(
@@ -281,26 +394,47 @@ def make_train_step(model, optimizer, train_config: TrainConfig, strategy: tf.di
         w for w in model.trainable_weights
         if w.path.endswith("kernel") and "depthwise" not in w.path
     ]
+    variables = model.trainable_variables
+    moving_statistics = [
+        w for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)
+        for w in (layer.moving_mean, layer.moving_variance)
+    ]
+    sum_, mean = tf.distribute.ReduceOp.SUM, tf.distribute.ReduceOp.MEAN
 
     def step_fn(images, targets):
+        context = tf.distribute.get_replica_context()
         with tf.GradientTape() as tape:
-            box_codes, logits = model(images, training=True)
+            box_codes, logits = model(images, training=not freeze_batch_norm)
             losses = detection_loss(box_codes, logits, targets, loss_config)
+            # detection_loss divides by this replica's positives (at least 1);
+            # divide by those of the global batch instead.
+            positives = tf.stop_gradient(losses["num_positives"])
+            global_positives = context.all_reduce(sum_, positives)
+            share = tf.maximum(positives, 1.0) / tf.maximum(global_positives, 1.0)
             regular = tc.weight_decay * tf.add_n([tf.nn.l2_loss(k) for k in kernels])
-            total = losses["total"] + regular
-            scaled = total / replicas
-        grads = tape.gradient(scaled, model.trainable_variables)
-        optimizer.apply_gradients(zip(grads, model.trainable_variables))
-        return {"loss": total, "classification": losses["classification"],
-                "localization": losses["localization"], "box_range": losses["box_range"],
-                "positives": losses["num_positives"]}
+            loss = losses["total"] * share + regular / replicas
+        grads = tape.gradient(loss, variables)
+        if replicas > 1:
+            grads = context.all_reduce(sum_, grads)
+        grads, _ = tf.clip_by_global_norm(grads, GRADIENT_CLIP_NORM)
+        if replicas > 1:
+            # The optimizer sums what each replica passes (Keras would clip before that
+            # sum): each passes its share of the clipped sum (exact for 2, 4, 8 replicas).
+            grads = [g / replicas for g in grads]
+        optimizer.apply_gradients(zip(grads, variables))
+        if replicas > 1 and not freeze_batch_norm:
+            averaged = context.all_reduce(mean, [tf.identity(w) for w in moving_statistics])
+            for w, value in zip(moving_statistics, averaged):
+                w.assign(value)
+        return {"loss": loss, "classification": losses["classification"] * share,
+                "localization": losses["localization"] * share,
+                "box_range": losses["box_range"] * share, "positives": positives}
 
     @tf.function
     def distributed_step(batch):
         images, targets = batch
         per_replica = strategy.run(step_fn, args=(images, targets))
-        return {k: strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None)
-                for k, v in per_replica.items()}
+        return {k: strategy.reduce(sum_, v, axis=None) for k, v in per_replica.items()}
 
     return distributed_step
 
@@ -310,15 +444,19 @@ def _stderr(message: str) -> None:
 
 
 def _prepare_run_dir(
-    run_dir: Path, config: RunConfig, resume: bool
+    run_dir: Path, config: RunConfig, resume: bool, write: bool = True
 ) -> tuple[RunConfig, ModelConfig | None]:
-    """(config to train, the stored model config when the class count changes)."""
-    run_dir.mkdir(parents=True, exist_ok=True)
+    """(config to train, the stored model config when the class count changes).
+
+    ``write=False`` (a worker that is not the chief) checks and reads only.
+    """
     config_path = run_dir / CONFIG_FILE
     has_checkpoint = latest_checkpoint(run_dir) is not None
     if resume:
         if not config_path.is_file():
-            raise RunDirError(f"{run_dir}: nothing to resume (no {CONFIG_FILE})")
+            where = "" if write else (" (every worker must be able to read the chief's run "
+                                      "folder: use the same path on a shared file system)")
+            raise RunDirError(f"{run_dir}: nothing to resume (no {CONFIG_FILE}){where}")
         stored = read_run_config(run_dir)
         # The stored architecture wins; only the step budget may grow, and the
         # class count (fine-tuning a run, e.g. an imported TF1 one, on a new label
@@ -335,7 +473,9 @@ def _prepare_run_dir(
             f"{run_dir}: already holds checkpoints; pass --resume to continue, "
             "or choose a new --out folder"
         )
-    _atomic_write_text(config_path, config.to_json())
+    if write:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        _atomic_write_text(config_path, config.to_json())
     return config, None
 
 
@@ -374,6 +514,12 @@ def build_seeded_model(model_config: ModelConfig, seed: int) -> tf.keras.Model:
     return build_model(model_config)
 
 
+# What a collective op raises on a worker whose peer died or was restarted (after
+# the strategy's health check, or when the peer's connection drops).
+_LOST_WORKER_ERRORS = (tf.errors.UnavailableError, tf.errors.CancelledError,
+                       tf.errors.DeadlineExceededError, tf.errors.AbortedError)
+
+
 def train(
     config: RunConfig,
     train_data: Dataset,
@@ -382,26 +528,69 @@ def train(
     val_data: Dataset | None = None,
     resume: bool = False,
     backbone_weights: str = "none",
-    strategy_name: str = "default",
+    strategy: tf.distribute.Strategy | None = None,
+    freeze_batch_norm: bool = False,
     log: Callable[[str], None] = _stderr,
 ) -> TrainResult:
     """Train (or resume training) into ``run_dir`` up to ``config.train.steps``.
 
+    Args:
+      config: the run; on ``resume`` the stored one wins except for the step budget.
+      train_data: training examples (the same on every worker).
+      run_dir: the run folder (written by the chief only).
+      val_data: evaluated (COCO mAP) by the chief.
+      resume: continue from the newest checkpoint in ``run_dir``.
+      backbone_weights: "none", "imagenet" or a Keras weights file (fresh runs).
+      strategy: from :func:`make_strategy` (default: the default strategy).
+      freeze_batch_norm: see :func:`make_train_step`; not stored in ``config.json``.
+        Also skips the batch-norm re-estimation at the end.
+      log: progress lines.
+
     Raises:
       RunDirError: checkpoints exist without ``resume``, or nothing to resume.
-      KtpError: bad data, weights or strategy.
+      ClusterError: another worker was lost while training.
+      KtpError: bad data, weights or batch size.
     """
     run_dir = Path(run_dir)
-    config, stored_model = _prepare_run_dir(run_dir, config, resume)
+    strategy = strategy or tf.distribute.get_strategy()
+    task_type, task_index = _task(strategy)
+    chief = strategy.extended.should_checkpoint
+    config, stored_model = _prepare_run_dir(run_dir, config, resume, write=chief)
     if resume:
         log(f"resuming with {run_dir / CONFIG_FILE} (preset {config.preset}); "
             "of the command-line options only the step budget applies")
     tc = config.train
-    strategy = make_strategy(strategy_name)
     replicas = strategy.num_replicas_in_sync
     if tc.batch_size % replicas:
         raise KtpError(f"batch size {tc.batch_size} is not divisible by {replicas} replicas")
+    # Saving a checkpoint may be collective, so every worker saves; only the chief
+    # into the run folder (the multi-worker guide's pattern).
+    scratch = None
+    if not chief:
+        scratch = Path(tempfile.mkdtemp(prefix=f"ktp-{task_type}{task_index}-checkpoints-"))
+        log(f"{task_type} {task_index}: the chief writes {run_dir}; this worker's checkpoints go "
+            f"to {scratch}, removed at the end")
+    try:
+        return _train(config, train_data, run_dir, val_data=val_data, resume=resume,
+                      stored_model=stored_model, backbone_weights=backbone_weights,
+                      strategy=strategy, freeze_batch_norm=freeze_batch_norm,
+                      checkpoint_dir=run_dir / CHECKPOINT_DIR if chief else scratch, log=log)
+    finally:
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
 
+
+def _train(
+    config: RunConfig, train_data: Dataset, run_dir: Path, *, val_data: Dataset | None,
+    resume: bool, stored_model: ModelConfig | None, backbone_weights: str,
+    strategy: tf.distribute.Strategy, freeze_batch_norm: bool, checkpoint_dir: Path,
+    log: Callable[[str], None],
+) -> TrainResult:
+    """The body of :func:`train`; this worker saves its checkpoints into ``checkpoint_dir``."""
+    tc = config.train
+    chief = strategy.extended.should_checkpoint
+    replicas = strategy.num_replicas_in_sync
+    multi_worker = _cluster_size(strategy) > 1
     with strategy.scope():
         model = build_seeded_model(config.model, tc.seed)
         optimizer, schedule = make_optimizer(tc)
@@ -410,18 +599,21 @@ def train(
         step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         checkpoint = tf.train.Checkpoint(step=step, model=model, optimizer=optimizer)
     manager = tf.train.CheckpointManager(
-        checkpoint, str(run_dir / CHECKPOINT_DIR), max_to_keep=tc.keep_checkpoints
+        checkpoint, str(checkpoint_dir), max_to_keep=tc.keep_checkpoints if chief else 1
     )
-    if resume and manager.latest_checkpoint and stored_model is not None:
-        fresh = restore_with_new_class_heads(model, stored_model, manager.latest_checkpoint, step)
+    # Every worker restores the chief's newest checkpoint.
+    restored = latest_checkpoint(run_dir) if resume else None
+    if restored and stored_model is not None:
+        fresh = restore_with_new_class_heads(model, stored_model, restored, step)
         manager.save(checkpoint_number=int(step.numpy()))
-        _atomic_write_text(run_dir / CONFIG_FILE, config.to_json())
-        log(f"resumed from {manager.latest_checkpoint} at step {int(step.numpy())} with "
+        if chief:
+            _atomic_write_text(run_dir / CONFIG_FILE, config.to_json())
+        log(f"resumed from {restored} at step {int(step.numpy())} with "
             f"{config.model.num_classes} classes instead of {stored_model.num_classes}: "
             f"re-initialised {', '.join(fresh)}; fresh optimizer")
-    elif resume and manager.latest_checkpoint:
-        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-        log(f"resumed from {manager.latest_checkpoint} at step {int(step.numpy())}")
+    elif restored:
+        checkpoint.restore(restored).assert_existing_objects_matched()
+        log(f"resumed from {restored} at step {int(step.numpy())}")
     elif backbone_weights != "none":
         from ktp_tflite.train.backbone_weights import load_backbone_weights
 
@@ -429,20 +621,28 @@ def train(
         log(f"backbone: {copied} layers initialised from {backbone_weights}")
 
     first_step = int(step.numpy())
-    distributed_step = make_train_step(model, optimizer, tc, strategy)
+    distributed_step = make_train_step(model, optimizer, tc, strategy,
+                                       freeze_batch_norm=freeze_batch_norm)
 
-    # The global batch; experimental_distribute_dataset splits it across replicas.
-    data = train_dataset(train_data, config.model, tc, seed=tc.seed + first_step)
-    iterator = iter(strategy.experimental_distribute_dataset(data))
-    writer = tf.summary.create_file_writer(str(run_dir / "tensorboard" / "train"))
-    val_writer = tf.summary.create_file_writer(str(run_dir / "tensorboard" / "val"))
+    # Global batches of tc.batch_size, each input pipeline (worker) reading its share.
+    def dataset_fn(input_context: tf.distribute.InputContext) -> tf.data.Dataset:
+        return train_dataset(train_data, config.model, tc, seed=tc.seed + first_step,
+                             input_context=input_context)
+
+    iterator = iter(strategy.distribute_datasets_from_function(dataset_fn))
+    if chief:
+        writer = tf.summary.create_file_writer(str(run_dir / "tensorboard" / "train"))
+        val_writer = tf.summary.create_file_writer(str(run_dir / "tensorboard" / "val"))
+    else:
+        writer = val_writer = tf.summary.create_noop_writer()
     metrics = None
     final_loss = float("nan")
     window_start, window_images = time.perf_counter(), 0
     total_images, total_time = 0, 0.0
     current = first_step
     log(f"training {config.preset}: steps {first_step}->{tc.steps}, batch {tc.batch_size}, "
-        f"{len(train_data)} training images, {replicas} replica(s)")
+        f"{len(train_data)} training images, {replicas} replica(s)"
+        + (", batch norm frozen" if freeze_batch_norm else ""))
 
     def run_eval(at_step: int):
         result = evaluate(model, config, val_data, tc.batch_size)
@@ -476,7 +676,8 @@ def train(
                 log(f"step {current}/{tc.steps}  loss {values['loss']:.4f} ({terms})  "
                     f"lr {lr:.2e}  {rate:.1f} img/s  eta {remaining / 60:.0f} min")
                 record = {"step": current, **values, "lr": lr, "images_per_second": rate}
-                _append_line(run_dir / HISTORY_FILE, record)
+                if chief:
+                    _append_line(run_dir / HISTORY_FILE, record)
                 with writer.as_default(step=current):
                     for key, value in record.items():
                         if key != "step":
@@ -487,23 +688,42 @@ def train(
                                    "lower the learning rate (--learning-rate)")
             if current % tc.checkpoint_every == 0:
                 manager.save(checkpoint_number=current)
-            if (val_data is not None and tc.eval_every and current % tc.eval_every == 0
+            if (chief and val_data is not None and tc.eval_every and current % tc.eval_every == 0
                     and current < tc.steps):  # the last step is evaluated after precise BN
                 metrics = run_eval(current)
     except KeyboardInterrupt:
-        manager.save(checkpoint_number=current)
-        log(f"interrupted at step {current}; checkpoint saved, continue with --resume")
+        if multi_worker:
+            # A save may wait for the other workers, which may be gone.
+            log(f"interrupted at step {current}; restart every worker with --resume to continue "
+                f"from the chief's last checkpoint ({latest_checkpoint(run_dir)})")
+        else:
+            manager.save(checkpoint_number=current)
+            log(f"interrupted at step {current}; checkpoint saved, continue with --resume")
         raise
+    except _LOST_WORKER_ERRORS as error:
+        if not multi_worker:
+            raise
+        own = _task(strategy)
+        lost = sorted({f"{kind} {index}" for kind, index in
+                       re.findall(r"/job:(\w+)/replica:\d+/task:(\d+)", error.message or "")
+                       if (kind, int(index)) != own})
+        raise ClusterError(
+            f"training stopped at step {current}: the cluster lost "
+            f"{' and '.join(lost) if lost else 'a worker'} ({type(error).__name__}); restart "
+            f"every worker with --resume to continue from the chief's last checkpoint "
+            f"({latest_checkpoint(run_dir)})"
+        ) from error
 
     # Stop the input pipeline (it keeps prefetching in the background) before the
     # CPU-heavy batch-norm pass and evaluation.
     del iterator
-    if current > first_step or not manager.latest_checkpoint:
-        if tc.bn_reestimate_images > 0:
+    if current > first_step or not restored:
+        if tc.bn_reestimate_images > 0 and not freeze_batch_norm:
+            # Every worker, on the same images: the weights stay equal everywhere.
             used = reestimate_batch_norm(model, config, train_data, tc.bn_reestimate_images)
             log(f"batch-norm statistics re-estimated on {used} training images")
         manager.save(checkpoint_number=current)
-        if val_data is not None:
+        if chief and val_data is not None:
             metrics = run_eval(current)
     writer.flush()
     val_writer.flush()
@@ -513,4 +733,6 @@ def train(
         images_per_second=total_images / total_time if total_time else 0.0,
         final_loss=final_loss,
         metrics=metrics,
+        weights_sha256=weights_sha256(model),
+        chief=chief,
     )

@@ -9,7 +9,7 @@ android {
 
     defaultConfig {
         applicationId = "org.ktptflite.demo"
-        minSdk = 24
+        minSdk = 26
         targetSdk = 35
         versionCode = 1
         versionName = "0.1.0"

@@ -5,13 +5,21 @@ Each command lives in its own module of this package and imports TensorFlow
 ``ktpconvert --help`` stays fast and TF-free (tests/test_cli.py checks it).
 Library errors (:class:`ktp_tflite.train.errors.KtpError`) become
 ``click.ClickException`` here and nowhere else: exit code 1, ``Error: ...``.
+While a command runs, SIGTERM ends it like Ctrl-C (exit code 143), so the
+temporary files and folders of its outputs are removed
+(``ktp_tflite.train.atomic_files``) instead of left behind.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.metadata
 import os
+import warnings
+import signal
+import threading
+from collections.abc import Iterator
 
 import click
 
@@ -20,15 +28,39 @@ from ktp_tflite.train.errors import KtpError
 # Modules of this package that define commands; each exposes COMMANDS, a list
 # of click commands or groups to register on the top-level group.
 _COMMAND_MODULES = ("data", "pipeline", "scan", "android_assets", "quantize", "evaluate", "train",
-                    "import_tf1")
+                    "import_tf1", "reader")
+
+
+@contextlib.contextmanager
+def _terminate_as_exit() -> Iterator[None]:
+    """SIGTERM raises SystemExit(143), so ``finally`` blocks clean up as on Ctrl-C.
+
+    Only in the main thread and only when nobody else handles SIGTERM; like
+    Ctrl-C it takes effect when Python regains control from a long C call.
+    """
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL):
+        yield
+        return
+
+    def terminate(signum, frame):
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM kills at once
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 class _Group(click.Group):
     def invoke(self, ctx: click.Context):
-        try:
-            return super().invoke(ctx)
-        except KtpError as error:
-            raise click.ClickException(str(error)) from error
+        with _terminate_as_exit():
+            try:
+                return super().invoke(ctx)
+            except KtpError as error:
+                raise click.ClickException(str(error)) from error
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -39,9 +71,14 @@ def main() -> None:
     Pipeline: data -> train -> export -> quantize -> metadata -> evaluate ->
     benchmark -> android-assets. Run `ktpconvert COMMAND --help` for each step.
     """
-    # TensorFlow's C++ start-up chatter (CUDA probing on CPU-only machines) is
-    # noise for a CLI user; an explicit TF_CPP_MIN_LOG_LEVEL wins.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # TensorFlow's C++ start-up chatter (CUDA probing on CPU-only machines: cuInit,
+    # the cuDNN/cuFFT/cuBLAS factory lines are logged as errors) and MediaPipe's
+    # glog lines are noise for a CLI user: TensorFlow's own failures reach us as
+    # Python exceptions. Explicit TF_CPP_MIN_LOG_LEVEL / GLOG_minloglevel win.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("GLOG_minloglevel", "2")
+    # google-api-core (through tf-models-official) warns about Python 3.11's end of life
+    warnings.filterwarnings("ignore", message="You are using a Python version", category=FutureWarning)
 
 
 for _name in _COMMAND_MODULES:

@@ -23,9 +23,16 @@ def android_assets(model: Path, assets_dir: Path) -> None:
     First checks the contract the app relies on: four SSD outputs named in the
     metadata, uint8 input or float32 input with normalisation metadata, and
     the five KTP labels in canonical order in the metadata's label file.
-    Nothing is written if a check fails. Prints what was written as JSON.
+    Nothing is written if a check fails, and MODEL itself is never written
+    over (the assets' earlier model and labels.txt are replaced by design).
+    Prints what was written as JSON.
     """
-    from ktp_tflite.convert.android_assets import install_assets
+    from ktp_tflite.convert.android_assets import LABELS_ASSET, MODEL_ASSET, install_assets
+    from ktp_tflite.train.atomic_files import check_output
+
+    if assets_dir.is_dir():
+        for name in (MODEL_ASSET, LABELS_ASSET):
+            check_output(assets_dir / name, inputs=(model,), force=True)
 
     report = install_assets(model, assets_dir)
     click.echo(json.dumps(report.to_dict(), indent=2))

@@ -20,35 +20,38 @@ def _parse_size(value: str) -> tuple[int, int]:
 
 
 def write_synthetic(
-    out: Path, count: int, seed: int, size: tuple[int, int], fmt: str, workers: int, force: bool
+    out: Path, count: int, seed: int, size: tuple[int, int], fmt: str, workers: int, force: bool,
+    preset: str = "train",
 ) -> list[Path]:
-    """Render ``count`` cards and write them in ``fmt``; returns the data set paths written."""
+    """Render ``count`` cards of recipe ``preset`` and write them in ``fmt``; returns the data set paths written."""
     from ktp_tflite.train import datasets, synth
-    from ktp_tflite.train.atomic_files import atomic_write_bytes
+    from ktp_tflite.train.atomic_files import atomic_output_dir, atomic_write_bytes, check_output
     from ktp_tflite.train.labels import labels_txt
 
-    if out.exists() and any(out.iterdir()) and not force:
-        raise click.ClickException(f"{out} is not empty; choose another --out or pass --force")
-    out.mkdir(parents=True, exist_ok=True)
-    config = synth.SynthConfig(width=size[0], height=size[1])
-    with click.progressbar(length=count, label=f"rendering {count} cards", file=sys.stderr) as bar:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    check_output(out, force=force, folder=True, marker="labels.txt")
+    config = synth.preset_config(preset, width=size[0], height=size[1])
+    with click.progressbar(length=count, label=f"rendering {count} {preset} cards", file=sys.stderr) as bar:
         dataset = synth.render_dataset(count, seed=seed, config=config, workers=workers, progress=bar.update)
-    written = []
-    if fmt in ("tfrecord", "both"):
-        folder = out / "tfrecord" if fmt == "both" else out
-        folder.mkdir(exist_ok=True)
-        datasets.write_tfrecord(dataset, folder / "ktp.tfrecord")
-        written.append(folder / "ktp.tfrecord")
-    if fmt in ("coco", "both"):
-        folder = out / "coco" if fmt == "both" else out
-        datasets.write_coco(dataset, folder)
-        written.append(folder)
     side = "".join(
         json.dumps({"image_id": image_id, **fields}, sort_keys=True) + "\n"
         for image_id, fields in dataset.texts.items()
     )
-    atomic_write_bytes(out / "fields.jsonl", side.encode())
-    atomic_write_bytes(out / "labels.txt", labels_txt().encode())
+    # the whole folder is built under a temporary name and renamed: an interrupted
+    # run never leaves a half-written data set under OUT
+    with atomic_output_dir(out, force=force, marker="labels.txt") as staging:
+        written = []
+        if fmt in ("tfrecord", "both"):
+            folder = staging / "tfrecord" if fmt == "both" else staging
+            folder.mkdir(exist_ok=True)
+            datasets.write_tfrecord(dataset, folder / "ktp.tfrecord")
+            written.append(out / (folder / "ktp.tfrecord").relative_to(staging))
+        if fmt in ("coco", "both"):
+            folder = staging / "coco" if fmt == "both" else staging
+            datasets.write_coco(dataset, folder)
+            written.append(out / folder.relative_to(staging))
+        atomic_write_bytes(staging / "fields.jsonl", side.encode())
+        atomic_write_bytes(staging / "labels.txt", labels_txt().encode())
     return written
 
 
@@ -59,7 +62,7 @@ def data() -> None:
 
 @data.command()
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
-              help="Output folder (must be empty or new, unless --force).")
+              help="Output folder (new, or an earlier data synth output with --force).")
 @click.option("--count", type=click.IntRange(min=1), required=True, help="Number of photos.")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Data set seed: photo i of seed s is always the same.")
@@ -68,14 +71,17 @@ def data() -> None:
 @click.option("--size", default="640x480", show_default=True, help="Photo size WxH.")
 @click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True,
               help="Rendering processes (the output does not depend on it).")
-@click.option("--force", is_flag=True, help="Write into a non-empty --out.")
-def synth(out: Path, count: int, seed: int, fmt: str, size: str, workers: int, force: bool) -> None:
+@click.option("--preset", type=click.Choice(["train", "stress"]), default="train", show_default=True,
+              help="Recipe: train (the training distribution) or stress (held-out fonts FreeSans / FreeMono "
+                   "Bold and harsher ranges than train draws: a generalisation test set; never train on it).")
+@click.option("--force", is_flag=True, help="Replace OUT (an earlier data synth output) as a whole.")
+def synth(out: Path, count: int, seed: int, fmt: str, size: str, workers: int, preset: str, force: bool) -> None:
     """Render synthetic KTP photos with exact boxes around the five field values.
 
     Writes the data set(s), fields.jsonl (the printed field texts of each
     synthetic card) and labels.txt into OUT.
     """
-    paths = write_synthetic(out, count, seed, _parse_size(size), fmt, workers, force)
+    paths = write_synthetic(out, count, seed, _parse_size(size), fmt, workers, force, preset=preset)
     for path in paths:
         click.echo(str(path))
 

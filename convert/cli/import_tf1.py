@@ -1,14 +1,17 @@
 """``ktpconvert import-tf1``: a TF1 OD API checkpoint -> a run folder.
 
 The run folder is built in a temporary folder beside ``--out`` and renamed
-when complete, so a failed import leaves nothing under the final name; an
-existing ``--out`` is only replaced with ``--force``. The summary (counts of
-weights filled and variables ignored, the checkpoint's global step) goes to
-stdout as JSON, the hints to stderr.
+whole when complete (``atomic_output_dir``), so a failed or interrupted
+import leaves nothing under the final name; an existing ``--out`` is only
+replaced with ``--force``, and only if it is an earlier import (it holds
+``tf1_import.json``); it may not hold the checkpoint or the config. The
+summary (counts of weights filled and variables ignored, the checkpoint's
+global step) goes to stdout as JSON, the hints to stderr.
 """
 
 from __future__ import annotations
 
+import glob
 import json
 from pathlib import Path
 
@@ -35,16 +38,12 @@ def import_tf1(ckpt_prefix: str, pipeline_config: Path, run_dir: Path,
     checkpoint; a missing, unexpected or wrongly shaped variable is an error
     listing them, and nothing is written.
     """
-    if run_dir.exists() and not force:
-        raise click.ClickException(f"{run_dir} exists; pass --force to replace it")
-    parent = run_dir.parent if str(run_dir.parent) else Path(".")
-    if not parent.is_dir():
-        raise click.ClickException(f"{run_dir}: parent folder {parent} does not exist")
+    from ktp_tflite.train.atomic_files import atomic_output_dir
+    from ktp_tflite.train.tf1_import import IMPORT_FILE, import_checkpoint
 
-    from ktp_tflite.train.atomic_files import staged_directory
-    from ktp_tflite.train.tf1_import import import_checkpoint
-
-    with staged_directory(run_dir) as staging:
+    prefix = Path(ckpt_prefix)
+    inputs = (pipeline_config, *prefix.parent.glob(f"{glob.escape(prefix.name)}.*"))
+    with atomic_output_dir(run_dir, inputs=inputs, force=force, marker=IMPORT_FILE) as staging:
         report = import_checkpoint(ckpt_prefix, pipeline_config, staging,
                                    use_moving_averages=use_moving_averages)
     click.echo(f"imported {report.assigned} weights into {run_dir}; next: "

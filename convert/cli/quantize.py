@@ -12,14 +12,13 @@ _MODEL = click.Path(exists=True, path_type=Path)
 _OUT = click.Path(dir_okay=False, path_type=Path)
 
 
-def _check_out(out: Path, force: bool, inputs: tuple[Path, ...] = ()) -> None:
-    """Fail before any work when OUT cannot be written."""
-    if not out.parent.is_dir():
-        raise click.ClickException(f"{out}: output folder {out.parent} does not exist; create it first")
-    if any(out.resolve() == p.resolve() for p in inputs):
-        raise click.ClickException(f"{out}: would overwrite the input; choose another --out")
-    if out.exists() and not force:
-        raise click.ClickException(f"{out} exists; pass --force to overwrite it")
+def _inputs(model: Path, pipeline_config: Path | None, labels: Path | None,
+            representative: str | None = None) -> tuple[Path, ...]:
+    """Every file or folder the command reads: no output may be, hold or sit inside one."""
+    paths = [model, pipeline_config, labels]
+    if representative and not representative.startswith("synth:"):
+        paths.append(Path(representative))
+    return tuple(p for p in paths if p is not None)
 
 
 def _model_info(labels: Path | None, pipeline, name: str | None, version: str | None,
@@ -59,6 +58,21 @@ def _echo_json(data: dict) -> None:
     click.echo(json.dumps(data, indent=2, default=str))
 
 
+def _echo_agreement(agreement) -> None:
+    """The runtimes' box offsets against LiteRT on stderr, and a warning beyond 1 px."""
+    if agreement is None:
+        return
+    width, height = agreement.photo_size
+    parts = [f"{runtime} {o['returned']:.1f} px as returned (mean edges t/l/b/r "
+             f"{'/'.join(f'{v:+.2f}' for v in o['returned_mean_edges'])}), {o['ktp_core']:.1f} px "
+             f"with ktp-core boxes ({'/'.join(f'{v:+.2f}' for v in o['ktp_core_mean_edges'])})"
+             for runtime, o in agreement.max_offset_px.items()]
+    click.echo(f"largest box offset from LiteRT on {agreement.photos} rendered {width}x{height} photos: "
+               + ("; ".join(parts) or "no app runtime installed"), err=True)
+    for warning in agreement.warnings:
+        click.echo(f"Warning: {warning}", err=True)
+
+
 def _summary(report, task_report) -> dict:
     result = {
         "size_bytes": report.size_bytes,
@@ -83,7 +97,8 @@ def _summary(report, task_report) -> dict:
                                       "dynamic: int8 weights, float compute.")
 @click.option("--representative", metavar="DATA",
               help="Calibration images: a data set (TFRecord, COCO, VOC, image folder) or synth:N. "
-                   "Required for --mode int8.")
+                   "Required for --mode int8. Images over 50 megapixels are refused before "
+                   "decoding (raise with the environment variable KTP_MAX_PIXELS).")
 @click.option("--num-samples", type=click.IntRange(min=1), default=300, show_default=True,
               help="Calibration images drawn from --representative.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Fixes which images are drawn.")
@@ -95,7 +110,8 @@ def _summary(report, task_report) -> dict:
 @click.option("--no-metadata", is_flag=True,
               help="Do not attach TFLite metadata (and skip the Task Library check).")
 @click.option("--debug-report", type=click.Path(file_okay=False, path_type=Path),
-              help="Write per-layer int8 error (QuantizationDebugger) into this folder.")
+              help="Write per-layer int8 error (QuantizationDebugger) into this new folder "
+                   "(an earlier debug report there only with --force).")
 @click.option("--keep-float", multiple=True, metavar="LAYER",
               help="Leave this layer in float (tensor name from --debug-report); repeatable.")
 @click.option("--ranges", type=click.Choice(["refined", "minmax"]), default="refined",
@@ -103,7 +119,7 @@ def _summary(report, task_report) -> dict:
               help="int8 activation ranges: 'refined' clips each to its MSE-optimal range and "
                    "fits the box-code and score-logit ranges to what the post-process uses; "
                    "'minmax' keeps the calibrated min/max (the plain TFLite converter).")
-@click.option("--force", is_flag=True, help="Overwrite --out if it exists.")
+@click.option("--force", is_flag=True, help="Replace --out (and --debug-report) if it exists.")
 def quantize(model: Path, out: Path, mode: str, representative: str | None, num_samples: int,
              seed: int, input_type: str, pipeline_config: Path | None, labels: Path | None,
              name: str | None, version: str | None, author: str | None, license_: str | None,
@@ -118,7 +134,6 @@ def quantize(model: Path, out: Path, mode: str, representative: str | None, num_
     result is checked in the interpreter and the TFLite Task Library before
     it is written. Prints a JSON summary on stdout.
     """
-    _check_out(out, force, (model,))
     if mode == "int8" and not representative:
         raise click.UsageError("--mode int8 needs --representative DATA (a data set or synth:N)")
     if no_metadata and (labels or name or version or author or license_):
@@ -127,12 +142,21 @@ def quantize(model: Path, out: Path, mode: str, representative: str | None, num_
     if mode != "int8" and (keep_float or debug_report or ranges != "refined"):
         raise click.UsageError("--keep-float, --debug-report and --ranges apply to --mode int8 only")
 
+    from ktp_tflite.train.atomic_files import atomic_output_dir, check_output, write_output
+
+    inputs = _inputs(model, pipeline_config, labels, representative)
+    check_output(out, inputs=inputs, force=force)
+    if debug_report is not None:
+        from ktp_tflite.convert.quant_debug import REPORT_JSON
+
+        check_output(debug_report, inputs=inputs + (out,), force=force, folder=True,
+                     marker=REPORT_JSON)
+
     from ktp_tflite.convert.metadata import MetadataError, attach_metadata
     from ktp_tflite.convert.model_source import detect_model_source
     from ktp_tflite.convert.quantize import QuantizeConfig, convert_model
     from ktp_tflite.convert.representative import calibration_inputs, load_representative
     from ktp_tflite.convert.verify import verify_model
-    from ktp_tflite.train.atomic_files import atomic_write_bytes
     from ktp_tflite.train.pipeline_config import load_ssd_config
 
     pipeline = load_ssd_config(pipeline_config) if pipeline_config else None
@@ -167,6 +191,7 @@ def quantize(model: Path, out: Path, mode: str, representative: str | None, num_
         input_size=(source.height, source.width), task_library=info is not None,
         kept_float=result.kept_float,
     )
+    _echo_agreement(task_report.agreement if task_report else None)
     summary = {"out": str(out), "mode": mode, "seconds": result.seconds,
                "kept_float": list(result.kept_float), **_summary(report, task_report)}
     if mode == "int8":
@@ -177,10 +202,13 @@ def quantize(model: Path, out: Path, mode: str, representative: str | None, num_
         debug_data = calibration_inputs(samples, source.height, source.width, cache=cache,
                                         label="debugging")
         layers = quantization_debug_report(result.calibrated, debug_data)
-        summary["debug_report"] = str(write_debug_report(debug_report, layers))
+        with atomic_output_dir(debug_report, inputs=inputs + (out,), force=force,
+                               marker=REPORT_JSON) as staging:
+            written = write_debug_report(staging, layers)
+        summary["debug_report"] = str(debug_report / written.relative_to(staging))
         for layer in layers[:5]:
             click.echo(f"  rmse/scale {layer.rmse_per_scale:7.3f}  {layer.tensor_name}", err=True)
-    atomic_write_bytes(out, tflite)
+    write_output(out, tflite, inputs=inputs, force=force)
     _echo_json(summary)
 
 
@@ -217,17 +245,20 @@ def metadata(model: Path, out: Path, pipeline_config: Path | None, labels: Path 
     Reads it back, checks it, runs the Task Library on a rendered card, then
     writes OUT. Prints the metadata as JSON.
     """
-    _check_out(out, force, (model,))
+    from ktp_tflite.train.atomic_files import check_output, write_output
+
+    inputs = _inputs(model, pipeline_config, labels)
+    check_output(out, inputs=inputs, force=force)
     from ktp_tflite.convert.metadata import attach_metadata
     from ktp_tflite.convert.verify import verify_model
-    from ktp_tflite.train.atomic_files import atomic_write_bytes
     from ktp_tflite.train.pipeline_config import load_ssd_config
 
     pipeline = load_ssd_config(pipeline_config) if pipeline_config else None
     info = _model_info(labels, pipeline, name, version, author, license_)
     tflite = attach_metadata(model.read_bytes(), info, str(model))
     report, task_report = verify_model(tflite, source=str(out))
-    atomic_write_bytes(out, tflite)
+    _echo_agreement(task_report.agreement if task_report else None)
+    write_output(out, tflite, inputs=inputs, force=force)
     _echo_json({"out": str(out), **_summary(report, task_report)})
 
 
@@ -245,6 +276,7 @@ def inspect_command(model: Path, task_library: bool) -> None:
         VerificationError,
         check_model,
         inspect_model,
+        runtime_agreement,
         task_library_check,
     )
 
@@ -261,6 +293,9 @@ def inspect_command(model: Path, task_library: bool) -> None:
             task = task_library_check(data, report.metadata["labels"])
             result["task_library"] = task.to_dict()
             problems.extend(task.problems)
+            agreement = runtime_agreement(model, report.metadata["labels"])
+            result["runtimes"] = agreement.to_dict()
+            _echo_agreement(agreement)
         except VerificationError as error:
             problems.append(str(error))
     elif task_library:

@@ -26,10 +26,18 @@ import click
 @click.option(
     "--json",
     "json_path",
-    type=click.Path(dir_okay=False, writable=True, path_type=Path),
-    help="Also write the JSON document to this file.",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write the JSON document to this file (never IMAGE or --model; an existing "
+    "file only with --force).",
 )
-def scan(image: Path, model: Path, threshold: float, json_path: Path | None) -> None:
+@click.option("--force", is_flag=True, help="Replace --json if it exists.")
+@click.option(
+    "--zoom",
+    is_flag=True,
+    help="Two-pass zoom: when the fields found put the card under 45 % of the photo width, "
+    "run the model again on the card's crop and map its boxes back (stderr says so).",
+)
+def scan(image: Path, model: Path, threshold: float, json_path: Path | None, force: bool, zoom: bool) -> None:
     """Detect the five KTP fields on IMAGE and print JSON.
 
     The photo is turned upright from its EXIF orientation, stretched to the
@@ -39,13 +47,31 @@ def scan(image: Path, model: Path, threshold: float, json_path: Path | None) -> 
     of the upright photo (left, top, right, bottom), "box_sensor" in stored
     pixels, and the score.
 
+    Photos over 50 megapixels are refused from their header, before
+    decoding (raise the limit with the environment variable KTP_MAX_PIXELS).
+
     Field TEXT is not produced: there is no OCR on the Python side (the
     Android demo reads text with ML Kit on the phone).
     """
     from ktp_tflite.convert.scan import scan_image
-    from ktp_tflite.train.atomic_files import atomic_write_bytes
+    from ktp_tflite.train.atomic_files import check_output, write_output
+    from ktp_tflite.train.images import check_image
 
-    result, spec = scan_image(model, image, threshold=threshold)
+    inputs = (image, model)
+    if json_path is not None:
+        check_output(json_path, inputs=inputs, force=force)
+    # The one image loader vets the photo first: the pixel limit from the header,
+    # then a full decode, so a bomb, a truncated or a corrupt file is an
+    # `Error:` naming it whatever the detector's own loader would raise.
+    check_image(image)
+    if zoom:
+        from ktp_tflite.convert.zoom import scan_image_zoomed
+
+        result, spec, crop = scan_image_zoomed(model, image, threshold=threshold)
+        click.echo(f"zoom: second pass on crop {list(crop)} (upright pixels)" if crop
+                   else "zoom: no second pass (card large enough, or no field found)", err=True)
+    else:
+        result, spec = scan_image(model, image, threshold=threshold)
     document = {
         "model": {
             "file": model.name,
@@ -65,7 +91,7 @@ def scan(image: Path, model: Path, threshold: float, json_path: Path | None) -> 
     }
     text = json.dumps(document, indent=2) + "\n"
     if json_path is not None:
-        atomic_write_bytes(json_path, text.encode())
+        write_output(json_path, text.encode(), inputs=inputs, force=force)
     click.echo(text, nl=False)
 
 

@@ -5,6 +5,8 @@
 ``history.jsonl`` (training curve), ``metrics.json`` and
 ``eval_history.jsonl`` (COCO metrics on ``--val``). ``--resume`` continues
 the newest checkpoint up to ``--steps`` (the stored architecture is kept).
+With ``--strategy multiworker`` (cluster in ``TF_CONFIG``) every worker runs
+the same command; only the chief writes the run folder.
 
 ``export RUN_DIR --out DIR`` writes, atomically (a temporary folder beside
 DIR, renamed when complete):
@@ -63,7 +65,15 @@ def _echo_json(data: dict) -> None:
               help="'imagenet' (Keras download), 'none', or a local Keras MobileNetV2 "
                    ".h5/.weights.h5/.keras file.")
 @click.option("--strategy", type=click.Choice(_STRATEGIES), default="default", show_default=True,
-              help="tf.distribute strategy: one device, Mirrored (GPUs), MultiWorkerMirrored.")
+              help="tf.distribute strategy: one device, Mirrored (the GPUs of this machine), "
+                   "MultiWorkerMirrored (run the same command on every worker, cluster in "
+                   "TF_CONFIG; the chief writes --out). --batch-size is the global batch.")
+@click.option("--freeze-batch-norm", is_flag=True,
+              help="Batch norm normalises with its moving statistics and keeps them (its scale "
+                   "and offset still train): for fine-tuning with few images per replica. "
+                   "Not stored in config.json: pass it again with --resume.")
+@click.option("--no-augment", is_flag=True,
+              help="Train on the photos as they are (only resized), stored in config.json.")
 @click.option("--checkpoint-every", type=click.IntRange(min=1), default=None,
               help="Steps between checkpoints.")
 @click.option("--eval-every", type=click.IntRange(min=0), default=None,
@@ -75,15 +85,21 @@ def train_command(data_path: Path, val_path: Path | None, run_dir: Path, preset:
                   steps: int | None, epochs: float | None, batch_size: int | None,
                   learning_rate: float | None, width: float | None, input_size: int | None,
                   ssdlite: bool, resume: bool,
-                  backbone_weights: str, strategy: str, checkpoint_every: int | None,
+                  backbone_weights: str, strategy: str, freeze_batch_norm: bool,
+                  no_augment: bool, checkpoint_every: int | None,
                   eval_every: int | None, seed: int | None, skip_bad: bool) -> None:
     """Train the SSD MobileNetV2 detector; prints a JSON summary on stdout."""
     if steps is not None and epochs is not None:
         raise click.UsageError("pass either --steps or --epochs, not both")
     from ktp_tflite.train import config as config_lib
     from ktp_tflite.train.datasets import read_dataset
-    from ktp_tflite.train.trainer import train
+    from ktp_tflite.train.input_pipeline import NO_AUGMENTATION
+    from ktp_tflite.train.trainer import make_strategy, train
 
+    # First TensorFlow call of the command: MultiWorkerMirroredStrategy must
+    # configure the collective ops before the runtime starts (reading a TFRecord
+    # starts it).
+    distribution = make_strategy(strategy)
     train_data = read_dataset(data_path, skip_bad=skip_bad)
     val_data = read_dataset(val_path, skip_bad=skip_bad) if val_path is not None else None
     for dataset in (train_data, val_data):
@@ -98,18 +114,21 @@ def train_command(data_path: Path, val_path: Path | None, run_dir: Path, preset:
         config, width_multiplier=width, input_size=input_size, ssdlite=ssdlite, steps=steps,
         batch_size=batch_size, learning_rate=learning_rate, checkpoint_every=checkpoint_every,
         eval_every=eval_every, seed=seed, keras_backbone_layout=keras_layout,
+        augment=NO_AUGMENTATION if no_augment else None,
     )
     if keras_layout and not resume:
         click.echo("--backbone-weights: building the backbone in the Keras MobileNetV2 layout "
                    "(min depth 8, Conv_1 1280 channels)", err=True)
     try:
         result = train(config, train_data, run_dir, val_data=val_data, resume=resume,
-                       backbone_weights=backbone_weights, strategy_name=strategy)
+                       backbone_weights=backbone_weights, strategy=distribution,
+                       freeze_batch_norm=freeze_batch_norm)
     except KeyboardInterrupt:
         sys.exit(130)
-    _echo_json({"run_dir": str(run_dir), "first_step": result.first_step,
+    _echo_json({"run_dir": str(run_dir), "chief": result.chief, "first_step": result.first_step,
                 "last_step": result.last_step, "images_per_second": result.images_per_second,
-                "final_loss": result.final_loss, "metrics": result.metrics})
+                "final_loss": result.final_loss, "metrics": result.metrics,
+                "weights_sha256": result.weights_sha256})
 
 
 @click.command("export")
@@ -127,46 +146,13 @@ def train_command(data_path: Path, val_path: Path | None, run_dir: Path, preset:
 def export_command(run_dir: Path, out: Path, max_detections: int, score_threshold: float,
                    iou_threshold: float, regular_nms: bool, force: bool) -> None:
     """Export a run folder's newest checkpoint to a SavedModel and a float .tflite."""
-    if out.exists() and not force:
-        raise click.ClickException(f"{out} exists; pass --force to replace it")
-    if out.resolve() == run_dir.resolve() or run_dir.resolve() in out.resolve().parents:
-        raise click.ClickException(f"{out}: choose a folder outside the run folder {run_dir}")
-    if not out.parent.is_dir():
-        raise click.ClickException(f"{out}: parent folder {out.parent} does not exist")
-
-    import tensorflow as tf
-
-    from ktp_tflite.train.atomic_files import staged_directory
-    from ktp_tflite.train.export import ExportConfig, float_tflite, save_signatures, serving_module
-    from ktp_tflite.train.labels import CLASSES, labels_txt
-    from ktp_tflite.train.trainer import latest_checkpoint, restore_model
+    from ktp_tflite.train.export import ExportConfig, export_run
+    from ktp_tflite.train.trainer import latest_checkpoint
 
     export = ExportConfig(max_detections=max_detections, score_threshold=score_threshold,
                           iou_threshold=iou_threshold, use_regular_nms=regular_nms)
-    export.validate()
-    config, model = restore_model(run_dir)
     click.echo(f"exporting {latest_checkpoint(run_dir)}", err=True)
-    module = serving_module(model, config.model, export)
-    with staged_directory(out) as staging:
-        tf.saved_model.save(module, str(staging / "saved_model"), signatures=save_signatures(module))
-        tflite = float_tflite(staging / "saved_model")
-        (staging / "model_float.tflite").write_bytes(tflite)
-        if config.model.num_classes == len(CLASSES):
-            (staging / "labels.txt").write_text(labels_txt())
-        summary = {
-            "checkpoint": Path(latest_checkpoint(run_dir)).name,
-            "preset": config.preset,
-            "input_size": list(config.model.input_size),
-            "num_classes": config.model.num_classes,
-            "postprocess": {
-                "max_detections": export.max_detections,
-                "score_threshold": export.score_threshold,
-                "iou_threshold": export.iou_threshold,
-                "use_regular_nms": export.use_regular_nms,
-            },
-            "float_tflite_bytes": len(tflite),
-        }
-        (staging / "export.json").write_text(json.dumps(summary, indent=2) + "\n")
+    summary = export_run(run_dir, out, export, force=force)
     _echo_json({"out": str(out), **summary})
 
 

@@ -7,12 +7,16 @@ import android.os.SystemClock
 import androidx.camera.core.ImageProxy
 import java.io.IOException
 import org.ktptflite.core.DetectionSelector
+import org.ktptflite.core.DetectorRuntime
 import org.ktptflite.core.FieldResult
 import org.ktptflite.core.ImageGeometry
 import org.ktptflite.core.NormBox
+import org.ktptflite.core.PixelBox
 import org.ktptflite.core.RawDetections
+import org.ktptflite.core.RuntimeBoxes
 import org.tensorflow.lite.gpu.CompatibilityList
 import org.tensorflow.lite.support.image.TensorImage
+import org.tensorflow.lite.support.metadata.MetadataExtractor
 import org.tensorflow.lite.task.core.BaseOptions
 import org.tensorflow.lite.task.vision.detector.ObjectDetector
 
@@ -39,6 +43,8 @@ class ObjectDetectorHelper(
 
     private var detector: ObjectDetector? = null
     private var labels: List<String> = emptyList()
+    private var modelWidth = 0
+    private var modelHeight = 0
 
     /** (Re)creates the detector with the current [settings]. */
     fun setup() {
@@ -64,6 +70,10 @@ class ObjectDetectorHelper(
         try {
             val model = ModelAssets.load(context)
             labels = ModelAssets.labelsFromMetadata(model)
+            // Input [1, height, width, 3]: the size the Task Library resizes each image to.
+            val input = MetadataExtractor(model.duplicate()).getInputTensorShape(0)
+            modelHeight = input[1]
+            modelWidth = input[2]
             detector = ObjectDetector.createFromBufferAndOptions(model, options)
         } catch (error: IOException) {
             listener.onError(context.getString(R.string.model_missing, ModelAssets.MODEL_ASSET))
@@ -93,13 +103,22 @@ class ObjectDetectorHelper(
         val start = SystemClock.uptimeMillis()
         val detections = detector.detect(TensorImage.fromBitmap(upright))
         val elapsed = SystemClock.uptimeMillis() - start
-        // The Task Library reports pixels of the image it was given; dividing by
-        // its size gives back the normalised model-space boxes ktp-core expects.
-        val width = upright.width.toDouble()
-        val height = upright.height.toDouble()
+        // The Task Library reports whole pixels of the image it was given, with
+        // its rounding bias; RuntimeBoxes removes the bias, and dividing by the
+        // image size gives back the normalised model-space boxes ktp-core expects.
+        val width = upright.width
+        val height = upright.height
         val raw = RawDetections(
             boxes = detections.map {
-                val box = it.boundingBox
+                val rect = it.boundingBox
+                val box = RuntimeBoxes.photoBox(
+                    DetectorRuntime.TASK_LIBRARY,
+                    PixelBox(rect.left.toDouble(), rect.top.toDouble(), rect.right.toDouble(), rect.bottom.toDouble()),
+                    width,
+                    height,
+                    modelWidth,
+                    modelHeight
+                )
                 NormBox(box.top / height, box.left / width, box.bottom / height, box.right / width)
             },
             classes = detections.map { it.categories.first().index.toDouble() }.toDoubleArray(),

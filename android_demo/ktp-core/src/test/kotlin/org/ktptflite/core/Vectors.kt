@@ -23,6 +23,10 @@ object Vectors {
     @Suppress("UNCHECKED_CAST")
     fun cases(vararg path: String): List<Map<String, Any?>> = section(*path) as List<Map<String, Any?>>
 
+    /** A JSON array of numbers, e.g. a box or a [width, height] size. */
+    @Suppress("UNCHECKED_CAST")
+    fun numbers(node: Any?): List<Double> = node as List<Double>
+
     private fun locate(): File {
         System.getProperty("ktp.vectors")?.let { return File(it) }
         var dir: File? = File(System.getProperty("user.dir")).absoluteFile

@@ -1,0 +1,139 @@
+"""The field reader: crop geometry, a tiny reader that trains, exports, quantizes and loads in LiteRT."""
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+from ktp_tflite.train import synth
+from ktp_tflite.train.images import load_image
+from ktp_tflite.train.labels import CLASSES
+from ktp_tflite.train.reader_crops import (
+    CropConfig,
+    CropError,
+    crop_quad,
+    crops_from_boxes,
+    expand_quad,
+    render_value_crops,
+    value_quads,
+)
+from ktp_tflite.train.reader_grammar import NUM_CLASSES
+from ktp_tflite.train.synth import apply_homography, homography
+
+CLEAN = synth.SynthConfig(width=640, height=480, photometric=False, distractors=False)
+CROP = CropConfig()
+
+
+def _ink(seed, index, config, element, threshold, also_omit=frozenset()):
+    full = synth.render_card(seed, index, config, omit=also_omit).image.astype(np.int16)
+    without = synth.render_card(seed, index, config, omit=also_omit | {element}).image.astype(np.int16)
+    ys, xs = np.nonzero(np.abs(full - without).max(axis=2) > threshold)
+    return np.stack([xs + 0.5, ys + 0.5], axis=1)  # pixel centres
+
+
+def _in_crop(points, quad, content):
+    """Which frame points fall inside the crop's content, in crop pixels."""
+    out = np.array([[0, 0], [content, 0], [content, CROP.height], [0, CROP.height]], dtype=np.float64)
+    uv = apply_homography(homography(quad.astype(np.float64), out), points)
+    return (uv[:, 0] >= 0) & (uv[:, 0] <= content) & (uv[:, 1] >= 0) & (uv[:, 1] <= CROP.height)
+
+
+@pytest.mark.parametrize("config, index", [(CLEAN, 0), (dataclasses.replace(CLEAN, layout_jitter_px=4.0, thumb_share=1.0), 3)])
+def test_rectified_crop_holds_the_value_ink_and_none_of_the_label(config, index):
+    card = synth.render_card(21, index, config)
+    quads = value_quads(21, index, config, card)
+    for field in CLASSES:
+        quad = expand_quad(quads[field], CROP.margin, CROP.side_margin)
+        pixels, content = crop_quad(card.image, quad, CROP)
+        assert pixels.shape == (32, 256, 3) and 8 <= content <= 256
+        value = _ink(21, index, config, f"value:{field}", threshold=30)
+        assert _in_crop(value, quad, content).all(), field  # every ink pixel of the value
+        # the crop's pixels change when the value is left out, not when the label or colon is
+        without_value = synth.render_card(21, index, config, omit=frozenset({f"value:{field}"})).image
+        assert np.abs(crop_quad(without_value, quad, CROP)[0].astype(int) - pixels).max() > 60, field
+        for element in (f"label:{field}", f"colon:{field}"):
+            ink = _ink(21, index, config, element, threshold=8, also_omit=frozenset({"occluders"}))
+            assert len(ink) > 0 and not _in_crop(ink, quad, content).any(), (field, element)
+    gol_darah = _ink(21, index, config, "label:gol_darah", threshold=8, also_omit=frozenset({"occluders"}))
+    quad = expand_quad(quads["jenis_kelamin"], CROP.margin, CROP.side_margin)
+    assert not _in_crop(gol_darah, quad, crop_quad(card.image, quad, CROP)[1]).any()
+
+
+def test_rendered_crops_and_detector_boxes_share_the_geometry():
+    crops = render_value_crops(9, 0, CLEAN)
+    assert [(c.field, c.kind) for c in crops] == [(f, "rectified") for f in CLASSES] + [(f, "box") for f in CLASSES]
+    card = synth.render_card(9, 0, CLEAN)
+    assert all(c.text == card.texts[c.field] for c in crops)
+    photo = load_image(card.jpeg, where="card")
+    boxes = {b.label: b.to_pixels(CLEAN.width, CLEAN.height) for b in card.boxes}
+    from_boxes = crops_from_boxes(photo, boxes)
+    for crop in crops[5:]:
+        assert np.array_equal(from_boxes[crop.field].pixels, crop.pixels)
+        x0, y0, x1, y1 = boxes[crop.field]
+        margin, side = CROP.margin * (y1 - y0), CROP.side_margin * (y1 - y0)
+        np.testing.assert_allclose(crop.quad[0], [x0 - side, y0 - margin], atol=1e-3)
+        np.testing.assert_allclose(crop.quad[2], [x1 + side, y1 + margin], atol=1e-3)
+        # a short value keeps its aspect and is padded with one colour
+        if crop.content_width < 250:
+            pad = crop.pixels[:, crop.content_width:]
+            assert (pad == pad[0, 0]).all()
+    with pytest.raises(CropError, match="unknown field 'alamat'"):
+        crops_from_boxes(photo, {"alamat": (1, 1, 20, 10)})
+    with pytest.raises(CropError, match="is empty"):
+        crops_from_boxes(photo, {"nik": (20, 10, 20, 30)})
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    from ktp_tflite.train.reader_model import ReaderConfig
+    from ktp_tflite.train.reader_train import render_crops, train_reader
+
+    config = ReaderConfig(channels=(8, 8, 8, 12, 16), head_channels=16, head_blocks=1, steps=3, batch_size=4,
+                          train_cards=2, val_cards=1, crop_kinds=("rectified",), checkpoint_every=2,
+                          train_seed=3, val_seed=4)
+    crops = render_crops(3, 2, config, synth.SynthConfig(width=320, height=240))
+    run_dir = tmp_path_factory.mktemp("reader") / "run"
+    result = train_reader(config, run_dir, train_crops=crops[:8], val_crops=crops[8:])
+    return config, run_dir, crops, result
+
+
+def test_tiny_reader_trains_resumes_and_evaluates(tiny_run):
+    from ktp_tflite.train.reader_model import ReaderConfig
+    from ktp_tflite.train.reader_train import ReaderRunError, train_reader
+
+    config, run_dir, crops, result = tiny_run
+    assert (result.first_step, result.last_step) == (0, 3) and np.isfinite(result.final_loss)
+    assert [json.loads(line)["step"] for line in (run_dir / "history.jsonl").read_text().splitlines()] == [2, 3]
+    metrics = json.loads((run_dir / "metrics.json").read_text())["val"]
+    assert metrics["all"]["crops"] == 2 and 0.0 <= metrics["all"]["exact"] <= 1.0 and metrics["all"]["cer"] >= 0
+    resumed = train_reader(ReaderConfig(steps=5), run_dir, resume=True, train_crops=crops[:8], val_crops=crops[8:])
+    assert (resumed.first_step, resumed.last_step) == (3, 5)  # the stored architecture, the new step budget
+    with pytest.raises(ReaderRunError, match="not empty; pass --resume"):
+        train_reader(config, run_dir, train_crops=crops[:8], val_crops=crops[8:])
+
+
+def test_tiny_reader_exports_float_and_int8_that_load_in_litert(tiny_run):
+    from ktp_tflite.convert.reader_quantize import int8_tflite
+    from ktp_tflite.train.reader_export import compare_with_keras, float_tflite, tflite_logits
+    from ktp_tflite.train.reader_train import restore_reader
+
+    _, run_dir, crops, _ = tiny_run
+    config, model = restore_reader(run_dir)
+    float_model = float_tflite(model, config)
+    check = compare_with_keras(float_model, model, crops[:3])
+    assert check["max_abs_logit_diff"] < 1e-3 and check["greedy_agreement"] == 1.0
+    int8_model = int8_tflite(model, config, crops)
+    logits = tflite_logits(int8_model, crops[:3])
+    assert logits.shape == (3, config.time_steps, NUM_CLASSES) and logits.dtype == np.float32
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=int8_model)
+    (inp,), (out,) = interpreter.get_input_details(), interpreter.get_output_details()
+    assert inp["dtype"] == np.uint8 and tuple(inp["shape"]) == (1, 32, 256, 3)
+    scale, zero = inp["quantization"]
+    # uint8 input == pixel values: the pinned range [-1, 1] gives scale 1/127.5, zero point 127.5 rounded
+    assert scale == pytest.approx(1 / 127.5, rel=1e-6) and zero in (127, 128)
+    assert out["dtype"] == np.float32
+    int8_check = compare_with_keras(int8_model, model, crops[:3])
+    assert int8_check["max_abs_logit_diff"] < 0.25 * int8_check["logit_range"]
+    assert len(int8_model) < len(float_model)

@@ -1,0 +1,257 @@
+"""Two-pass zoom (convert/zoom.py) and evaluate's cards-read metric, on hand-made photos and detections."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from ktp_tflite.convert import zoom
+from ktp_tflite.convert.evaluate import cards_read
+from ktp_tflite.train.card_layout import TEMPLATE, card_from_fields, zoom_crop
+from ktp_tflite.train.coco_eval import Detections
+from ktp_tflite.train.labels import CLASSES
+from ktp_tflite.train.records import Box, Dataset, Example
+
+W, H = 640, 480
+
+
+def _card_fields(scale: float, x0: float, y0: float) -> dict[str, tuple[int, int, int, int]]:
+    """Whole-pixel field boxes of a card at ``scale`` on the template (right edges 60 card px in)."""
+    return {name: (round(x0 + scale * left), round(y0 + scale * top), round(x0 + scale * (left + 60)),
+                   round(y0 + scale * bottom))
+            for name, (left, top, bottom) in TEMPLATE.items()}
+
+
+def _paint(fields: dict[str, tuple[int, int, int, int]]) -> np.ndarray:
+    """A photo with each field painted in its own colour (red = 40 * (class + 1), green 255)."""
+    image = np.zeros((H, W, 3), np.uint8)
+    for name, (left, top, right, bottom) in fields.items():
+        image[top:bottom, left:right] = (40 * (CLASSES.index(name) + 1), 255, 0)
+    return image
+
+
+def colour_detector(image: np.ndarray) -> Detections:
+    """Finds each field's colour: its exact pixel box, normalised to the image it was given."""
+    boxes, classes = [], []
+    for index in range(len(CLASSES)):
+        ys, xs = np.nonzero((image[..., 0] == 40 * (index + 1)) & (image[..., 1] == 255))
+        if len(xs):
+            h, w = image.shape[:2]
+            boxes.append((ys.min() / h, xs.min() / w, (ys.max() + 1) / h, (xs.max() + 1) / w))
+            classes.append(index)
+    return Detections("", np.array(boxes, np.float64).reshape(-1, 4), np.array(classes, np.int64),
+                      np.full(len(classes), 0.9, np.float32))
+
+
+def _pixels(found: Detections, label: str) -> tuple[float, ...]:
+    (box,) = found.boxes[found.classes == CLASSES.index(label)]
+    ymin, xmin, ymax, xmax = box
+    return (xmin * W, ymin * H, xmax * W, ymax * H)
+
+
+def test_small_card_gets_a_second_pass_mapped_back_exactly():
+    fields = _card_fields(0.3, 150.0, 120.0)  # card 257 px = 0.40 of the frame
+    image = _paint(fields)
+    seen = []
+
+    def detect(pixels):
+        seen.append(pixels.shape)
+        return colour_detector(pixels)
+
+    result = zoom.two_pass(detect, image, (320, 320))
+    expected_crop = zoom_crop(card_from_fields({k: tuple(map(float, v)) for k, v in fields.items()}),
+                              (W, H), (320, 320))
+    assert result.second_pass and result.crop == expected_crop
+    left, top, right, bottom = expected_crop
+    assert seen == [(H, W, 3), (bottom - top, right - left, 3)]
+    assert abs((right - left) - (bottom - top)) <= 1  # the model's aspect ratio (square), whole pixels
+    assert len(result.detections.classes) == 5  # pass 2 found every field: pass 1's are replaced
+    for name, box in fields.items():
+        assert _pixels(result.detections, name) == pytest.approx(box, abs=1e-9), name
+
+
+def test_large_card_or_no_field_runs_one_pass():
+    calls = []
+
+    def detect(pixels):
+        calls.append(pixels.shape)
+        return colour_detector(pixels)
+
+    image = _paint(_card_fields(0.6, 60.0, 80.0))  # 0.80 of the frame
+    result = zoom.two_pass(detect, image, (320, 320))
+    assert not result.second_pass and result.crop is None and len(calls) == 1
+    first = colour_detector(image)
+    np.testing.assert_array_equal(result.detections.boxes, first.boxes)
+    assert not zoom.two_pass(colour_detector, np.zeros((H, W, 3), np.uint8), (320, 320)).second_pass
+
+
+def test_classes_pass_two_misses_keep_pass_one_boxes():
+    fields = _card_fields(0.3, 150.0, 120.0)
+    image = _paint(fields)
+
+    def detect(pixels):  # misses kewarganegaraan on the crop
+        found = colour_detector(pixels)
+        if pixels.shape[:2] == (H, W):
+            return found
+        keep = found.classes != CLASSES.index("kewarganegaraan")
+        return Detections("", found.boxes[keep], found.classes[keep], found.scores[keep])
+
+    result = zoom.two_pass(detect, image, (320, 320))
+    assert result.second_pass
+    assert sorted(result.detections.classes.tolist()) == [0, 1, 2, 3, 4]
+    assert _pixels(result.detections, "kewarganegaraan") == pytest.approx(fields["kewarganegaraan"], abs=1e-9)
+
+
+def test_low_scores_do_not_place_the_card():
+    image = _paint(_card_fields(0.3, 150.0, 120.0))
+
+    def weak(pixels):
+        found = colour_detector(pixels)
+        return Detections("", found.boxes, found.classes, np.full(len(found.classes), 0.1, np.float32))
+
+    assert not zoom.two_pass(weak, image, (320, 320)).second_pass  # below min_score 0.3
+    assert zoom.two_pass(weak, image, (320, 320), zoom.ZoomSettings(min_score=0.05)).second_pass
+
+
+def test_batches_run_two_calls_and_keep_order():
+    images = [_paint(_card_fields(0.3, 150.0, 120.0)), _paint(_card_fields(0.6, 60.0, 80.0)),
+              _paint(_card_fields(0.25, 300.0, 200.0))]
+    batches = []
+
+    def detect_many(batch):
+        batches.append(len(batch))
+        return [colour_detector(image) for image in batch]
+
+    results = zoom.two_pass_many(detect_many, images, (320, 320))
+    assert batches == [3, 2]
+    assert [r.second_pass for r in results] == [True, False, True]
+    fields = _card_fields(0.25, 300.0, 200.0)
+    assert _pixels(results[2].detections, "nik") == pytest.approx(fields["nik"], abs=1e-9)
+
+
+def test_to_photo_by_hand():
+    found = Detections("a", np.array([[0.5, 0.5, 1.0, 1.0]]), np.array([1]), np.array([0.8], np.float32))
+    mapped = zoom.to_photo(found, (100, 50, 300, 250), (640, 480))
+    np.testing.assert_allclose(mapped.boxes, [[150 / 480, 200 / 640, 250 / 480, 300 / 640]])
+    assert mapped.image_id == "a" and mapped.classes.tolist() == [1]
+
+
+# --------------------------------------------------------------------------- cards read
+
+
+def _example(image_id: str, scale: float) -> Example:
+    boxes = tuple(Box(ymin=t / H, xmin=l / W, ymax=b / H, xmax=r / W, label=name)
+                  for name, (l, t, r, b) in _card_fields(scale, 20.0, 30.0).items())
+    return Example(image_id=image_id, width=W, height=H, boxes=boxes, image_bytes=b"")
+
+
+def _detections(example: Example, *, shift: dict[str, float] | None = None, drop: str | None = None,
+                decoy: str | None = None) -> Detections:
+    """The truth, a class shifted right by a share of its width, a class dropped, or a better-scored decoy."""
+    rows, classes, scores = [], [], []
+    for box in example.boxes:
+        if box.label == drop:
+            continue
+        dx = (shift or {}).get(box.label, 0.0) * (box.xmax - box.xmin)
+        rows.append((box.ymin, box.xmin + dx, box.ymax, box.xmax + dx))
+        classes.append(box.class_index)
+        scores.append(0.6)
+        if box.label == decoy:  # a higher-scored box elsewhere: the top box is wrong
+            rows.append((0.9, 0.9, 0.95, 0.99))
+            classes.append(box.class_index)
+            scores.append(0.7)
+    return Detections(example.image_id, np.array(rows), np.array(classes), np.array(scores, np.float32))
+
+
+def test_cards_read_known_answers():
+    # card widths 0.3 * 856 / 640 = 0.40, 0.4 * 856 / 640 = 0.535, 0.6 * 856 / 640 = 0.80
+    examples = [_example("a", 0.3), _example("b", 0.3), _example("c", 0.4), _example("d", 0.6),
+                _example("e", 0.6), _example("f", 0.6)]
+    dataset = Dataset(examples=examples, source="hand-made", format="synth")
+    by_id = {e.image_id: e for e in examples}
+    detections = [
+        _detections(by_id["a"]),  # read at 0.5 and 0.7
+        _detections(by_id["b"], shift={"nama": 0.25}),  # IoU (1 - .25) / (1 + .25) = 0.6: read at 0.5 only
+        _detections(by_id["c"], drop="status_perkawinan"),  # a field missing: not read
+        _detections(by_id["d"], decoy="nik"),  # the top-scoring nik is wrong: not read
+        _detections(by_id["e"], shift={"jenis_kelamin": 0.1}),  # IoU 0.9 / 1.1 = 0.82: read at both
+        # "f" has no detections at all: not read
+    ]
+    result = cards_read(dataset, detections)
+    assert result.images == {"all": 6, "under_45": 2, "45_to_65": 1, "65_and_over": 3}
+    assert result.read["0.5"] == pytest.approx({"all": 3 / 6, "under_45": 1.0, "45_to_65": 0.0,
+                                                "65_and_over": 1 / 3})
+    assert result.read["0.7"] == pytest.approx({"all": 2 / 6, "under_45": 0.5, "45_to_65": 0.0,
+                                                "65_and_over": 1 / 3})
+    assert json.loads(json.dumps(result.to_dict()))["read"]["0.7"]["under_45"] == 0.5
+
+
+def test_cards_read_empty_bin_and_unknown_image():
+    from ktp_tflite.convert.evaluate import EvaluateError
+
+    dataset = Dataset(examples=[_example("a", 0.6)], source="one", format="synth")
+    result = cards_read(dataset, [_detections(dataset.examples[0])])
+    assert result.read["0.5"]["under_45"] is None and result.read["0.5"]["all"] == 1.0
+    with pytest.raises(EvaluateError, match="not in one"):
+        cards_read(dataset, [Detections("zzz", np.zeros((0, 4)), np.zeros(0, np.int64), np.zeros(0))])
+
+
+# --------------------------------------------------------------------------- CLIs on a tiny real model
+
+
+@pytest.fixture(scope="module")
+def oracle(tmp_path_factory):
+    """A tiny int8 SSD whose detections are exactly the labelled boxes (large boxes: no zoom)."""
+    pytest.importorskip("tensorflow")
+    import ktp_tests_tiny_ssd as tiny_ssd  # registered by conftest.py
+
+    from ktp_tflite.convert.model_source import detect_model_source
+    from ktp_tflite.convert.quantize import QuantizeConfig, convert_model
+    from ktp_tflite.train.datasets import write_coco
+
+    folder = tmp_path_factory.mktemp("zoom")
+    table = tiny_ssd.default_oracle()
+    source = detect_model_source(tiny_ssd.build_tf1_graph(folder / "oracle.pb", oracle=table))
+    model = folder / "int8.tflite"
+    model.write_bytes(convert_model(source, QuantizeConfig(), tiny_ssd.calibration()).model)
+    dataset = tiny_ssd.oracle_dataset(table)
+    write_coco(dataset, folder / "val")
+    photo = folder / "photo.png"
+    photo.write_bytes(dataset.examples[0].image_bytes)
+    return {"model": model, "data": folder / "val", "photo": photo}
+
+
+def test_evaluate_zoom_reports_cards_read_and_second_passes(oracle, tmp_path):
+    from ktp_tflite.convert.cli import main
+
+    plain, zoomed = tmp_path / "plain.json", tmp_path / "zoom.json"
+    base = ["evaluate", str(oracle["model"]), "--data", str(oracle["data"]), "--runtime", "litert"]
+    result = CliRunner().invoke(main, [*base, "--json", str(plain)])
+    assert result.exit_code == 0, result.output
+    assert "cards read@.5" in result.output and "second pass" not in result.output
+    result = CliRunner().invoke(main, [*base, "--zoom", "--json", str(zoomed)])
+    assert result.exit_code == 0, result.output
+    assert "second pass (% images)" in result.output and "two-pass zoom for cards under 45 %" in result.output
+    plain_report, zoom_report = json.loads(plain.read_text()), json.loads(zoomed.read_text())
+    assert plain_report["zoom"] is None and zoom_report["zoom"]["threshold"] == 0.45
+    (before,), (after,) = plain_report["models"], zoom_report["models"]
+    assert before["second_pass_share"] is None and after["second_pass_share"] == 0.0  # large boxes
+    assert after["metrics"] == before["metrics"]  # no crop: the same detections
+    assert before["cards_read"]["read"]["0.5"]["all"] == 1.0  # the oracle finds every box
+    assert before["cards_read"]["num_images"]["all"] == 3
+    assert set(before) >= {"metrics", "app_metrics", "cards_read", "app_cards_read", "precision"}
+
+
+def test_scan_zoom_option(oracle):
+    from ktp_tflite.convert.cli import main
+
+    args = ["scan", str(oracle["photo"]), "--model", str(oracle["model"]), "--threshold", "0.5"]
+    plain = CliRunner().invoke(main, args)
+    zoomed = CliRunner().invoke(main, [*args, "--zoom"])
+    assert plain.exit_code == 0 and zoomed.exit_code == 0, zoomed.output
+    assert "zoom: no second pass" in zoomed.stderr
+    assert json.loads(zoomed.stdout) == json.loads(plain.stdout)
+    assert json.loads(plain.stdout)["fields"]  # the oracle finds fields: the zoom kept them

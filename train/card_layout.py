@@ -1,0 +1,217 @@
+"""Where the card is, from its field boxes; and when and where to take a second, zoomed look.
+
+The renderer (:func:`ktp_tflite.train.synth._render_card`) prints each field
+value at a fixed template position on the 856 x 540 px card, jittered by a
+few pixels. :data:`TEMPLATE` holds, per field, the left edge, top and bottom
+of the value's ink in card pixels, worked out from the renderer's layout
+draws (the means of its uniform draws, below). The right edge of a value
+depends on its text, so it is not used.
+
+Card from fields (:func:`card_from_fields`), in photo pixels (square pixels):
+
+1. Scale ``s`` (photo px per card px): the least-squares line through the
+   (template y, photo y) pairs of the tops and bottoms of the fields given;
+   with one field, its height over its template height. If the fit is not
+   positive (boxes out of the template's row order), the mean of the
+   per-field height ratios.
+2. The enclosing box of the fields, expanded by the template's margins times
+   ``s``: left by the template's left edge of the leftmost field given, top by
+   the template top of the topmost, bottom by the card height below the
+   template bottom of the lowest; the right edge is ``s * CARD_W`` right of
+   the card's left edge (or the enclosing box's right edge, if further).
+
+The estimate is the card's own size, not the extent of a rolled card: on
+rendered photos with roll up to 15 degrees it is 7 % narrower than the
+card's bounding box on average (measured: tests/test_card_layout.py).
+
+Zoom crop (:func:`zoom_crop`): when the estimated card width is below
+``threshold`` (:data:`DEFAULT_ZOOM_THRESHOLD`) of the frame width, the crop
+is the card box grown by ``margin`` (:data:`DEFAULT_ZOOM_MARGIN`) card
+widths on every side, clipped to the frame, grown (centred, shifted back
+into the frame) to the model input's aspect ratio as far as the frame
+allows, and rounded outwards to whole pixels. Otherwise, or when the crop
+would be the whole frame, there is no crop.
+
+ktp-core's ``CardLayout`` is the Kotlin twin (shared vectors:
+tests/vectors/ktp_vectors.json, "card_layout"): change them together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from ktp_tflite.train.errors import KtpError
+from ktp_tflite.train.labels import CLASSES
+from ktp_tflite.train.synth import CARD_H, CARD_W
+
+# (left, top, right, bottom) in pixels of one frame.
+PixelBox = tuple[float, float, float, float]
+
+# The means of _render_card's layout draws (rng.integers(low, high): low..high-1).
+HEADER_SIZE = 26.0  # header_size = integers(24, 29)
+LABEL_X = 29.5  # label_x = integers(22, 38)
+NIK_BASELINE = 40 + 2 * HEADER_SIZE + 35.5  # nik_y = 40 + 2 * header_size + integers(30, 42)
+NIK_VALUE_X = LABEL_X + 162.0 + 18  # colon_x = label_x + integers(150, 175); nik_x = colon_x + 18
+NIK_SIZE = 32.5  # NIK font size integers(30, 36)
+ROW_VALUE_X = LABEL_X + 179.5 + 12.5  # row_colon_x = label_x + integers(170, 190); value_x = + integers(10, 16)
+FIRST_ROW_BASELINE = NIK_BASELINE + 35.5  # y = nik_y + integers(32, 40)
+ROW_SIZE = 18.5  # row_size = integers(17, 21)
+ROW_SPACING = ROW_SIZE + 7.5  # spacing = row_size + integers(6, 10)
+ROW_NUMBER = {"nama": 0, "jenis_kelamin": 2, "status_perkawinan": 8, "kewarganegaraan": 10}
+# Ink height of upper-case text and digits over the font size (values are printed
+# in upper case, so the ink ends at the baseline); measured on frontal renders.
+CAP_HEIGHT = 0.72
+
+
+def _template() -> dict[str, tuple[float, float, float]]:
+    rows = {
+        name: (ROW_VALUE_X, baseline - CAP_HEIGHT * ROW_SIZE, baseline)
+        for name, number in ROW_NUMBER.items()
+        for baseline in [FIRST_ROW_BASELINE + number * ROW_SPACING]
+    }
+    return {"nik": (NIK_VALUE_X, NIK_BASELINE - CAP_HEIGHT * NIK_SIZE, NIK_BASELINE), **rows}
+
+
+# Field -> (left, top, bottom) of its value's ink on the template card, card pixels.
+TEMPLATE: dict[str, tuple[float, float, float]] = _template()
+
+DEFAULT_ZOOM_THRESHOLD = 0.45  # zoom when the card is narrower than this share of the frame
+DEFAULT_ZOOM_MARGIN = 0.1  # card widths added on every side of the card for the crop
+
+
+class CardLayoutError(KtpError, ValueError):
+    """Field boxes or a frame the card rule cannot work with."""
+
+
+def _check_fields(fields: Mapping[str, PixelBox]) -> None:
+    if not fields:
+        raise CardLayoutError("card from fields: no field box given; at least one is needed")
+    for name, box in fields.items():
+        if name not in TEMPLATE:
+            raise CardLayoutError(f"card from fields: unknown field {name!r}; use {', '.join(CLASSES)}")
+        left, top, right, bottom = box
+        if not (right > left and bottom > top):
+            raise CardLayoutError(f"card from fields: the {name} box {tuple(box)} is empty")
+
+
+def card_scale(fields: Mapping[str, PixelBox]) -> float:
+    """Photo pixels per card pixel, from the fields' tops and bottoms (module docstring, step 1).
+
+    Raises:
+      CardLayoutError: no field, an unknown field or an empty box.
+    """
+    _check_fields(fields)
+    template_y, photo_y = [], []
+    for name, (_, top, _, bottom) in fields.items():
+        _, template_top, template_bottom = TEMPLATE[name]
+        template_y += [template_top, template_bottom]
+        photo_y += [top, bottom]
+    n = len(template_y)
+    mean_t, mean_p = sum(template_y) / n, sum(photo_y) / n
+    spread = sum((t - mean_t) ** 2 for t in template_y)
+    scale = sum((t - mean_t) * (p - mean_p) for t, p in zip(template_y, photo_y)) / spread
+    if scale > 0:
+        return scale
+    ratios = [(box[3] - box[1]) / (TEMPLATE[name][2] - TEMPLATE[name][1]) for name, box in fields.items()]
+    return sum(ratios) / len(ratios)
+
+
+def card_from_fields(fields: Mapping[str, PixelBox]) -> PixelBox:
+    """The card's box in the photo from any of its field boxes (module docstring).
+
+    Args:
+      fields: field name (of ``CLASSES``) -> (left, top, right, bottom) in
+        photo pixels; at least one.
+
+    Raises:
+      CardLayoutError: no field, an unknown field or an empty box.
+    """
+    scale = card_scale(fields)
+    lefts, tops, rights, bottoms = zip(*fields.values())
+    template_left = min(TEMPLATE[name][0] for name in fields)
+    template_top = min(TEMPLATE[name][1] for name in fields)
+    template_bottom = max(TEMPLATE[name][2] for name in fields)
+    left = min(lefts) - scale * template_left
+    top = min(tops) - scale * template_top
+    bottom = max(bottoms) + scale * (CARD_H - template_bottom)
+    right = max(max(rights), left + scale * CARD_W)
+    return (left, top, right, bottom)
+
+
+def card_width_fraction(fields: Mapping[str, PixelBox], frame_width: float) -> float:
+    """The estimated card width over the frame width.
+
+    Raises:
+      CardLayoutError: as :func:`card_from_fields`, or a frame width <= 0.
+    """
+    if frame_width <= 0:
+        raise CardLayoutError(f"card width fraction: frame width must be positive, got {frame_width}")
+    left, _, right, _ = card_from_fields(fields)
+    return (right - left) / frame_width
+
+
+def zoom_crop(
+    card: PixelBox,
+    frame_size: tuple[int, int],
+    model_size: tuple[int, int],
+    *,
+    threshold: float = DEFAULT_ZOOM_THRESHOLD,
+    margin: float = DEFAULT_ZOOM_MARGIN,
+) -> tuple[int, int, int, int] | None:
+    """The second-pass crop (left, top, right, bottom) in whole frame pixels, or None.
+
+    Args:
+      card: the card box in frame pixels (:func:`card_from_fields`).
+      frame_size: (width, height) of the frame.
+      model_size: (width, height) of the model input; the crop takes its aspect ratio.
+      threshold: zoom only when the card width is below this share of the frame width.
+      margin: card widths added on every side.
+
+    Raises:
+      CardLayoutError: a non-positive size, an empty card box, or a threshold or
+        margin below 0.
+    """
+    frame_w, frame_h = frame_size
+    model_w, model_h = model_size
+    if min(frame_w, frame_h, model_w, model_h) <= 0:
+        raise CardLayoutError(f"zoom crop: sizes must be positive, got frame {frame_size}, model {model_size}")
+    if threshold < 0 or margin < 0:
+        raise CardLayoutError(f"zoom crop: threshold {threshold} and margin {margin} must be >= 0")
+    left, top, right, bottom = card
+    card_w = right - left
+    if not (card_w > 0 and bottom > top):
+        raise CardLayoutError(f"zoom crop: the card box {tuple(card)} is empty")
+    if card_w >= threshold * frame_w:
+        return None
+    pad = margin * card_w
+    left, top = max(0.0, left - pad), max(0.0, top - pad)
+    right, bottom = min(float(frame_w), right + pad), min(float(frame_h), bottom + pad)
+    if right <= left or bottom <= top:
+        return None  # the card lies outside the frame
+    aspect = model_w / model_h
+    width, height = right - left, bottom - top
+    if width < aspect * height:
+        left, right = _grow(left, right, min(float(frame_w), aspect * height), frame_w)
+    else:
+        top, bottom = _grow(top, bottom, min(float(frame_h), width / aspect), frame_h)
+    crop = (max(0, _floor(left)), max(0, _floor(top)), min(frame_w, _ceil(right)), min(frame_h, _ceil(bottom)))
+    return None if crop == (0, 0, frame_w, frame_h) else crop
+
+
+def _grow(low: float, high: float, length: float, limit: int) -> tuple[float, float]:
+    """[low, high] grown to ``length`` about its centre, shifted back inside [0, limit]."""
+    centre = (low + high) / 2
+    low, high = centre - length / 2, centre + length / 2
+    if low < 0:
+        low, high = 0.0, length
+    elif high > limit:
+        low, high = limit - length, float(limit)
+    return low, high
+
+
+def _floor(value: float) -> int:
+    return int(value // 1)
+
+
+def _ceil(value: float) -> int:
+    return int(-(-value // 1))

@@ -1,0 +1,155 @@
+"""The field reader: a small CRNN-style recognizer with CTC, and its configuration.
+
+One model reads all five fields. The field is not an input: the five share
+the alphabet and the fonts, the grammar of each field is applied when
+decoding (:mod:`ktp_tflite.train.reader_grammar`), and one model means one
+.tflite file, one interpreter and one calibration set in the app. (The issue
+asks to choose between this and one model per field by measurement; that
+measurement has not been made yet.)
+
+Architecture, for a [32, 256, 3] crop in [-1, 1] (MobileNet's range, the
+detector's preprocessing):
+
+- a 3x3 stride-2 convolution, then MobileNet-style depthwise-separable
+  blocks (3x3 depthwise + 1x1 pointwise, batch norm, ReLU6) that halve the
+  height down to 1 and the width once more: a [1, 64, C] feature row;
+- the sequence head: depthwise-separable 1-D convolutions over the width
+  (kernel 1x5, residual), then a 1x1 convolution to blank + 41 characters.
+
+Output: logits [T = width / 4, NUM_CLASSES] (no softmax; decoding takes a
+log-softmax). The head is convolutional, not a BiLSTM: every op is a plain
+CONV_2D / DEPTHWISE_CONV_2D / ADD / RESHAPE, which TFLite quantizes fully to
+int8 and XNNPACK runs well; LSTMs convert to UNIDIRECTIONAL_SEQUENCE_LSTM or
+unrolled loops that often keep float parts or need 16x8 quantization.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+from ktp_tflite.train.errors import KtpError
+from ktp_tflite.train.reader_crops import CropConfig
+from ktp_tflite.train.reader_grammar import NUM_CLASSES
+
+INPUT_NAME = "crop"
+OUTPUT_NAME = "logits"
+WIDTH_STRIDE = 4  # crop columns per output time step
+
+
+class ReaderConfigError(KtpError, ValueError):
+    """Reader settings that cannot be honoured (says which)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ReaderConfig:
+    """Everything a reader run needs; stored as ``config.json`` in the run folder.
+
+    Attributes:
+      crop: crop geometry (the model input is [crop.height, crop.width, 3]).
+      channels: filters of the stem and the four blocks.
+      head_channels: width of the sequence head.
+      head_blocks: residual 1-D blocks in the head.
+      steps: training steps.
+      batch_size: crops per step.
+      learning_rate: Adam learning rate (constant).
+      seed: initial weights and batch order.
+      train_seed / train_cards: rendered cards the training crops come from
+        (5 fields x the crop kinds per card).
+      val_seed / val_cards: rendered cards of the evaluation crops.
+      crop_kinds: "rectified" and/or "box" (see :mod:`ktp_tflite.train.reader_crops`).
+      checkpoint_every: steps between checkpoints (and at the end).
+    """
+
+    crop: CropConfig = dataclasses.field(default_factory=CropConfig)
+    channels: tuple[int, ...] = (16, 32, 48, 64, 96)
+    head_channels: int = 96
+    head_blocks: int = 2
+    steps: int = 3000
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    seed: int = 0
+    train_seed: int = 101
+    train_cards: int = 400
+    val_seed: int = 1101
+    val_cards: int = 50
+    crop_kinds: tuple[str, ...] = ("rectified", "box")
+    checkpoint_every: int = 500
+
+    def __post_init__(self):
+        if self.crop.height != 32:
+            raise ReaderConfigError(f"crop height {self.crop.height}: the reader's blocks need exactly 32")
+        if self.crop.width % WIDTH_STRIDE:
+            raise ReaderConfigError(f"crop width {self.crop.width} must be a multiple of {WIDTH_STRIDE}")
+        if len(self.channels) != 5 or min(self.channels) < 1 or self.head_channels < 1:
+            raise ReaderConfigError(f"channels {self.channels}: give 5 positive filter counts")
+        for name in ("steps", "head_blocks"):
+            if getattr(self, name) < 0:
+                raise ReaderConfigError(f"{name} must be >= 0")
+        for name in ("batch_size", "train_cards", "val_cards", "checkpoint_every"):
+            if getattr(self, name) < 1:
+                raise ReaderConfigError(f"{name} must be >= 1")
+
+    @property
+    def time_steps(self) -> int:
+        """Output time steps (crop width / 4)."""
+        return self.crop.width // WIDTH_STRIDE
+
+    def to_json(self) -> str:
+        """The config as JSON (read back by :func:`reader_config_from_json`)."""
+        return json.dumps(dataclasses.asdict(self), indent=2) + "\n"
+
+
+def reader_config_from_json(text: str, source: str = "config.json") -> ReaderConfig:
+    """Parse :meth:`ReaderConfig.to_json` output.
+
+    Raises:
+      ReaderConfigError: not such a config (names ``source``).
+    """
+    try:
+        data: dict[str, Any] = json.loads(text)
+        crop = CropConfig(**data.pop("crop"))
+        for key in ("channels", "crop_kinds"):
+            data[key] = tuple(data[key])
+        return ReaderConfig(crop=crop, **data)
+    except (ValueError, TypeError, KeyError, AttributeError) as error:
+        raise ReaderConfigError(f"{source}: not a reader config ({error}); was it written by "
+                                "`ktpconvert train-reader`?") from error
+
+
+def build_reader(config: ReaderConfig):
+    """The Keras reader: [crop.height, crop.width, 3] float in [-1, 1] -> logits [T, NUM_CLASSES]."""
+    import keras
+
+    def init():
+        return keras.initializers.HeNormal(seed=None)  # one instance per layer (see train/model.py)
+
+    def bn_relu(x, name):
+        x = keras.layers.BatchNormalization(momentum=0.99, epsilon=1e-3, name=f"{name}.bn")(x)
+        return keras.layers.ReLU(6.0, name=f"{name}.relu6")(x)
+
+    def separable(x, filters, kernel, strides, name):
+        x = keras.layers.DepthwiseConv2D(kernel, strides=strides, padding="same", use_bias=False,
+                                         depthwise_initializer=init(), name=f"{name}.dw")(x)
+        x = bn_relu(x, f"{name}.dw")
+        x = keras.layers.Conv2D(filters, 1, use_bias=False, kernel_initializer=init(), name=f"{name}.pw")(x)
+        return bn_relu(x, f"{name}.pw")
+
+    crop = keras.Input((config.crop.height, config.crop.width, 3), name=INPUT_NAME)
+    stem, *blocks = config.channels
+    x = keras.layers.Conv2D(stem, 3, strides=2, padding="same", use_bias=False, kernel_initializer=init(),
+                            name="stem")(crop)
+    x = bn_relu(x, "stem")  # 16 x W/2
+    strides = ((2, 2), (2, 1), (2, 1), (2, 1))  # -> 8 x W/4, 4, 2, 1
+    for index, (filters, stride) in enumerate(zip(blocks, strides)):
+        x = separable(x, filters, 3, stride, f"block{index}")
+    x = keras.layers.Conv2D(config.head_channels, 1, use_bias=False, kernel_initializer=init(),
+                            name="head.in")(x)
+    x = bn_relu(x, "head.in")
+    for index in range(config.head_blocks):
+        y = separable(x, config.head_channels, (1, 5), 1, f"head{index}")
+        x = keras.layers.Add(name=f"head{index}.add")([x, y])
+    x = keras.layers.Conv2D(NUM_CLASSES, 1, kernel_initializer=init(), name="classes")(x)
+    logits = keras.layers.Reshape((config.time_steps, NUM_CLASSES), name=OUTPUT_NAME)(x)
+    return keras.Model(crop, logits, name="ktp_reader")

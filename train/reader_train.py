@@ -1,0 +1,244 @@
+"""Training and evaluation of the field reader (CTC loss on rendered field crops).
+
+Run folder layout (written by :func:`train_reader`):
+
+- ``config.json``: the :class:`~ktp_tflite.train.reader_model.ReaderConfig`;
+  on resume the stored one is used (a different architecture would not load);
+- ``checkpoints/``: ``tf.train.Checkpoint`` of model, optimizer and step,
+  every ``checkpoint_every`` steps and at the end; ``resume`` continues the
+  newest one up to ``steps``;
+- ``history.jsonl``: step and loss at every checkpoint;
+- ``metrics.json``: evaluation of the last checkpoint on the validation
+  crops: exact match and character error rate per field and overall, decoded
+  under each field's grammar (:func:`ktp_tflite.train.reader_grammar.decode_field`).
+
+Crops come from :func:`ktp_tflite.train.reader_crops.render_value_crops`
+(rendered on the fly: seeds and counts are in the config). No text or image
+content is logged, only counts and metrics.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import numpy as np
+from ktp_tflite.train.atomic_files import atomic_write_bytes
+from ktp_tflite.train.errors import KtpError
+from ktp_tflite.train.labels import CLASSES
+from ktp_tflite.train.preprocess import to_model_input
+from ktp_tflite.train.reader_crops import FieldCrop, render_value_crops
+from ktp_tflite.train.reader_grammar import decode_field, encode_text
+from ktp_tflite.train.reader_model import (
+    ReaderConfig,
+    build_reader,
+    reader_config_from_json,
+)
+from ktp_tflite.train.synth import TRAIN, SynthConfig
+
+
+class ReaderRunError(KtpError, ValueError):
+    """A reader run folder that cannot be used as asked (says why and what to do)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ReaderTrainResult:
+    """What a training call did: steps run, last loss, evaluation metrics."""
+
+    first_step: int
+    last_step: int
+    final_loss: float | None
+    metrics: dict
+
+
+def render_crops(seed: int, cards: int, config: ReaderConfig, synth_config: SynthConfig = TRAIN,
+                 progress: Callable[[int], None] | None = None) -> list[FieldCrop]:
+    """The crops of ``cards`` rendered cards of ``seed`` (5 fields x the config's crop kinds each)."""
+    crops: list[FieldCrop] = []
+    for index in range(cards):
+        crops += render_value_crops(seed, index, synth_config, config.crop, config.crop_kinds)
+        if progress is not None:
+            progress(1)
+    return crops
+
+
+def crop_batch(crops: Iterable[FieldCrop]) -> np.ndarray:
+    """Model input [N, H, W, 3] float32 in [-1, 1] (the detector's preprocessing)."""
+    return np.stack([to_model_input(c.pixels) for c in crops])
+
+
+def label_batch(crops: list[FieldCrop], time_steps: int) -> tuple[np.ndarray, np.ndarray]:
+    """Dense labels [N, L] (0-padded class ids) and their lengths.
+
+    Raises:
+      ReaderRunError: a text is longer than the model's time steps can emit.
+    """
+    encoded = [encode_text(c.text or "") for c in crops]
+    longest = max((len(e) for e in encoded), default=0)
+    if longest > time_steps:
+        raise ReaderRunError(f"a {longest}-character text cannot be read in {time_steps} time steps; "
+                             "use a wider crop")
+    labels = np.zeros((len(crops), max(1, longest)), dtype=np.int32)
+    for row, ids in enumerate(encoded):
+        labels[row, : len(ids)] = ids
+    return labels, np.array([len(e) for e in encoded], dtype=np.int32)
+
+
+def character_errors(read: str, truth: str) -> int:
+    """Levenshtein distance (insertions, deletions, substitutions)."""
+    previous = list(range(len(truth) + 1))
+    for i, a in enumerate(read, start=1):
+        current = [i]
+        for j, b in enumerate(truth, start=1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a != b)))
+        previous = current
+    return previous[-1]
+
+
+def evaluate_reader(predict: Callable[[np.ndarray], np.ndarray], crops: list[FieldCrop],
+                    batch_size: int = 32) -> dict:
+    """Exact match and character error rate per field (and "all") of ``predict`` on ``crops``.
+
+    Args:
+      predict: model input [N, H, W, 3] -> logits [N, T, NUM_CLASSES].
+      crops: crops with their texts.
+
+    Returns:
+      ``{field: {"crops", "exact", "cer"}}`` for each field present and "all";
+      CER is character errors / characters of the printed texts.
+    """
+    counts = {field: [0, 0, 0, 0] for field in (*CLASSES, "all")}  # crops, exact, errors, characters
+    for start in range(0, len(crops), batch_size):
+        chunk = crops[start : start + batch_size]
+        logits = predict(crop_batch(chunk))
+        for crop, row in zip(chunk, logits):
+            text = decode_field(row, crop.field).text
+            errors = character_errors(text, crop.text or "")
+            for key in (crop.field, "all"):
+                tally = counts[key]
+                tally[0] += 1
+                tally[1] += text == crop.text
+                tally[2] += errors
+                tally[3] += len(crop.text or "")
+    return {
+        key: {"crops": n, "exact": exact / n, "cer": errors / max(1, chars)}
+        for key, (n, exact, errors, chars) in counts.items()
+        if n
+    }
+
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _run_config(run_dir: Path, config: ReaderConfig, resume: bool) -> ReaderConfig:
+    stored = run_dir / "config.json"
+    if resume:
+        if not stored.is_file():
+            raise ReaderRunError(f"{run_dir}: no config.json to resume; run without --resume first")
+        kept = reader_config_from_json(stored.read_text(), str(stored))
+        return dataclasses.replace(kept, steps=config.steps)
+    if run_dir.exists() and any(run_dir.iterdir()):
+        raise ReaderRunError(f"{run_dir}: exists and is not empty; pass --resume to continue it "
+                             "or choose a new folder")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return config
+
+
+def train_reader(config: ReaderConfig, run_dir: str | Path, resume: bool = False,
+                 synth_config: SynthConfig = TRAIN, train_crops: list[FieldCrop] | None = None,
+                 val_crops: list[FieldCrop] | None = None) -> ReaderTrainResult:
+    """Train (or continue) a reader run in ``run_dir``; see the module docstring for the layout.
+
+    Args:
+      config: the run's settings (on resume only ``steps`` is taken from it).
+      run_dir: the run folder (created; must be new or empty unless ``resume``).
+      resume: continue the newest checkpoint.
+      synth_config: the renderer recipe of the crops.
+      train_crops / val_crops: crops to use instead of rendering the config's cards.
+
+    Raises:
+      ReaderRunError: the folder is not new (without resume) or has no run (with it).
+    """
+    import tensorflow as tf
+
+    run_dir = Path(run_dir)
+    if not run_dir.parent.is_dir():
+        raise ReaderRunError(f"{run_dir}: folder {run_dir.parent} does not exist; create it first")
+    config = _run_config(run_dir, config, resume)
+    atomic_write_bytes(run_dir / "config.json", config.to_json().encode())
+    if train_crops is None:
+        _stderr(f"rendering crops of {config.train_cards} training cards")
+        train_crops = render_crops(config.train_seed, config.train_cards, config, synth_config)
+    if val_crops is None:
+        _stderr(f"rendering crops of {config.val_cards} validation cards")
+        val_crops = render_crops(config.val_seed, config.val_cards, config, synth_config)
+    images = crop_batch(train_crops)
+    labels, lengths = label_batch(train_crops, config.time_steps)
+
+    tf.keras.utils.set_random_seed(config.seed)
+    model = build_reader(config)
+    optimizer = tf.keras.optimizers.Adam(config.learning_rate)
+    step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+    checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, step=step)
+    manager = tf.train.CheckpointManager(checkpoint, str(run_dir / "checkpoints"), max_to_keep=3)
+    if resume:
+        if manager.latest_checkpoint is None:
+            raise ReaderRunError(f"{run_dir}: no checkpoint to resume from")
+        checkpoint.restore(manager.latest_checkpoint).expect_partial()
+    first = int(step.numpy())
+    logit_length = tf.fill([config.batch_size], config.time_steps)
+
+    @tf.function(reduce_retracing=True)
+    def train_step(x, y, y_length):
+        with tf.GradientTape() as tape:
+            logits = model(x, training=True)
+            loss = tf.reduce_mean(tf.nn.ctc_loss(
+                labels=y, logits=logits, label_length=y_length, logit_length=logit_length[: tf.shape(x)[0]],
+                logits_time_major=False, blank_index=0))
+        optimizer.apply_gradients(zip(tape.gradient(loss, model.trainable_variables),
+                                      model.trainable_variables))
+        return loss
+
+    rng = np.random.default_rng([config.seed, first])  # a resumed run draws new batches
+    loss_value = None
+    for current in range(first, config.steps):
+        rows = rng.choice(len(train_crops), size=config.batch_size, replace=len(train_crops) < config.batch_size)
+        loss_value = float(train_step(images[rows], labels[rows], lengths[rows]))
+        step.assign(current + 1)
+        done = current + 1
+        if done % config.checkpoint_every == 0 or done == config.steps:
+            manager.save(checkpoint_number=done)
+            with (run_dir / "history.jsonl").open("a") as handle:
+                handle.write(json.dumps({"step": done, "loss": loss_value}) + "\n")
+            _stderr(f"step {done}/{config.steps} loss {loss_value:.4f}")
+    if config.steps <= first and manager.latest_checkpoint is None:
+        manager.save(checkpoint_number=first)
+    metrics = evaluate_reader(lambda x: model(x, training=False).numpy(), val_crops)
+    atomic_write_bytes(run_dir / "metrics.json", (json.dumps({"step": int(step.numpy()), "val": metrics},
+                                                             indent=2) + "\n").encode())
+    return ReaderTrainResult(first, int(step.numpy()), loss_value, metrics)
+
+
+def restore_reader(run_dir: str | Path):
+    """(config, Keras model) of a run folder's newest checkpoint.
+
+    Raises:
+      ReaderRunError: no reader run or no checkpoint there.
+    """
+    import tensorflow as tf
+
+    run_dir = Path(run_dir)
+    stored = run_dir / "config.json"
+    if not stored.is_file():
+        raise ReaderRunError(f"{run_dir}: no config.json; pass a folder written by `ktpconvert train-reader`")
+    config = reader_config_from_json(stored.read_text(), str(stored))
+    latest = tf.train.latest_checkpoint(str(run_dir / "checkpoints"))
+    if latest is None:
+        raise ReaderRunError(f"{run_dir}: no checkpoint in checkpoints/")
+    model = build_reader(config)
+    tf.train.Checkpoint(model=model).restore(latest).expect_partial()
+    return config, model
