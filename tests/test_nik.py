@@ -160,6 +160,6 @@ def test_nik_error_rejects_unknown_reason():
 
 
 def test_levenshtein():
-    assert nik_rules._levenshtein("", "") == 0
-    assert nik_rules._levenshtein("kitten", "sitting") == 3
-    assert nik_rules._levenshtein("PEREMPUN", "PEREMPUAN") == 1
+    assert nik_rules.levenshtein("", "") == 0
+    assert nik_rules.levenshtein("kitten", "sitting") == 3
+    assert nik_rules.levenshtein("PEREMPUN", "PEREMPUAN") == 1

@@ -237,7 +237,8 @@ def parse_nik(text: str, *, today: datetime.date | None = None) -> NikInfo:
     )
 
 
-def _levenshtein(a: str, b: str) -> int:
+def levenshtein(a: str, b: str) -> int:
+    """Edit distance (insertions, deletions, substitutions) between ``a`` and ``b``."""
     previous = list(range(len(b) + 1))
     for i, ca in enumerate(a, start=1):
         current = [i]
@@ -265,8 +266,8 @@ def parse_gender_text(text: str) -> str | None:
         return MALE
     if "PEREMPUAN" in letters:
         return FEMALE
-    to_male = _levenshtein(letters, "LAKILAKI")
-    to_female = _levenshtein(letters, "PEREMPUAN")
+    to_male = levenshtein(letters, "LAKILAKI")
+    to_female = levenshtein(letters, "PEREMPUAN")
     if min(to_male, to_female) <= 2 and to_male != to_female:
         return MALE if to_male < to_female else FEMALE
     return None

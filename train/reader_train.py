@@ -29,6 +29,7 @@ import numpy as np
 from ktp_tflite.train.atomic_files import atomic_write_bytes
 from ktp_tflite.train.errors import KtpError
 from ktp_tflite.train.labels import CLASSES
+from ktp_tflite.train.nik import levenshtein
 from ktp_tflite.train.preprocess import to_model_input
 from ktp_tflite.train.reader_crops import FieldCrop, render_value_crops
 from ktp_tflite.train.reader_grammar import decode_field, encode_text
@@ -87,17 +88,6 @@ def label_batch(crops: list[FieldCrop], time_steps: int) -> tuple[np.ndarray, np
     return labels, np.array([len(e) for e in encoded], dtype=np.int32)
 
 
-def character_errors(read: str, truth: str) -> int:
-    """Levenshtein distance (insertions, deletions, substitutions)."""
-    previous = list(range(len(truth) + 1))
-    for i, a in enumerate(read, start=1):
-        current = [i]
-        for j, b in enumerate(truth, start=1):
-            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a != b)))
-        previous = current
-    return previous[-1]
-
-
 def evaluate_reader(predict: Callable[[np.ndarray], np.ndarray], crops: list[FieldCrop],
                     batch_size: int = 32) -> dict:
     """Exact match and character error rate per field (and "all") of ``predict`` on ``crops``.
@@ -116,7 +106,7 @@ def evaluate_reader(predict: Callable[[np.ndarray], np.ndarray], crops: list[Fie
         logits = predict(crop_batch(chunk))
         for crop, row in zip(chunk, logits):
             text = decode_field(row, crop.field).text
-            errors = character_errors(text, crop.text or "")
+            errors = levenshtein(text, crop.text or "")
             for key in (crop.field, "all"):
                 tally = counts[key]
                 tally[0] += 1
