@@ -33,6 +33,17 @@ def _block(*modules: str) -> None:
         sys.modules[name] = None  # type: ignore[assignment]  # see module docstring
 
 
+def _as_dict(detection) -> dict:
+    """One detection of either runtime (both have ``categories`` and a pixel ``bounding_box``)."""
+    category, box = detection.categories[0], detection.bounding_box
+    return {
+        "index": None if category.index is None else int(category.index),  # None: MediaPipe
+        "label": category.category_name,
+        "score": float(category.score),
+        "box": [box.origin_x, box.origin_y, box.width, box.height],
+    }
+
+
 def _task_library(model_path: str, arrays: list) -> list[list[dict]]:
     _block("tensorflow", "mediapipe")
     from tflite_support.task import core, processor, vision
@@ -45,16 +56,7 @@ def _task_library(model_path: str, arrays: list) -> list[list[dict]]:
     images = []
     for array in arrays:
         result = detector.detect(vision.TensorImage.create_from_array(array))
-        images.append([
-            {
-                "index": int(d.categories[0].index),
-                "label": d.categories[0].category_name,
-                "score": float(d.categories[0].score),
-                "box": [d.bounding_box.origin_x, d.bounding_box.origin_y,
-                        d.bounding_box.width, d.bounding_box.height],
-            }
-            for d in result.detections
-        ])
+        images.append([_as_dict(d) for d in result.detections])
     return images
 
 
@@ -74,16 +76,7 @@ def _mediapipe(model_path: str, arrays: list) -> list[list[dict]]:
     try:
         for array in arrays:
             result = detector.detect(mp.Image(image_format=mp.ImageFormat.SRGB, data=array))
-            images.append([
-                {
-                    "index": d.categories[0].index,  # None: MediaPipe names the label only
-                    "label": d.categories[0].category_name,
-                    "score": float(d.categories[0].score),
-                    "box": [d.bounding_box.origin_x, d.bounding_box.origin_y,
-                            d.bounding_box.width, d.bounding_box.height],
-                }
-                for d in result.detections
-            ])
+            images.append([_as_dict(d) for d in result.detections])
     finally:
         detector.close()  # its __del__ raises a TypeError at interpreter exit otherwise
     return images

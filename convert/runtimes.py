@@ -180,16 +180,18 @@ def detect_images(
     """
     if runtime not in RUNTIMES:
         raise ValueError(f"unknown runtime {runtime!r}; use one of {', '.join(RUNTIMES)}")
-    from ktp_tflite.convert.detector import load_detector
-
-    detector = load_detector(model_path)
     if runtime == "litert":
+        from ktp_tflite.convert.detector import load_detector
+
+        detector = load_detector(model_path)
         found = [detector.detect(image, image_id) for image, image_id in zip(images, image_ids, strict=True)]
         return RuntimeDetections(runtime, found, found)
-    from ktp_tflite.convert.metadata import read_metadata
+    from ktp_tflite.convert.tflite_model import read_model
 
-    labels = read_metadata(Path(model_path).read_bytes())["labels"]
-    model_size = (detector.width, detector.height)
+    model = read_model(model_path)  # parsed once: the labels and the input size, no interpreter
+    labels = model.labels or ()
+    model_height, model_width = model.input_size
+    model_size = (model_width, model_height)
     raw = run_probe(runtime, model_path, images)
     returned, app = [], []
     for found, image, image_id in zip(raw, images, image_ids, strict=True):
