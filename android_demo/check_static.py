@@ -5,9 +5,12 @@ Checks:
             tools:node="remove" is allowed: it strips the permission that a
             library would merge in); a launcher activity exists.
   assets    if a model is in app/src/main/assets, it is a TFLite file with
-            metadata and labels.txt holds the five KTP classes in order.
+            metadata and labels.txt holds the five KTP classes in order; if
+            the field reader is there, it is a TFLite file whose metadata
+            packs charset.txt.
   sources   :ktp-core imports no android.* API; the app loads the same asset
-            name that `ktpconvert android-assets` writes.
+            names that `ktpconvert android-assets` (detector) and
+            `ktpconvert export-reader` (reader) write.
   versions  the Kotlin version of the Gradle catalog equals the npm
             kotlin-compiler that CI compiles with.
 
@@ -31,6 +34,9 @@ TOOLS = "{http://schemas.android.com/tools}"
 CLASSES = ("nik", "nama", "jenis_kelamin", "status_perkawinan", "kewarganegaraan")
 MODEL_ASSET = "ktp_detector.tflite"
 LABELS_ASSET = "labels.txt"
+# Same as ktp_tflite.convert.cli.reader.READER_INT8 and the reader's packed CHARSET_FILE.
+READER_ASSET = "ktp_reader_int8.tflite"
+READER_CHARSET = "charset.txt"
 
 
 def check_manifest(path: Path) -> list[str]:
@@ -64,8 +70,27 @@ def check_manifest(path: Path) -> list[str]:
     return problems
 
 
+def check_reader_asset(assets: Path) -> tuple[list[str], str]:
+    """Problems of the field reader in the assets folder (none when it is absent), and a note."""
+    reader = assets / READER_ASSET
+    if not reader.exists():
+        return [], f"no {READER_ASSET} (copy it from `ktpconvert export-reader --out DIR`)"
+    data = reader.read_bytes()
+    if data[4:8] != b"TFL3":
+        return [f"{reader}: not a TFLite model"], ""
+    if b"TFLITE_METADATA" not in data or READER_CHARSET.encode() not in data:
+        return [f"{reader}: has no metadata with {READER_CHARSET}; export it with `ktpconvert export-reader`"], ""
+    return [], f"{READER_ASSET} checked"
+
+
 def check_assets(assets: Path) -> tuple[list[str], str]:
     """Problems of the assets folder, and a note on what was checked."""
+    reader_problems, reader_note = check_reader_asset(assets)
+    detector_problems, detector_note = _check_detector_asset(assets)
+    return detector_problems + reader_problems, "; ".join(n for n in (detector_note, reader_note) if n)
+
+
+def _check_detector_asset(assets: Path) -> tuple[list[str], str]:
     model = assets / MODEL_ASSET
     if not model.exists():
         return [], f"no {MODEL_ASSET} in {assets} (deliver one with `ktpconvert android-assets`)"
@@ -95,6 +120,10 @@ def check_sources(root: Path) -> list[str]:
     app_sources = "".join(p.read_text() for p in (root / "app" / "src").rglob("*.kt"))
     if f'"{MODEL_ASSET}"' not in app_sources:
         problems.append(f"{root / 'app'}: no source loads the asset {MODEL_ASSET!r}")
+    # The reader's asset name is a ktp-core constant (ReaderModel.ASSET) that the app loads.
+    core_sources = "".join(p.read_text() for p in (root / "ktp-core" / "src" / "main").rglob("*.kt"))
+    if f'"{READER_ASSET}"' not in app_sources + core_sources:
+        problems.append(f"{root}: no app or ktp-core source names the reader asset {READER_ASSET!r}")
     return problems
 
 
@@ -152,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     checks = {
         "manifest": (check_manifest(manifest), str(manifest)),
         "assets": (asset_problems, asset_note),
-        "sources": (check_sources(args.root), "ktp-core is plain JVM; app loads " + MODEL_ASSET),
+        "sources": (check_sources(args.root), f"ktp-core is plain JVM; app loads {MODEL_ASSET} and {READER_ASSET}"),
         "versions": (check_versions(args.root), "Gradle Kotlin == npm kotlin-compiler"),
         "min-sdk": (check_min_sdk(args.root), f"java.time only with minSdk >= {JAVA_TIME_MIN_SDK}"),
     }

@@ -19,8 +19,9 @@ so the fit (and its test) can be rerun without TensorFlow.
 
 The fit and its leave-one-out errors (:mod:`ktp_tflite.benchmarks.projection`)
 are written into every bundled profile JSON with the device facts and sources.
-EfficientDet-Lite0/1/2 (Pixel 4 int8 rows in REFERENCES.md) are not built:
-BiFPN is out of scope here, so those rows are not used.
+EfficientDet-Lite0/1/2 (Pixel 4 int8 rows in
+docs/REFERENCES.md, 'Pixel CPU latency, TFLite benchmark_model') are not
+built: BiFPN is out of scope here, so those rows are not used.
 """
 
 from __future__ import annotations
@@ -56,8 +57,8 @@ COSTS_FILE = "reference_costs.json"
 TARGET_LOO_PERCENT = 25.0  # the issue's target for every reference row
 DERIVED_EXTRA_BAND = 15.0  # points added to the LOO band for devices without published rows
 CORES_SOURCE = (
-    "REFERENCES.md 'Pixel CPU cores' table (clusters, clocks); SIMD pipes from REFERENCES.md "
-    "('A76 and A78: 2x128-bit NEON pipes with int8 dot product; X1: 4x128-bit pipes')"
+    "docs/REFERENCES.md, 'Pixel CPU cores' (clusters, clocks; SIMD pipes: 'A76 and A78: 2x128-bit "
+    "NEON pipes with int8 dot product; X1: 4x128-bit pipes')"
 )
 # name: (display name, SoC, [(core, count, GHz, 128-bit pipes, dot product)], status, facts source, notes)
 DEVICES: dict[str, tuple] = {
@@ -69,7 +70,7 @@ DEVICES: dict[str, tuple] = {
             ("Kryo 385 Silver (Cortex-A55)", 4, 1.77, 0.5, False),
         ],
         "fitted",
-        "NOT in REFERENCES.md (general knowledge, uncertain): Snapdragon 845 = 4x A75-class 2.8 GHz + "
+        "NOT in docs/REFERENCES.md (general knowledge, uncertain): Snapdragon 845 = 4x A75-class 2.8 GHz + "
         "4x A55-class 1.77 GHz; A75 SIMD taken as 2x64-bit (one 128-bit pipe equivalent). No dot "
         "product: SDOT/UDOT raise 'illegal instruction' on the Snapdragon 845, which does not support "
         "them, the 855 does (gemmlowp maintainer, github.com/google/gemmlowp/issues/175); consistent "
@@ -125,9 +126,10 @@ DEVICES: dict[str, tuple] = {
             ("Cortex-A510", 4, 1.70, 0.5, True),
         ],
         "derived",
-        "Clusters and clocks: REFERENCES.md 'Pixel CPU cores'. NOT in REFERENCES.md: X3 taken as 4x128-bit "
-        "and A715 as 2x128-bit SIMD pipes (Arm's public core descriptions); the int8 matrix-multiply "
-        "(i8mm) extension of these Armv9 cores is not modelled, so int8 may be underestimated",
+        "Clusters and clocks: docs/REFERENCES.md, 'Pixel CPU cores'. NOT in docs/REFERENCES.md: X3 "
+        "taken as 4x128-bit and A715 as 2x128-bit SIMD pipes (Arm's public core descriptions); the "
+        "int8 matrix-multiply (i8mm) extension of these Armv9 cores is not modelled, so int8 may be "
+        "underestimated",
         ["No published rows: derived from core facts; A715 treated like A76 per clock and pipe."],
     ),
 }
@@ -135,7 +137,8 @@ PIXEL6_CHECK = (
     "ssd_mobilenet_v2_256/float",
     36.3,
     "MediaPipe object detector, SSD MobileNetV2 256x256 fp32, Pixel 6 CPU, whole task "
-    "(ai.google.dev mediapipe object_detector page, REFERENCES.md)",
+    "(ai.google.dev mediapipe object_detector page; "
+    "docs/REFERENCES.md, 'MediaPipe object detector, Pixel 6 CPU')",
 )
 
 
@@ -246,7 +249,14 @@ def _classifier_tflite(model, precision: str) -> bytes:
 
 
 def _ssd_tflite(keras_model, model_config, precision: str, work: Path) -> bytes:
-    """Through the project's own export (fused post-process) and quantize paths."""
+    """Through the project's own export (fused post-process) and converter.
+
+    Deliberately the converter alone, not
+    :func:`~ktp_tflite.convert.quantize_flow.quantize_detector`: only the
+    graph's op costs are read (they depend on neither weights nor calibration),
+    so it calibrates on two random-noise inputs instead of a representative set
+    of cards, and the 90-class reference SSDs get no KTP metadata.
+    """
     from ktp_tflite.convert.model_source import detect_model_source
     from ktp_tflite.convert.quantize import QuantizeConfig, convert_model
     from ktp_tflite.train.export import ExportConfig, save_serving

@@ -218,6 +218,13 @@ def _run(
         for r in range(repeat)
         for k in kernel_sets
     ]
+    from ktp_tflite.convert.scan import bind_outputs, check_field_labels
+    from ktp_tflite.convert.tflite_model import read_model
+
+    for path in models:  # before anything is timed: a detector reads the five fields, in order
+        model = read_model(path)
+        if model.is_detector:
+            check_field_labels(bind_outputs(model))
     entries = []
     for path in models:
         data = path.read_bytes()

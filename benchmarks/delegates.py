@@ -4,12 +4,14 @@ Runs TensorFlow's model analyzer (``tf.lite.experimental.Analyzer.analyze``
 with ``gpu_compatibility=True``), which prints its report; the report is
 captured and parsed: ops, per-op "GPU COMPATIBILITY WARNING" lines and the
 verdict. The analyzer skips custom ops, but the GPU delegate cannot run
-``TFLite_Detection_PostProcess`` (REFERENCES.md pitfall 6), so that op is
-always listed as a CPU fallback here.
+``TFLite_Detection_PostProcess``, so that op is always listed as a CPU
+fallback here.
 
-Recommendation (REFERENCES.md pitfall 6): ship the int8 model for CPU
+Recommendation: ship the int8 model for CPU
 (XNNPACK) and NNAPI; ship fp16 (or fp32) for the GPU delegate, which runs
 float kernels and would dequantize an int8 graph.
+
+Both facts: docs/REFERENCES.md, 'Known pitfalls of SSD to int8 TFLite', item 6.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from pathlib import Path
 from ktp_tflite.train.errors import KtpError
 from ktp_tflite.train.export import POSTPROCESS_OP
 
-ALWAYS_CPU = {POSTPROCESS_OP: "custom op; the GPU delegate has no kernel for it (REFERENCES.md pitfall 6)"}
+GPU_PITFALL = "docs/REFERENCES.md, 'Known pitfalls of SSD to int8 TFLite', item 6"
+ALWAYS_CPU = {POSTPROCESS_OP: f"custom op; the GPU delegate has no kernel for it ({GPU_PITFALL})"}
 _OP_LINE = re.compile(r"^\s*Op#(\d+)\s+([A-Za-z0-9_]+)\(")
 _WARNING = "GPU COMPATIBILITY WARNING"
 

@@ -87,14 +87,12 @@ def _median_rate(history: Path) -> float:
 
 
 def _int8_for_cost(saved_model: Path) -> bytes:
-    from ktp_tflite.convert.model_source import detect_model_source
-    from ktp_tflite.convert.quantize import QuantizeConfig, convert_model
-    from ktp_tflite.convert.representative import calibration_inputs, load_representative
+    """The int8 graph `ktpconvert quantize` makes (without metadata), on 8 cards: for its op costs."""
+    from ktp_tflite.convert.quantize import QuantizeConfig
+    from ktp_tflite.convert.quantize_flow import quantize_detector
 
-    source = detect_model_source(saved_model)
-    samples = load_representative("synth:8", 8, 0)
-    data = calibration_inputs(samples, source.height, source.width, progress=False)
-    return convert_model(source, QuantizeConfig(ranges="minmax"), data).model
+    return quantize_detector(saved_model, QuantizeConfig(ranges="minmax"), representative="synth:8",
+                             num_samples=8, progress=False).model
 
 
 def _variant_config(size: int, width: float, seed: int, steps: int):

@@ -39,10 +39,12 @@ from ktp_tflite.benchmarks.profiles import PARAMETER_NAMES, DeviceProfile
 # (class, dtype, MACs, bytes) of one runtime op: what the model needs from a graph.
 OpRow = tuple[str, str, int, int]
 
-SOURCE_BENCHMARKS = "tensorflow/lite/g3doc/performance/benchmarks.md (REFERENCES.md)"
-SOURCE_HOSTED = "tensorflow/lite/g3doc/guide/hosted_models.md (REFERENCES.md)"
-SOURCE_EFFNET_LITE = "tensorflow/tpu models/official/efficientnet/lite README (REFERENCES.md)"
-SOURCE_OD = "tensorflow/lite/g3doc/models/object_detection/overview.md (REFERENCES.md)"
+# Where every published row below is written down, with its source page.
+LATENCY_TABLE = "docs/REFERENCES.md, 'Pixel CPU latency, TFLite benchmark_model'"
+SOURCE_BENCHMARKS = f"tensorflow/lite/g3doc/performance/benchmarks.md ({LATENCY_TABLE})"
+SOURCE_HOSTED = f"tensorflow/lite/g3doc/guide/hosted_models.md ({LATENCY_TABLE})"
+SOURCE_EFFNET_LITE = f"tensorflow/tpu models/official/efficientnet/lite README ({LATENCY_TABLE})"
+SOURCE_OD = f"tensorflow/lite/g3doc/models/object_detection/overview.md ({LATENCY_TABLE})"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,13 +91,14 @@ REFERENCE_ROWS: tuple[ReferenceRow, ...] = (
 PRIORS: dict[str, tuple[float, str]] = {
     "eff_dense_float": (
         0.45,
-        "[derived] REFERENCES.md: EfficientNet-Lite0 fp32 on Pixel 4 x4 runs at "
-        "~68 GFLOPS effective, ~42 % of the 4 big cores' NEON fp32 peak",
+        "[derived] docs/REFERENCES.md, 'Derived throughput, EfficientNet-Lite0 on Pixel 4': "
+        "EfficientNet-Lite0 fp32 on Pixel 4 x4 runs at ~68 GFLOPS effective, ~42 % of the 4 big "
+        "cores' NEON fp32 peak",
     ),
     "eff_dense_int8": (
         0.25,
-        "[derived] REFERENCES.md: EfficientNet-Lite0 int8 on Pixel 4 x4 runs at "
-        "~125 GOPS effective, ~19 % of the SDOT peak",
+        "[derived] docs/REFERENCES.md, 'Derived throughput, EfficientNet-Lite0 on Pixel 4': "
+        "EfficientNet-Lite0 int8 on Pixel 4 x4 runs at ~125 GOPS effective, ~19 % of the SDOT peak",
     ),
     "eff_depthwise": (0.3, "judgement: depthwise convs reach a fraction of dense GEMM efficiency"),
     "bytes_per_cycle": (8.0, "judgement: L2-resident activations, ~8 bytes/cycle/core"),

@@ -39,7 +39,8 @@ def host_note(host: dict) -> str:
             "cores; the int8/float ratio still differs from a phone's"
         )
     return (
-        f"Host numbers come from this machine's CPU: {speed} (REFERENCES.md). Use the ratios between "
+        f"Host numbers come from this machine's CPU: {speed} "
+        "(docs/REFERENCES.md, 'Pixel CPU latency, TFLite benchmark_model'). Use the ratios between "
         "models here and the projections for phones."
     )
 

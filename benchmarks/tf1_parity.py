@@ -10,10 +10,12 @@ Usage::
 (TF 1.15) wrote for that checkpoint and config. Both sides become float
 .tflite files: ours through ``import_checkpoint`` and the export of
 ``ktpconvert export`` (same post-process settings as the TF1 graph), theirs
-through ``ktpconvert quantize --mode float``. Each image then runs through
-both, and the raw outputs, the two tensors the post-process op reads (box
-codes [1, anchors, 4] and sigmoid scores [1, anchors, classes + 1]), are
-compared element by element; the detections after the op too. The issue's
+through the flow of ``ktpconvert quantize --mode float``
+(:func:`~ktp_tflite.convert.quantize_flow.quantize_detector`, without
+metadata). Each image then runs through both, and the raw outputs, the two
+tensors the post-process op reads (box codes [1, anchors, 4] and sigmoid
+scores [1, anchors, classes + 1]), are compared element by element; the
+detections after the op too. The issue's
 bar: raw boxes and scores equal to 1e-4. Exit code 0 when every image is
 within ``--tolerance``, 1 otherwise; one JSON document on stdout. No image
 content goes into the output.
@@ -128,13 +130,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=None, help="also write the result here")
     args = parser.parse_args(argv)
 
-    from ktp_tflite.convert.model_source import detect_model_source
-    from ktp_tflite.convert.quantize import QuantizeConfig, convert_model
+    from ktp_tflite.convert.quantize import QuantizeConfig
+    from ktp_tflite.convert.quantize_flow import quantize_detector
 
     # The graph's own post-process attrs on both sides (no pipeline.config
     # overrides): the raw outputs do not depend on them, the detections do.
-    source = detect_model_source(args.tflite_graph)
-    theirs = convert_model(source, QuantizeConfig(mode="float")).model
+    converted = quantize_detector(args.tflite_graph, QuantizeConfig(mode="float"))
+    source, theirs = converted.source, converted.model
     with tempfile.TemporaryDirectory() as folder:
         ours = _our_tflite(args.checkpoint, args.pipeline_config, source, Path(folder))
     images = _images(args.images, args.count, source.height, source.width)

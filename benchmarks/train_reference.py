@@ -26,11 +26,9 @@ Progress goes to stderr (the log), the final summary JSON to stdout.
 from __future__ import annotations
 
 import argparse
+import io
 import json
-import os
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -40,17 +38,16 @@ def _log(message: str) -> None:
 
 
 def rendered_dataset(folder: Path, count: int, seed: int, workers: int):
-    """The COCO folder of ``count`` photos of ``seed``, rendered on first use."""
-    from ktp_tflite.train.datasets import read_dataset, write_coco
-    from ktp_tflite.train.synth import render_dataset
+    """The COCO folder of ``count`` train-recipe 640x480 photos of ``seed``, rendered on first use.
+
+    Written as ``ktpconvert data synth --format coco`` writes it.
+    """
+    from ktp_tflite.train.datasets import read_dataset
+    from ktp_tflite.train.synth_writer import write_synthetic
 
     if not folder.is_dir():
         _log(f"rendering {count} photos (seed {seed}) into {folder}")
-        dataset = render_dataset(count, seed=seed, workers=workers)
-        staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-        write_coco(dataset, staging / "coco")
-        os.replace(staging / "coco", folder)
-        shutil.rmtree(staging, ignore_errors=True)
+        write_synthetic(folder, count, seed, fmt="coco", workers=workers)
     dataset = read_dataset(folder)
     if len(dataset) != count:
         raise SystemExit(f"{folder} holds {len(dataset)} photos, expected {count}; delete it")
@@ -62,6 +59,8 @@ def _plot(run_dir: Path, out: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    from ktp_tflite.train.atomic_files import atomic_write_bytes
 
     history = [json.loads(x) for x in (run_dir / "history.jsonl").read_text().splitlines()]
     evals_path = run_dir / "eval_history.jsonl"
@@ -80,9 +79,10 @@ def _plot(run_dir: Path, out: Path) -> None:
         map_axis.set_ylabel("validation mAP")
         map_axis.legend(loc="lower right")
     figure.tight_layout()
-    tmp = out.with_name(f".{out.name}.tmp.png")
-    figure.savefig(tmp, dpi=100)
-    os.replace(tmp, out)
+    png = io.BytesIO()
+    figure.savefig(png, format="png", dpi=100)
+    plt.close(figure)
+    atomic_write_bytes(out, png.getvalue())
 
 
 def export_model(model, model_config, out: Path) -> int:
@@ -108,6 +108,7 @@ def init_from_saved_model(run_dir: Path, config, saved_model: Path) -> None:
     """
     import tensorflow as tf
 
+    from ktp_tflite.train.atomic_files import atomic_output_dir
     from ktp_tflite.train.trainer import CHECKPOINT_DIR, CONFIG_FILE, build_seeded_model, make_optimizer
 
     model = build_seeded_model(config.model, config.train.seed)
@@ -116,11 +117,10 @@ def init_from_saved_model(run_dir: Path, config, saved_model: Path) -> None:
     optimizer, _ = make_optimizer(config.train)
     optimizer.build(model.trainable_variables)
     step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
-    staging = Path(tempfile.mkdtemp(prefix=f".{run_dir.name}.", dir=run_dir.parent))
-    (staging / CONFIG_FILE).write_text(config.to_json())
-    tf.train.CheckpointManager(tf.train.Checkpoint(step=step, model=model, optimizer=optimizer),
-                               str(staging / CHECKPOINT_DIR), max_to_keep=1).save(checkpoint_number=0)
-    os.replace(staging, run_dir)
+    with atomic_output_dir(run_dir) as staging:
+        (staging / CONFIG_FILE).write_text(config.to_json())
+        tf.train.CheckpointManager(tf.train.Checkpoint(step=step, model=model, optimizer=optimizer),
+                                   str(staging / CHECKPOINT_DIR), max_to_keep=1).save(checkpoint_number=0)
     _log(f"{run_dir}: step 0 from the weights of {saved_model}")
 
 
@@ -152,6 +152,7 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit("--val-seed must differ from --train-seed")
 
     from ktp_tflite.train import config as config_lib
+    from ktp_tflite.train.atomic_files import atomic_write_bytes
     from ktp_tflite.train.trainer import latest_checkpoint, train
 
     args.out.mkdir(parents=True, exist_ok=True)
@@ -192,9 +193,7 @@ def main(argv: list[str] | None = None) -> None:
             argv if argv is not None else sys.argv[1:]),
     }
     text = json.dumps(summary, indent=2) + "\n"
-    tmp = args.out / ".reference.json.tmp"
-    tmp.write_text(text)
-    os.replace(tmp, args.out / "reference.json")
+    atomic_write_bytes(args.out / "reference.json", text.encode())
     sys.stdout.write(text)
 
 

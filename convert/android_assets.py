@@ -31,6 +31,7 @@ from ktp_tflite.train.atomic_files import atomic_write_bytes
 from ktp_tflite.train.labels import labels_txt
 
 MODEL_ASSET = "ktp_detector.tflite"
+READER_ASSET = "ktp_reader_int8.tflite"  # ktp-core ReaderModel.ASSET
 LABELS_ASSET = "labels.txt"
 DEFAULT_ASSETS_DIR = Path("android_demo/app/src/main/assets")
 
@@ -45,10 +46,12 @@ class AssetsReport:
     input_size: tuple[int, int]  # height, width
     normalization: tuple[float, float] | None  # (mean, std) for float input
     labels_list: tuple[str, ...]
+    reader: Path | None = None
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready form."""
         return {
+            "reader": str(self.reader) if self.reader else None,
             "model": str(self.model),
             "labels": str(self.labels),
             "input_dtype": self.input_dtype,
@@ -99,8 +102,14 @@ def check_contract(model: bytes | TfliteModel, source: str = "model") -> OutputB
     return spec
 
 
-def install_assets(model_path: Path, assets_dir: Path = DEFAULT_ASSETS_DIR) -> AssetsReport:
+def install_assets(model_path: Path, assets_dir: Path = DEFAULT_ASSETS_DIR,
+                   reader_path: Path | None = None) -> AssetsReport:
     """Check ``model_path`` and copy it with labels.txt into ``assets_dir``.
+
+    With ``reader_path``, the field reader too (as :data:`READER_ASSET`),
+    after the checks of :class:`ktp_tflite.convert.reader.TfliteReader`
+    (its shapes, its charset is the decoder's alphabet) and that it is int8
+    with uint8 input, as the app feeds it.
 
     Both files are written through a temporary file and renamed, so the app
     never sees half a model. The source model is only read.
@@ -108,7 +117,17 @@ def install_assets(model_path: Path, assets_dir: Path = DEFAULT_ASSETS_DIR) -> A
     Raises:
       ModelLoadError: the file cannot be read or is no TFLite model (nothing is written).
       ModelContractError: the model breaks the contract (nothing is written).
+      ReaderModelError: the reader is not one the app can run (nothing is written).
     """
+    reader = None
+    if reader_path is not None:
+        from ktp_tflite.convert.reader import ReaderModelError, TfliteReader
+
+        reader = TfliteReader(read_model(reader_path))
+        if reader.precision != "int8" or reader.model.input.dtype != "uint8":
+            raise ReaderModelError(f"{reader_path}: the app runs the int8 reader with uint8 input; this one is "
+                                   f"{reader.precision} with {reader.model.input.dtype} input "
+                                   "(use ktp_reader_int8.tflite of `ktpconvert export-reader`)")
     assets_dir = Path(assets_dir)
     if not assets_dir.is_dir():
         if not assets_dir.parent.is_dir():
@@ -123,6 +142,8 @@ def install_assets(model_path: Path, assets_dir: Path = DEFAULT_ASSETS_DIR) -> A
         raise ModelContractError(f"{model_path}: is already the app's asset; nothing to copy")
     atomic_write_bytes(target, spec.model.data)
     atomic_write_bytes(assets_dir / LABELS_ASSET, labels_txt(spec.labels).encode())
+    if reader is not None:
+        atomic_write_bytes(assets_dir / READER_ASSET, reader.model.data)
     float_input = spec.input_dtype == "float32"
     return AssetsReport(
         model=target,
@@ -131,4 +152,5 @@ def install_assets(model_path: Path, assets_dir: Path = DEFAULT_ASSETS_DIR) -> A
         input_size=(spec.height, spec.width),
         normalization=(spec.norm_mean, spec.norm_std) if float_input else None,
         labels_list=spec.labels,
+        reader=assets_dir / READER_ASSET if reader is not None else None,
     )

@@ -89,7 +89,7 @@ def cards_read(dataset: Dataset, detections: Sequence[Detections],
         fields = {b.label: b.to_pixels(example.width, example.height) for b in example.boxes}
         fraction = card_width_fraction(fields, example.width)
         width_bin = next(key for key, low, high in CARD_WIDTH_BINS if low <= fraction < high)
-        best = _top_boxes(by_id.get(example.image_id))
+        best = top_boxes(by_id.get(example.image_id))
         overlap = {}
         for label in {b.label for b in example.boxes}:
             found = best.get(label)
@@ -104,7 +104,7 @@ def cards_read(dataset: Dataset, detections: Sequence[Detections],
     return CardsRead(images=images, read=read)
 
 
-def _top_boxes(found: Detections | None) -> dict[str, tuple[float, float, float, float]]:
+def top_boxes(found: Detections | None) -> dict[str, tuple[float, float, float, float]]:
     """The top-scoring (ymin, xmin, ymax, xmax) of each class (first one on ties)."""
     if found is None:
         return {}
@@ -193,16 +193,66 @@ def _points(better: CocoMetrics, worse: CocoMetrics) -> dict[str, float]:
 EVAL_CHUNK = 100  # images decoded and sent to a runtime at a time
 
 
+@dataclasses.dataclass(frozen=True)
+class ChunkDetections:
+    """Detections of a chunk of images: as the runtime returned them, through ktp-core, second passes run."""
+
+    returned: list[Detections]
+    app: list[Detections]
+    second_passes: int
+
+
+def detect_chunk(runtime: str, path: Path, model, images: Sequence[np.ndarray], ids: Sequence[str],
+                 zoom: ZoomSettings | None = None) -> ChunkDetections:
+    """One chunk of images through ``runtime``, with the two-pass zoom when ``zoom`` is given.
+
+    With ``zoom``, pass 1 runs through the runtime, the crops are planned from
+    pass 1's ktp-core boxes (what the app sees), pass 2 runs through the same
+    runtime on the crops, and both box views are mapped back
+    (:mod:`ktp_tflite.convert.zoom`).
+
+    Args:
+      model: the parsed model (:class:`ktp_tflite.convert.tflite_model.TfliteModel`) of ``path``.
+    """
+    found = detect_images(runtime, path, images, ids)
+    if zoom is None:
+        return ChunkDetections(list(found.returned), list(found.app), 0)
+    model_size = (model.input_size[1], model.input_size[0])
+    sizes = [(image.shape[1], image.shape[0]) for image in images]
+    crops = [plan_crop(first, size, model_size, zoom) for first, size in zip(found.app, sizes, strict=True)]
+    planned = [(i, crop) for i, crop in enumerate(crops) if crop is not None]
+    todo = [i for i, _ in planned]
+    second = (detect_images(runtime, path, [crop_image(images[i], crop) for i, crop in planned],
+                            [ids[i] for i in todo]) if planned else None)
+    second_returned = dict(zip(todo, second.returned if second else [], strict=True))
+    second_app = dict(zip(todo, second.app if second else [], strict=True))
+    returned, app = [], []
+    for i, size in enumerate(sizes):
+        returned.append(finish(found.returned[i], second_returned.get(i), crops[i], size, zoom).detections)
+        app.append(finish(found.app[i], second_app.get(i), crops[i], size, zoom).detections)
+    return ChunkDetections(returned, app, len(planned))
+
+
+def detect_in_chunks(runtime: str, path: Path, model, examples: Sequence, zoom: ZoomSettings | None,
+                     label: str, progress: bool = True):
+    """Yield (examples, their RGB images, :class:`ChunkDetections`) chunk by chunk, with a progress bar."""
+    import click
+
+    chunks = range(0, len(examples), EVAL_CHUNK)
+    with click.progressbar(chunks, label=label, file=sys.stderr, hidden=not progress) as starts:
+        for start in starts:
+            chunk = examples[start:start + EVAL_CHUNK]
+            images = [e.load_rgb() for e in chunk]
+            yield chunk, images, detect_chunk(runtime, path, model, images, [e.image_id for e in chunk], zoom)
+
+
 def evaluate_model(
     model_path: str | Path, dataset: Dataset, runtime: str = "litert", *, progress: bool = True,
     zoom: ZoomSettings | None = None,
 ) -> ModelEvaluation:
     """Run one .tflite through ``runtime`` over ``dataset``: COCO metrics and cards read.
 
-    With ``zoom``, each chunk of images runs pass 1 through the runtime, the
-    crops are planned from pass 1's ktp-core boxes (what the app sees), pass
-    2 runs through the same runtime on the crops, and both box views are
-    mapped back (:mod:`ktp_tflite.convert.zoom`).
+    With ``zoom``, each chunk of images runs through :func:`detect_chunk`'s two passes.
 
     Raises:
       ModelLoadError: the file is not a loadable SSD detector.
@@ -220,31 +270,11 @@ def evaluate_model(
     examples = dataset.examples
     returned, app = [], []
     zoomed = 0
-    chunks = range(0, len(examples), EVAL_CHUNK)
     label = f"evaluating {path.name} ({runtime}{', zoom' if zoom else ''})"
-    with click.progressbar(chunks, label=label, file=sys.stderr, hidden=not progress) as starts:
-        for start in starts:
-            chunk = examples[start:start + EVAL_CHUNK]
-            images = [e.load_rgb() for e in chunk]
-            ids = [e.image_id for e in chunk]
-            found = detect_images(runtime, path, images, ids)
-            if zoom is None:
-                returned.extend(found.returned)
-                app.extend(found.app)
-                continue
-            model_size = (model.input_size[1], model.input_size[0])
-            sizes = [(image.shape[1], image.shape[0]) for image in images]
-            crops = [plan_crop(first, size, model_size, zoom) for first, size in zip(found.app, sizes, strict=True)]
-            planned = [(i, crop) for i, crop in enumerate(crops) if crop is not None]
-            todo = [i for i, _ in planned]
-            second = (detect_images(runtime, path, [crop_image(images[i], crop) for i, crop in planned],
-                                    [ids[i] for i in todo]) if planned else None)
-            second_returned = dict(zip(todo, second.returned if second else [], strict=True))
-            second_app = dict(zip(todo, second.app if second else [], strict=True))
-            for i, size in enumerate(sizes):
-                returned.append(finish(found.returned[i], second_returned.get(i), crops[i], size, zoom).detections)
-                app.append(finish(found.app[i], second_app.get(i), crops[i], size, zoom).detections)
-            zoomed += len(planned)
+    for _, _, found in detect_in_chunks(runtime, path, model, examples, zoom, label, progress):
+        returned.extend(found.returned)
+        app.extend(found.app)
+        zoomed += found.second_passes
     return ModelEvaluation(
         model=str(path),
         runtime=runtime,

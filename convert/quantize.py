@@ -1,8 +1,10 @@
 """Convert an SSD detector to TFLite: full-integer int8, float16, dynamic or float.
 
-Conversion returns bytes; only the CLI writes files. Full-integer mode makes
-every op int8 except the ``TFLite_Detection_PostProcess`` op and the
-DEQUANTIZE ops that feed it; the input is uint8 by default (the Task Library
+Conversion returns bytes; only the CLI writes files. The whole flow of
+``ktpconvert quantize`` around it (model source, representative set,
+metadata, verification) is :mod:`ktp_tflite.convert.quantize_flow`.
+Full-integer mode makes every op int8 except the
+``TFLite_Detection_PostProcess`` op and the DEQUANTIZE ops that feed it; the input is uint8 by default (the Task Library
 and MediaPipe refuse int8 input) and the four outputs stay float32 (the
 post-process op always emits float).
 
@@ -74,6 +76,11 @@ class QuantizeConfig:
             raise ConversionError(f"unknown ranges {self.ranges!r}; use one of {', '.join(RANGES)}")
         if self.mode != "int8" and self.keep_float:
             raise ConversionError("--keep-float only applies to --mode int8")
+
+    @property
+    def model_input_type(self) -> str:
+        """The converted model's input dtype: ``input_type`` in int8 mode, float32 otherwise."""
+        return self.input_type if self.mode == "int8" else "float32"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -249,6 +256,8 @@ def convert_model(
     import tensorflow as tf
     from tensorflow.lite.python.convert import mlir_quantize
 
+    if config.mode == "int8" and representative is None:
+        raise ConversionError("int8 mode needs representative data (--representative)")
     timer = calibration_timer if calibration_timer is not None else []
     with tempfile.TemporaryDirectory() as folder:
         start = time.perf_counter()  # loading the graph counts as conversion
@@ -263,8 +272,6 @@ def convert_model(
             model = _run(converter, f"{config.mode} conversion", source)
             return ConversionResult(model, None, (), {"conversion": time.perf_counter() - start})
 
-        if representative is None:
-            raise ConversionError("int8 mode needs representative data (--representative)")
         converter.representative_dataset = representative
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         converter.inference_input_type = getattr(tf, config.input_type)

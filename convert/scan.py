@@ -314,12 +314,13 @@ def open_scan(model_path: Path, image_path: Path) -> tuple[OutputBinding, np.nda
 
 def scan_image(
     model_path: Path, image_path: Path, *, threshold: float = DEFAULT_THRESHOLD
-) -> tuple[FieldResult, OutputBinding]:
+) -> tuple[FieldResult, OutputBinding, np.ndarray]:
     """Detect the KTP fields on one photo.
 
     Returns:
       The best box per field (pixels of the upright photo in ``box``, of the
-      stored pixels in ``box_sensor``) and what was read from the model.
+      stored pixels in ``box_sensor``), what was read from the model, and the
+      upright photo (uint8 RGB).
     """
     spec, stored, rotation, upright = open_scan(model_path, image_path)
     raw = run_detector(spec, upright)
@@ -334,4 +335,4 @@ def scan_image(
         rotation_degrees=rotation,
         threshold=threshold,
     )
-    return result, spec
+    return result, spec, upright

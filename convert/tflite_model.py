@@ -266,9 +266,11 @@ class TfliteModel:
     def float_compute_ops(self) -> tuple[OpInfo, ...]:
         """Ops that compute in float, except the post-process op and the DEQUANTIZE ops feeding it.
 
-        A QUANTIZE of the (float or uint8) input to int8 does not count either.
+        A QUANTIZE of the (float or uint8) input to int8 does not count either,
+        nor a DEQUANTIZE that only makes a float model output (the reader's logits).
         """
         post_inputs = {t.index for op in self.ops if op.code == POSTPROCESS_OP for t in op.inputs}
+        post_inputs |= {t.index for t in self.outputs}
         found = []
         for op in self.ops:
             if op.code == POSTPROCESS_OP:
@@ -342,6 +344,20 @@ class TfliteModel:
             associated_files=tuple(sorted(files)),
             document=document,
         )
+
+    def associated_file(self, name: str) -> bytes:
+        """The bytes of a file packed with the metadata (e.g. the reader's charset.txt).
+
+        Raises:
+          ModelLoadError: the model has no metadata or no such packed file (names both).
+        """
+        meta = self.metadata
+        if meta is None or name not in meta.associated_files:
+            raise ModelLoadError(f"{self.source}: no packed file {name!r} in its TFLite metadata "
+                                 f"(packed: {', '.join(meta.associated_files) if meta else 'none'})")
+        from tensorflow_lite_support.metadata.python import metadata as tflite_metadata
+
+        return tflite_metadata.MetadataDisplayer.with_model_buffer(self.data).get_associated_file_buffer(name)
 
     def metadata_document(self) -> dict | None:
         """A copy of :attr:`ModelMetadata.document` (callers may change it), or None."""
@@ -649,3 +665,10 @@ def rgb_color_space() -> int:
     from tensorflow_lite_support.metadata import metadata_schema_py_generated as metadata_schema
 
     return metadata_schema.ColorSpaceType.RGB
+
+
+def axis_labels_file_type() -> int:
+    """tflite-support's metadata ``AssociatedFileType.TENSOR_AXIS_LABELS``, for the metadata writer."""
+    from tensorflow_lite_support.metadata import metadata_schema_py_generated as metadata_schema
+
+    return metadata_schema.AssociatedFileType.TENSOR_AXIS_LABELS

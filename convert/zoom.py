@@ -173,7 +173,8 @@ def scan_image_zoomed(
     The card rule takes pass-1 fields scoring at least ``threshold``.
 
     Returns:
-      (FieldResult, OutputBinding, crop or None), the crop in upright-photo pixels.
+      (FieldResult, OutputBinding, crop or None, upright photo), the crop in
+      upright-photo pixels.
     """
     from ktp_tflite.convert.scan import open_scan, run_detector
 
@@ -193,4 +194,4 @@ def scan_image_zoomed(
         sensor_width=stored.shape[1], sensor_height=stored.shape[0], rotation_degrees=rotation,
         threshold=threshold,
     )
-    return result, spec, zoomed.crop
+    return result, spec, zoomed.crop, upright

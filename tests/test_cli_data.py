@@ -1,7 +1,9 @@
 """`ktpconvert data ...` through the real CLI."""
 
+import contextlib
 import json
 
+import pytest
 from click.testing import CliRunner
 
 from ktp_tflite.convert.cli import main
@@ -67,6 +69,41 @@ def test_synth_missing_font_is_an_error_naming_the_package(tmp_path, monkeypatch
             cache.cache_clear()
     assert result.exit_code == 1 and "apt-get install fonts-freefont-ttf" in result.output
     assert "Traceback" not in result.output
+
+
+def test_write_synthetic_is_the_command_as_a_library_call(tmp_path):
+    from ktp_tflite.train.synth_writer import SyntheticDataError, write_synthetic
+
+    shown = []
+
+    class Bar:
+        def update(self, n):
+            shown.append(n)
+
+    @contextlib.contextmanager
+    def progress(length, label):
+        shown.append((length, label))
+        yield Bar()
+
+    library = tmp_path / "library"
+    paths = write_synthetic(library, 2, seed=1, size=(320, 240), fmt="coco", progress=progress)
+    assert paths == [library]
+    assert shown[0] == (2, "rendering 2 train cards") and sum(shown[1:]) == 2
+    command = tmp_path / "command"
+    result = CliRunner().invoke(main, ["data", "synth", "--out", str(command), "--count", "2", "--seed", "1",
+                                       "--format", "coco", "--size", "320x240", "--workers", "1"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == [str(command)]
+    files = sorted(p.relative_to(library) for p in library.rglob("*"))
+    assert files == sorted(p.relative_to(command) for p in command.rglob("*"))
+    assert len(files) == 5  # 2 photos, the COCO json, fields.jsonl, labels.txt
+    assert all((library / f).read_bytes() == (command / f).read_bytes() for f in files)
+
+    with pytest.raises(SyntheticDataError, match="unknown data set format 'voc'; use one of tfrecord"):
+        write_synthetic(tmp_path / "x", 1, fmt="voc")
+    with pytest.raises(SyntheticDataError, match="count must be at least 1, got 0"):
+        write_synthetic(tmp_path / "x", 0)
+    assert not (tmp_path / "x").exists()
 
 
 def test_inspect_lists_problems_and_exits_1(tmp_path):

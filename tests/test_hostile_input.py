@@ -851,3 +851,4 @@ def test_scan_and_evaluate_refuse_a_detector_that_is_not_the_five_fields(wrong_l
         _fails(["scan", photo, "--model", model], f"{model}: ", expected)
         _fails(["evaluate", model, "--data", wrong_label_models["data"], "--runtime", "litert"],
                f"{model}: ", expected)
+        _fails(["benchmark", model, "--runs", "1", "--no-op-profile", "--no-gpu-check"], f"{model}: ", expected)

@@ -303,6 +303,52 @@ def test_existing_output_needs_force(graphs, tmp_path):
     assert out.read_bytes()[4:8] == b"TFL3"
 
 
+def test_quantize_detector_is_the_command_without_files(graphs, int8_run, tmp_path):
+    """The library flow behind `quantize` and the benchmarks: bytes and reports, nothing written."""
+    from ktp_tflite.convert.metadata import MetadataError, ModelInfo
+    from ktp_tflite.convert.model_source import ModelSourceError
+    from ktp_tflite.convert.quantize import ConversionError, QuantizeConfig, convert_model
+    from ktp_tflite.convert.quantize_flow import debug_layers, quantize_detector
+    from ktp_tflite.convert.representative import load_representative
+    from ktp_tflite.convert.verify import inspect_model
+
+    # float without metadata (tf1_parity): the converter's own bytes, float32 input even though
+    # QuantizeConfig's input_type defaults to uint8 (it applies to int8 only)
+    plain = quantize_detector(graphs["random"], QuantizeConfig(mode="float"))
+    assert plain.model == convert_model(plain.source, QuantizeConfig(mode="float")).model
+    assert plain.report.input.dtype == "float32" and plain.report.metadata is None
+    assert plain.task_report is None and "ranges" not in plain.to_dict()
+    with pytest.raises(ConversionError, match="needs an int8 conversion"):
+        debug_layers(plain)
+    with pytest.raises(ConversionError, match="needs representative data"):
+        quantize_detector(graphs["random"], QuantizeConfig())
+
+    # int8 on images drawn beforehand (quantize_bench), with metadata: what the command printed
+    samples = load_representative("synth:6", 4, seed=3)
+    result = quantize_detector(graphs["random"], QuantizeConfig(), representative=samples,
+                               info=ModelInfo(), progress=False)
+    assert result.samples is samples and sorted(result.cache) == [0, 1, 2, 3]
+    out, printed = int8_run
+    summary = json.loads(json.dumps(result.to_dict(), default=str))  # as the command prints it
+    assert {k: v for k, v in summary.items() if k != "seconds"} == {
+        k: v for k, v in printed.items() if k not in ("out", "seconds")}
+    assert set(summary["seconds"]) == {"conversion", "calibration", "range refinement", "quantization"}
+    assert set(result.seconds) == {"convert", "metadata_and_verify"}
+    assert inspect_model(result.model).metadata["labels"] == list(CLASSES)
+    assert len(result.model) == out.stat().st_size  # the same model (the zip dates of labels.txt differ)
+    errors = [layer.rmse_per_scale for layer in debug_layers(result, progress=False)]
+    assert errors == sorted(errors, reverse=True) and errors[0] > 0.1
+    assert list(tmp_path.iterdir()) == []
+
+    tflite = tmp_path / "m.tflite"
+    tflite.write_bytes(plain.model)
+    with pytest.raises(ModelSourceError, match="already a .tflite"):
+        quantize_detector(tflite, QuantizeConfig(mode="float"))
+    with pytest.raises(MetadataError, match="^my.txt: 3 labels but .* has 5 classes"):
+        quantize_detector(graphs["random"], QuantizeConfig(mode="float"),
+                          info=ModelInfo(labels=("a", "b", "c")), labels_source="my.txt")
+
+
 def test_int8_needs_representative(graphs, tmp_path):
     result = _quantize([str(graphs["random"]), "--out", str(tmp_path / "o.tflite")])
     assert result.exit_code == 2 and "--representative" in result.output

@@ -15,7 +15,6 @@ from ktp_tflite.train.reader_crops import (
     crops_from_boxes,
     expand_quad,
     render_value_crops,
-    value_quads,
 )
 from ktp_tflite.train.reader_grammar import NUM_CLASSES
 from ktp_tflite.train.synth import apply_homography, homography
@@ -41,7 +40,7 @@ def _in_crop(points, quad, content):
 @pytest.mark.parametrize("config, index", [(CLEAN, 0), (dataclasses.replace(CLEAN, layout_jitter_px=4.0, thumb_share=1.0), 3)])
 def test_rectified_crop_holds_the_value_ink_and_none_of_the_label(config, index):
     card = synth.render_card(21, index, config)
-    quads = value_quads(21, index, config, card)
+    quads = card.value_quads
     for field in CLASSES:
         quad = expand_quad(quads[field], CROP.margin, CROP.side_margin)
         pixels, content = crop_quad(card.image, quad, CROP)
@@ -90,7 +89,7 @@ def tiny_run(tmp_path_factory):
 
     config = ReaderConfig(channels=(8, 8, 8, 12, 16), head_channels=16, head_blocks=1, steps=3, batch_size=4,
                           train_cards=2, val_cards=1, crop_kinds=("rectified",), checkpoint_every=2,
-                          train_seed=3, val_seed=4)
+                          train_seed=3, val_seed=4, frame_sizes=((320, 240),))
     crops = render_crops(3, 2, config, synth.SynthConfig(width=320, height=240))
     run_dir = tmp_path_factory.mktemp("reader") / "run"
     result = train_reader(config, run_dir, train_crops=crops[:8], val_crops=crops[8:])
@@ -137,3 +136,75 @@ def test_tiny_reader_exports_float_and_int8_that_load_in_litert(tiny_run):
     int8_check = compare_with_keras(int8_model, model, crops[:3])
     assert int8_check["max_abs_logit_diff"] < 0.25 * int8_check["logit_range"]
     assert len(int8_model) < len(float_model)
+
+
+def test_export_reader_writes_both_models_with_metadata_and_scores(tiny_run, tmp_path):
+    from click.testing import CliRunner
+    from ktp_tflite.convert.cli import main
+    from ktp_tflite.convert.reader import CHARSET_FILE, ReaderModelError, TfliteReader, charset_txt, parse_charset
+    from ktp_tflite.convert.tflite_model import parse_model
+    from ktp_tflite.train.reader_grammar import ALPHABET
+
+    _, run_dir, crops, _ = tiny_run
+    out = tmp_path / "export"
+    result = CliRunner().invoke(main, ["export-reader", str(run_dir), "--out", str(out), "--representative-cards", "2"])
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "reader_eval.json").read_text())
+    assert report["val_crops"] == 5 and report["representative_crops"] == 10  # 1 and 2 cards x 5 fields
+    assert set(report["float"]) == set(report["int8"]) == {*CLASSES, "all"}
+    assert report["float_keras_agreement"]["max_abs_logit_diff"] < 1e-3
+    for key, drop in report["drop_points"].items():
+        assert drop == pytest.approx(100 * (report["float"][key]["exact"] - report["int8"][key]["exact"]))
+    int8 = parse_model((out / "ktp_reader_int8.tflite").read_bytes(), "int8")
+    assert int8.precision == "int8" and int8.input.dtype == "uint8"
+    assert parse_charset(int8.associated_file(CHARSET_FILE).decode()) == ALPHABET
+    assert int8.normalization.mean == (127.5,) and int8.normalization.std == (127.5,)
+    readings = TfliteReader(int8.data).read(crops[:5])
+    assert [r.field for r in readings] == [c.field for c in crops[:5]]
+    assert readings[0].method == "greedy" and len(readings[0].text) <= 16 and set(readings[0].text) <= set("0123456789")
+    # the same outputs again: refused without --force, nothing changed
+    before = (out / "ktp_reader_int8.tflite").read_bytes()
+    again = CliRunner().invoke(main, ["export-reader", str(run_dir), "--out", str(out)])
+    assert again.exit_code == 1 and "--force" in again.output and "Traceback" not in again.output
+    assert (out / "ktp_reader_int8.tflite").read_bytes() == before
+    # a reader with another charset is refused, naming the file
+    from ktp_tflite.convert import reader as reader_module
+
+    other = charset_txt(ALPHABET[:-1] + "#")
+    assert other != charset_txt() and parse_charset(other).endswith("#")
+    with pytest.raises(ReaderModelError, match="not a reader charset"):
+        parse_charset("A\nB\n", "x.txt")
+    not_reader = parse_model((out / "ktp_reader_int8.tflite").read_bytes(), "m")
+    assert reader_module._checked(not_reader) is not_reader
+
+
+def test_deskew_finds_the_slant_of_rendered_lines_and_bounds_the_box():
+    import math
+
+    from ktp_tflite.train.reader_crops import box_crop, line_angle, slanted_quad
+
+    rolled = dataclasses.replace(CLEAN, max_roll_deg=12.0, max_tilt_deg=5.0)
+    errors, level = [], []
+    for index in range(6):
+        card = synth.render_card(31, index, rolled)
+        photo = load_image(card.jpeg, where="card")
+        for box in card.boxes:
+            pixel_box = box.to_pixels(rolled.width, rolled.height)
+            tl, tr = card.value_quads[box.label][:2]
+            truth = math.degrees(math.atan2(tr[1] - tl[1], tr[0] - tl[0]))
+            angle = line_angle(photo, pixel_box)
+            if box.label in ("nik", "nama"):  # long lines: the slant is well defined
+                errors.append(abs(angle - truth))
+            quad = slanted_quad(pixel_box, angle)
+            if quad is not None:  # the slanted rectangle's bounding box is the box
+                np.testing.assert_allclose([*quad.min(axis=0), *quad.max(axis=0)], pixel_box, atol=1e-6)
+            crop = box_crop(photo, pixel_box, CROP, box.label, deskew=True)
+            assert crop.pixels.shape == (32, 256, 3) and crop.text_height <= pixel_box[3] - pixel_box[1] + 1e-6
+        level.append(line_angle(synth.render_card(31, index, dataclasses.replace(CLEAN, max_roll_deg=0.0,
+                                                                                max_tilt_deg=0.0)).image,
+                                synth.render_card(31, index, dataclasses.replace(
+                                    CLEAN, max_roll_deg=0.0, max_tilt_deg=0.0)).boxes[0].to_pixels(640, 480)))
+    assert np.median(errors) < 1.0 and max(errors) < 3.0, errors
+    assert max(abs(a) for a in level) <= 0.5  # an upright card's NIK line is level
+    assert slanted_quad((0, 0, 100, 10), 10.0) is None  # a 10 px box cannot hold a 100 px line at 10 degrees
+    np.testing.assert_allclose(slanted_quad((0, 0, 100, 10), 0.0), [[0, 0], [100, 0], [100, 10], [0, 10]])

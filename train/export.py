@@ -58,7 +58,8 @@ class ExportConfig:
       max_classes_per_detection: classes per box (fast NMS).
       detections_per_class: per-class limit (regular NMS).
       use_regular_nms: per-class NMS; False (fast NMS) is what the Task
-        Library handles well (see TRAINING-PROBE.md).
+        Library handles well (see
+        docs/TRAINING-PROBE.md, 'Regular NMS and the Task Library').
     """
 
     max_detections: int = 10

@@ -16,13 +16,9 @@ bottom-right, bottom-left, in frame pixels) warped onto an upright strip:
 Two kinds of crop use that one function (:func:`crop_quad`):
 
 - **rectified** (:func:`render_value_crops`): the value's own quadrilateral
-  on a rendered card. The renderer does not hand out value quadrilaterals
-  (only the card's corners and axis-aligned value boxes), so it is found
-  from the renderer's documented ``omit`` switch: the card is rendered again
-  without the value, the changed pixels are the value's ink (changes above
-  a quarter of the largest); they are mapped
-  to card coordinates through the card's homography, their bounding
-  rectangle there is mapped back. That costs one extra render per field.
+  on a rendered card (:attr:`ktp_tflite.train.synth.RenderedCard.value_quads`:
+  the rectangle around the value's ink on the card, through the card's
+  perspective), so a tilted line is straightened.
 - **box** (:func:`box_crop`, :func:`crops_from_boxes`): the axis-aligned
   pixel box a detector returns, with the same margins; this is what the app
   reads from, so the reader is trained on those too.
@@ -40,8 +36,6 @@ from ktp_tflite.train.errors import KtpError
 from ktp_tflite.train.images import load_image
 from ktp_tflite.train.labels import CLASSES
 from ktp_tflite.train.synth import (
-    CARD_H,
-    CARD_W,
     TRAIN,
     SynthConfig,
     apply_homography,
@@ -50,12 +44,10 @@ from ktp_tflite.train.synth import (
 )
 from PIL import Image
 
-# A pixel is the value's ink when omitting the value changes a channel by more than
-# INK_SHARE of the largest change on the card (dim, blurred photos change little)
-# and by more than INK_FLOOR levels.
-INK_SHARE = 0.25
-INK_FLOOR = 3
 CROP_KINDS = ("rectified", "box")
+DESKEW_MAX_DEG = 16.0  # the renderer rolls cards up to 15 degrees; a phone held by hand, less
+DESKEW_STEP_DEG = 0.5
+MIN_LINE_HEIGHT = 2.0  # px: a slanted rectangle thinner than this is no text line (the box is kept)
 
 
 class CropError(KtpError, ValueError):
@@ -99,6 +91,8 @@ class FieldCrop:
       content_width: columns holding the line (the rest is padding).
       quad: [4, 2] frame corners the crop was taken from, margins included.
       text: the printed value when known (rendered cards), else None.
+      text_height: height in frame pixels of the line the crop was taken
+        from (the box's or the value quad's, before margins).
     """
 
     field: str
@@ -107,9 +101,10 @@ class FieldCrop:
     content_width: int
     quad: np.ndarray
     text: str | None = None
+    text_height: float = 0.0
 
 
-def _sides(quad: np.ndarray) -> tuple[float, float]:
+def quad_sides(quad: np.ndarray) -> tuple[float, float]:
     """Mean width (top and bottom edges) and mean height (left and right edges) of a quad."""
     tl, tr, br, bl = quad
     width = (np.linalg.norm(tr - tl) + np.linalg.norm(br - bl)) / 2
@@ -128,7 +123,7 @@ def expand_quad(quad: np.ndarray, margin: float, side_margin: float) -> np.ndarr
     quad = np.asarray(quad, dtype=np.float64)
     if quad.shape != (4, 2) or not np.all(np.isfinite(quad)):
         raise CropError(f"a quadrilateral is 4 finite (x, y) corners, got shape {quad.shape}")
-    width, height = _sides(quad)
+    width, height = quad_sides(quad)
     if width < 0.5 or height < 0.5:
         raise CropError(f"quadrilateral of {width:.1f} x {height:.1f} px is too small to crop")
     rect = np.array([[0, 0], [width, 0], [width, height], [0, height]], dtype=np.float64)
@@ -145,7 +140,7 @@ def crop_quad(image: np.ndarray, quad: np.ndarray, config: CropConfig) -> tuple[
       (pixels uint8 [config.height, config.width, 3], content_width).
     """
     quad = np.asarray(quad, dtype=np.float64)
-    width, height = _sides(quad)
+    width, height = quad_sides(quad)
     content = int(min(config.width, max(1, round(config.height * width / max(height, 1e-6)))))
     out = np.array([[0, 0], [content, 0], [content, config.height], [0, config.height]], dtype=np.float64)
     coefficients = homography(out, quad).flatten()[:8].tolist()  # output pixel -> frame pixel
@@ -158,19 +153,92 @@ def crop_quad(image: np.ndarray, quad: np.ndarray, config: CropConfig) -> tuple[
     return pixels, content
 
 
+def line_angle(image: np.ndarray, box: tuple[float, float, float, float],
+               max_angle_deg: float = DESKEW_MAX_DEG, step_deg: float = DESKEW_STEP_DEG) -> float:
+    """The slant (degrees, y down: positive = the line falls to the right) of the text line in a box.
+
+    Projection-profile deskew: the box's ink (darker than the box's 80th
+    percentile of brightness) is sheared by each candidate angle and summed
+    per row; the angle whose row profile is most concentrated (largest sum of
+    squares) wins. Candidates are limited to the angles a line could have and
+    still fit the box (|tan a| < height / width); ties go to the smaller angle.
+    """
+    x0, y0, x1, y1 = box
+    ix0, iy0 = max(0, int(np.floor(x0))), max(0, int(np.floor(y0)))
+    ix1, iy1 = min(image.shape[1], int(np.ceil(x1))), min(image.shape[0], int(np.ceil(y1)))
+    if ix1 - ix0 < 4 or iy1 - iy0 < 3:
+        return 0.0
+    gray = image[iy0:iy1, ix0:ix1].astype(np.float32).mean(axis=2)
+    ink = np.clip(np.percentile(gray, 80) - gray, 0, None)
+    if not ink.any():
+        return 0.0
+    h, w = gray.shape
+    ys, xs = np.nonzero(ink)
+    weights = ink[ys, xs]
+    limit = min(max_angle_deg, np.degrees(np.arctan(h / w)))
+    angles = np.arange(0.0, limit + 1e-9, step_deg)
+    angles = np.unique(np.concatenate([-angles, angles]))
+    angles = angles[np.argsort(np.abs(angles), kind="stable")]  # ties to the smaller angle
+    best, best_score = 0.0, -1.0
+    for angle in angles:
+        rows = np.round(ys - np.tan(np.radians(angle)) * (xs - w / 2)).astype(np.int64)
+        rows -= rows.min()
+        score = float(np.sum(np.bincount(rows, weights=weights) ** 2))
+        if score > best_score * (1 + 1e-6):
+            best, best_score = float(angle), score
+    return best
+
+
+def slanted_quad(box: tuple[float, float, float, float], angle_deg: float) -> np.ndarray | None:
+    """The rectangle at ``angle_deg`` whose axis-aligned bounding box is ``box`` (TL, TR, BR, BL), or None.
+
+    A text line of width ``w`` and height ``h`` slanted by ``a`` fills a box of
+    ``w cos a + h sin a`` by ``w sin a + h cos a``; solved for ``w`` and ``h``.
+    None when that leaves no line (narrower than 1 px or lower than
+    :data:`MIN_LINE_HEIGHT`: the box is too thin for the angle).
+    """
+    x0, y0, x1, y1 = box
+    bw, bh = x1 - x0, y1 - y0
+    a = np.radians(abs(angle_deg))
+    c, s = np.cos(a), np.sin(a)
+    det = c * c - s * s
+    if det <= 1e-6:
+        return None
+    w, h = (bw * c - bh * s) / det, (bh * c - bw * s) / det
+    if w <= 1 or h < MIN_LINE_HEIGHT:
+        return None
+    sin, cos = np.sin(np.radians(angle_deg)), np.cos(np.radians(angle_deg))
+    direction, down = np.array([cos, sin]), np.array([-sin, cos])
+    # the top-left corner lies on the box's top edge when the line falls, on its left edge when it rises
+    tl = np.array([x0 + h * sin, y0]) if angle_deg >= 0 else np.array([x0, y0 - w * sin])
+    return np.array([tl, tl + w * direction, tl + w * direction + h * down, tl + h * down])
+
+
 def box_crop(image: np.ndarray, box: tuple[float, float, float, float], config: CropConfig,
-             field: str, text: str | None = None) -> FieldCrop:
-    """The crop of an axis-aligned pixel box (left, top, right, bottom), as a detector gives it."""
+             field: str, text: str | None = None, deskew: bool = False) -> FieldCrop:
+    """The crop of an axis-aligned pixel box (left, top, right, bottom), as a detector gives it.
+
+    With ``deskew``, the line's slant in the box (:func:`line_angle`) is
+    undone: the crop is taken along the slanted rectangle the box bounds
+    (:func:`slanted_quad`), as a rectified crop is (kind "box" still).
+    """
     x0, y0, x1, y1 = (float(v) for v in box)
     if not (x1 > x0 and y1 > y0):
         raise CropError(f"{field}: box {box} is empty; expected (left, top, right, bottom) pixels")
-    quad = expand_quad(np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]]), config.margin, config.side_margin)
+    line = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]])
+    height = y1 - y0
+    if deskew:
+        angle = line_angle(image, (x0, y0, x1, y1))
+        slanted = slanted_quad((x0, y0, x1, y1), angle) if angle else None
+        if slanted is not None:
+            line, height = slanted, quad_sides(slanted)[1]
+    quad = expand_quad(line, config.margin, config.side_margin)
     pixels, content = crop_quad(image, quad, config)
-    return FieldCrop(field, "box", pixels, content, quad.astype(np.float32), text)
+    return FieldCrop(field, "box", pixels, content, quad.astype(np.float32), text, height)
 
 
 def crops_from_boxes(image: np.ndarray, boxes: Mapping[str, tuple[float, float, float, float]],
-                     config: CropConfig = CropConfig()) -> dict[str, FieldCrop]:
+                     config: CropConfig = CropConfig(), deskew: bool = False) -> dict[str, FieldCrop]:
     """Crops of detector boxes on a photo: ``{field: (left, top, right, bottom) pixels}``.
 
     Raises:
@@ -182,48 +250,38 @@ def crops_from_boxes(image: np.ndarray, boxes: Mapping[str, tuple[float, float, 
     for field, box in boxes.items():
         if field not in CLASSES:
             raise CropError(f"unknown field {field!r}; use one of {', '.join(CLASSES)}")
-        crops[field] = box_crop(image, box, config, field)
+        crops[field] = box_crop(image, box, config, field, deskew=deskew)
     return crops
 
 
-def value_quads(seed: int, index: int, config: SynthConfig = TRAIN, card=None) -> dict[str, np.ndarray]:
-    """Frame quadrilaterals (TL, TR, BR, BL) of the five values' ink on rendered card ``(seed, index)``.
+def jitter_box(box: tuple[float, float, float, float], amount: float, rng: np.random.Generator,
+               size: tuple[int, int]) -> tuple[float, float, float, float]:
+    """Move each edge of a pixel box by up to ``amount`` x its height (uniform), kept inside the frame.
 
-    Args:
-      seed, index, config: the card, as for :func:`ktp_tflite.train.synth.render_card`.
-      card: that card already rendered (saves one render), or None.
-
-    Raises:
-      CropError: a value left no ink (cannot happen on the renderer's cards).
+    A detector's boxes miss the ink by a pixel or two (more on small text):
+    the reader learns from boxes jittered like that.
     """
-    card = card if card is not None else render_card(seed, index, config)
-    full = card.image.astype(np.int16)
-    src = np.array([[0, 0], [CARD_W, 0], [CARD_W, CARD_H], [0, CARD_H]], dtype=np.float64)
-    to_frame = homography(src, card.card_quad.astype(np.float64))
-    to_card = np.linalg.inv(to_frame)
-    quads = {}
-    for field in CLASSES:
-        without = render_card(seed, index, config, omit=frozenset({f"value:{field}"})).image.astype(np.int16)
-        change = np.abs(full - without).max(axis=2)
-        ys, xs = np.nonzero(change > max(INK_FLOOR, INK_SHARE * int(change.max())))
-        if len(xs) == 0:
-            raise CropError(f"card {seed}/{index}: the {field} value left no ink in the photo")
-        points = np.stack([xs, ys], axis=1).astype(np.float64)
-        corners = np.concatenate([points, points + [1, 0], points + [0, 1], points + [1, 1]])
-        on_card = apply_homography(to_card, corners)
-        (cx0, cy0), (cx1, cy1) = on_card.min(axis=0), on_card.max(axis=0)
-        rect = np.array([[cx0, cy0], [cx1, cy0], [cx1, cy1], [cx0, cy1]])
-        quads[field] = apply_homography(to_frame, rect)
-    return quads
+    x0, y0, x1, y1 = box
+    h = y1 - y0
+    dx0, dy0, dx1, dy1 = rng.uniform(-amount, amount, size=4) * h
+    x0, x1 = min(max(0.0, x0 + dx0), size[0]), min(max(0.0, x1 + dx1), size[0])
+    y0, y1 = min(max(0.0, y0 + dy0), size[1]), min(max(0.0, y1 + dy1), size[1])
+    if x1 - x0 < 1 or y1 - y0 < 1:
+        return box
+    return x0, y0, x1, y1
 
 
 def render_value_crops(seed: int, index: int, synth_config: SynthConfig = TRAIN,
-                       crop: CropConfig = CropConfig(), kinds: tuple[str, ...] = CROP_KINDS) -> list[FieldCrop]:
+                       crop: CropConfig = CropConfig(), kinds: tuple[str, ...] = CROP_KINDS,
+                       box_jitter: float = 0.0) -> list[FieldCrop]:
     """The five fields of rendered card ``(seed, index)`` as crops with their printed texts.
 
     Args:
       kinds: "rectified" (the value's quadrilateral) and/or "box" (its
         axis-aligned ground-truth box, as a perfect detector would give it).
+      box_jitter: move each edge of the "box" crops by up to this many box
+        heights (:func:`jitter_box`; 0 = the exact box). The draws depend on
+        (seed, index) only.
 
     Returns:
       One crop per field and kind, in CLASSES order (rectified first).
@@ -235,13 +293,17 @@ def render_value_crops(seed: int, index: int, synth_config: SynthConfig = TRAIN,
     photo = load_image(card.jpeg, where=f"rendered card {seed}/{index}")
     crops = []
     if "rectified" in kinds:
-        for field, quad in value_quads(seed, index, synth_config, card).items():
+        for field, quad in card.value_quads.items():
             grown = expand_quad(quad, crop.margin, crop.side_margin)
             pixels, content = crop_quad(photo, grown, crop)
             crops.append(FieldCrop(field, "rectified", pixels, content, grown.astype(np.float32),
-                                   card.texts[field]))
+                                   card.texts[field], quad_sides(quad.astype(np.float64))[1]))
     if "box" in kinds:
+        rng = np.random.default_rng([seed, index, 7])
+        size = (synth_config.width, synth_config.height)
         for box in card.boxes:
-            pixel_box = box.to_pixels(synth_config.width, synth_config.height)
+            pixel_box = box.to_pixels(*size)
+            if box_jitter > 0:
+                pixel_box = jitter_box(pixel_box, box_jitter, rng, size)
             crops.append(box_crop(photo, pixel_box, crop, box.label, card.texts[box.label]))
     return crops

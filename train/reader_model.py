@@ -53,28 +53,37 @@ class ReaderConfig:
       head_blocks: residual 1-D blocks in the head.
       steps: training steps.
       batch_size: crops per step.
-      learning_rate: Adam learning rate (constant).
+      learning_rate: Adam's peak learning rate: 500 steps of linear warm-up, then
+        cosine decay to 0 at ``steps``.
       seed: initial weights and batch order.
       train_seed / train_cards: rendered cards the training crops come from
         (5 fields x the crop kinds per card).
       val_seed / val_cards: rendered cards of the evaluation crops.
       crop_kinds: "rectified" and/or "box" (see :mod:`ktp_tflite.train.reader_crops`).
+      box_jitter: training "box" crops have each edge moved by up to this
+        many box heights (a detector's box errors); validation crops use the
+        exact boxes.
+      frame_sizes: (width, height) of the training photos, cycled by card
+        index (three 640x480 cards to one 1280x960: the app reads from the
+        analysis frame or a larger capture).
       checkpoint_every: steps between checkpoints (and at the end).
     """
 
     crop: CropConfig = dataclasses.field(default_factory=CropConfig)
-    channels: tuple[int, ...] = (16, 32, 48, 64, 96)
-    head_channels: int = 96
+    channels: tuple[int, ...] = (24, 48, 96, 128, 160)
+    head_channels: int = 160
     head_blocks: int = 2
-    steps: int = 3000
-    batch_size: int = 32
+    steps: int = 20000
+    batch_size: int = 64
     learning_rate: float = 1e-3
     seed: int = 0
     train_seed: int = 101
-    train_cards: int = 400
+    train_cards: int = 12000
     val_seed: int = 1101
-    val_cards: int = 50
+    val_cards: int = 300
     crop_kinds: tuple[str, ...] = ("rectified", "box")
+    box_jitter: float = 0.12
+    frame_sizes: tuple[tuple[int, int], ...] = ((640, 480), (640, 480), (640, 480), (1280, 960))
     checkpoint_every: int = 500
 
     def __post_init__(self):
@@ -90,6 +99,10 @@ class ReaderConfig:
         for name in ("batch_size", "train_cards", "val_cards", "checkpoint_every"):
             if getattr(self, name) < 1:
                 raise ReaderConfigError(f"{name} must be >= 1")
+        if not 0.0 <= self.box_jitter <= 0.5:
+            raise ReaderConfigError(f"box_jitter {self.box_jitter} must lie in 0..0.5 (box heights)")
+        if not self.frame_sizes or any(len(s) != 2 or min(s) < 64 for s in self.frame_sizes):
+            raise ReaderConfigError(f"frame_sizes {self.frame_sizes}: give (width, height) pairs of >= 64 px")
 
     @property
     def time_steps(self) -> int:
@@ -112,6 +125,8 @@ def reader_config_from_json(text: str, source: str = "config.json") -> ReaderCon
         crop = CropConfig(**data.pop("crop"))
         for key in ("channels", "crop_kinds"):
             data[key] = tuple(data[key])
+        if "frame_sizes" in data:
+            data["frame_sizes"] = tuple(tuple(size) for size in data["frame_sizes"])
         return ReaderConfig(crop=crop, **data)
     except (ValueError, TypeError, KeyError, AttributeError) as error:
         raise ReaderConfigError(f"{source}: not a reader config ({error}); was it written by "

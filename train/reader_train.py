@@ -22,7 +22,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +32,7 @@ from ktp_tflite.train.labels import CLASSES
 from ktp_tflite.train.nik import levenshtein
 from ktp_tflite.train.preprocess import to_model_input
 from ktp_tflite.train.reader_crops import FieldCrop, render_value_crops
-from ktp_tflite.train.reader_grammar import decode_field, encode_text
+from ktp_tflite.train.reader_grammar import FieldReading, decode_field, encode_text
 from ktp_tflite.train.reader_model import (
     ReaderConfig,
     build_reader,
@@ -55,14 +55,65 @@ class ReaderTrainResult:
     metrics: dict
 
 
+def _card_crops(args: tuple) -> list[FieldCrop]:
+    seed, index, config, synth_config, box_jitter = args
+    width, height = config.frame_sizes[index % len(config.frame_sizes)]
+    sized = dataclasses.replace(synth_config, width=width, height=height)
+    return render_value_crops(seed, index, sized, config.crop, config.crop_kinds, box_jitter)
+
+
 def render_crops(seed: int, cards: int, config: ReaderConfig, synth_config: SynthConfig = TRAIN,
-                 progress: Callable[[int], None] | None = None) -> list[FieldCrop]:
-    """The crops of ``cards`` rendered cards of ``seed`` (5 fields x the config's crop kinds each)."""
-    crops: list[FieldCrop] = []
-    for index in range(cards):
-        crops += render_value_crops(seed, index, synth_config, config.crop, config.crop_kinds)
-        if progress is not None:
-            progress(1)
+                 box_jitter: float = 0.0, workers: int = 1) -> list[FieldCrop]:
+    """The crops of ``cards`` rendered cards of ``seed`` (5 fields x the config's crop kinds each).
+
+    Card ``i`` is rendered at ``config.frame_sizes[i % len]``; the result does
+    not depend on ``workers`` (processes).
+    """
+    jobs = [(seed, index, config, synth_config, box_jitter) for index in range(cards)]
+    if workers > 1 and cards > 1:
+        import multiprocessing
+
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            per_card = pool.map(_card_crops, jobs, chunksize=16)
+    else:
+        per_card = [_card_crops(job) for job in jobs]
+    return [crop for crops in per_card for crop in crops]
+
+
+def save_crops(path: Path, crops: list[FieldCrop]) -> None:
+    """Write crops (pixels, geometry, texts) to an .npz file, atomically."""
+    import io
+
+    buffer = io.BytesIO()
+    np.savez(buffer, pixels=np.stack([c.pixels for c in crops]),
+             content_width=np.array([c.content_width for c in crops], dtype=np.int32),
+             quad=np.stack([c.quad for c in crops]).astype(np.float32),
+             text_height=np.array([c.text_height for c in crops], dtype=np.float32),
+             field=np.array([c.field for c in crops]), kind=np.array([c.kind for c in crops]),
+             text=np.array([c.text or "" for c in crops]))
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def load_crops(path: Path) -> list[FieldCrop]:
+    """Crops written by :func:`save_crops`.
+
+    Raises:
+      ReaderRunError: not such a file (names it).
+    """
+    try:
+        with np.load(path) as data:
+            columns = [data[k] for k in ("field", "kind", "pixels", "content_width", "quad", "text", "text_height")]
+    except (OSError, ValueError, KeyError) as error:
+        raise ReaderRunError(f"{path}: not a crop file written by `ktpconvert train-reader` ({error}); "
+                             "delete it to render the crops again") from error
+    return [FieldCrop(str(f), str(k), p, int(w), q, str(t), float(h)) for f, k, p, w, q, t, h in zip(*columns)]
+
+
+def _cached_crops(path: Path, render: Callable[[], list[FieldCrop]]) -> list[FieldCrop]:
+    if path.is_file():
+        return load_crops(path)
+    crops = render()
+    save_crops(path, crops)
     return crops
 
 
@@ -88,36 +139,40 @@ def label_batch(crops: list[FieldCrop], time_steps: int) -> tuple[np.ndarray, np
     return labels, np.array([len(e) for e in encoded], dtype=np.int32)
 
 
-def evaluate_reader(predict: Callable[[np.ndarray], np.ndarray], crops: list[FieldCrop],
-                    batch_size: int = 32) -> dict:
-    """Exact match and character error rate per field (and "all") of ``predict`` on ``crops``.
-
-    Args:
-      predict: model input [N, H, W, 3] -> logits [N, T, NUM_CLASSES].
-      crops: crops with their texts.
+def score_texts(pairs: Iterable[tuple[str, str, str]]) -> dict:
+    """Exact match and character error rate per field and "all" of ``(field, printed, read)`` triples.
 
     Returns:
       ``{field: {"crops", "exact", "cer"}}`` for each field present and "all";
-      CER is character errors / characters of the printed texts.
+      CER is character errors / characters of the printed texts. Texts are
+      compared, never reported.
     """
     counts = {field: [0, 0, 0, 0] for field in (*CLASSES, "all")}  # crops, exact, errors, characters
+    for field, truth, read in pairs:
+        errors = levenshtein(read, truth)
+        for key in (field, "all"):
+            tally = counts[key]
+            tally[0] += 1
+            tally[1] += read == truth
+            tally[2] += errors
+            tally[3] += len(truth)
+    return {key: {"crops": n, "exact": exact / n, "cer": errors / max(1, chars)}
+            for key, (n, exact, errors, chars) in counts.items() if n}
+
+
+def score_readings(crops: Sequence[FieldCrop], readings: Sequence[FieldReading]) -> dict:
+    """:func:`score_texts` of ``readings`` of ``crops`` (their printed texts)."""
+    return score_texts((c.field, c.text or "", r.text) for c, r in zip(crops, readings, strict=True))
+
+
+def evaluate_reader(predict: Callable[[np.ndarray], np.ndarray], crops: list[FieldCrop],
+                    batch_size: int = 32) -> dict:
+    """:func:`score_readings` of ``predict`` (model input [N, H, W, 3] -> logits) on ``crops``."""
+    readings = []
     for start in range(0, len(crops), batch_size):
         chunk = crops[start : start + batch_size]
-        logits = predict(crop_batch(chunk))
-        for crop, row in zip(chunk, logits):
-            text = decode_field(row, crop.field).text
-            errors = levenshtein(text, crop.text or "")
-            for key in (crop.field, "all"):
-                tally = counts[key]
-                tally[0] += 1
-                tally[1] += text == crop.text
-                tally[2] += errors
-                tally[3] += len(crop.text or "")
-    return {
-        key: {"crops": n, "exact": exact / n, "cer": errors / max(1, chars)}
-        for key, (n, exact, errors, chars) in counts.items()
-        if n
-    }
+        readings += [decode_field(row, crop.field) for crop, row in zip(chunk, predict(crop_batch(chunk)))]
+    return score_readings(crops, readings)
 
 
 def _stderr(message: str) -> None:
@@ -138,9 +193,17 @@ def _run_config(run_dir: Path, config: ReaderConfig, resume: bool) -> ReaderConf
     return config
 
 
+def validation_crops(run_dir: Path, config: ReaderConfig, synth_config: SynthConfig = TRAIN,
+                     workers: int = 1) -> list[FieldCrop]:
+    """The run's validation crops (exact boxes): ``crops-val.npz`` of the run folder, rendered once."""
+    return _cached_crops(Path(run_dir) / "crops-val.npz", lambda: render_crops(
+        config.val_seed, config.val_cards, config, synth_config, 0.0, workers))
+
+
 def train_reader(config: ReaderConfig, run_dir: str | Path, resume: bool = False,
                  synth_config: SynthConfig = TRAIN, train_crops: list[FieldCrop] | None = None,
-                 val_crops: list[FieldCrop] | None = None) -> ReaderTrainResult:
+                 val_crops: list[FieldCrop] | None = None, workers: int = 1,
+                 extra_crops: list[FieldCrop] = ()) -> ReaderTrainResult:
     """Train (or continue) a reader run in ``run_dir``; see the module docstring for the layout.
 
     Args:
@@ -148,7 +211,11 @@ def train_reader(config: ReaderConfig, run_dir: str | Path, resume: bool = False
       run_dir: the run folder (created; must be new or empty unless ``resume``).
       resume: continue the newest checkpoint.
       synth_config: the renderer recipe of the crops.
-      train_crops / val_crops: crops to use instead of rendering the config's cards.
+      train_crops / val_crops: crops to use instead of rendering the config's
+        cards (rendered ones are kept in ``crops-train.npz`` / ``crops-val.npz``
+        of the run folder, so a resumed run does not render them again).
+      workers: processes rendering the crops.
+      extra_crops: more training crops (for example from a detector's boxes).
 
     Raises:
       ReaderRunError: the folder is not new (without resume) or has no run (with it).
@@ -161,17 +228,22 @@ def train_reader(config: ReaderConfig, run_dir: str | Path, resume: bool = False
     config = _run_config(run_dir, config, resume)
     atomic_write_bytes(run_dir / "config.json", config.to_json().encode())
     if train_crops is None:
-        _stderr(f"rendering crops of {config.train_cards} training cards")
-        train_crops = render_crops(config.train_seed, config.train_cards, config, synth_config)
+        _stderr(f"crops of {config.train_cards} training cards")
+        train_crops = _cached_crops(run_dir / "crops-train.npz", lambda: render_crops(
+            config.train_seed, config.train_cards, config, synth_config, config.box_jitter, workers))
     if val_crops is None:
-        _stderr(f"rendering crops of {config.val_cards} validation cards")
-        val_crops = render_crops(config.val_seed, config.val_cards, config, synth_config)
-    images = crop_batch(train_crops)
+        _stderr(f"crops of {config.val_cards} validation cards")
+        val_crops = validation_crops(run_dir, config, synth_config, workers)
+    train_crops = list(train_crops) + list(extra_crops)
+    pixels = np.stack([c.pixels for c in train_crops])  # uint8; batches are normalised as drawn
     labels, lengths = label_batch(train_crops, config.time_steps)
 
     tf.keras.utils.set_random_seed(config.seed)
     model = build_reader(config)
-    optimizer = tf.keras.optimizers.Adam(config.learning_rate)
+    warmup = min(500, max(1, config.steps // 10))
+    schedule = tf.keras.optimizers.schedules.CosineDecay(
+        0.0, max(1, config.steps - warmup), warmup_target=config.learning_rate, warmup_steps=warmup)
+    optimizer = tf.keras.optimizers.Adam(schedule)
     step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
     checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, step=step)
     manager = tf.train.CheckpointManager(checkpoint, str(run_dir / "checkpoints"), max_to_keep=3)
@@ -197,7 +269,7 @@ def train_reader(config: ReaderConfig, run_dir: str | Path, resume: bool = False
     loss_value = None
     for current in range(first, config.steps):
         rows = rng.choice(len(train_crops), size=config.batch_size, replace=len(train_crops) < config.batch_size)
-        loss_value = float(train_step(images[rows], labels[rows], lengths[rows]))
+        loss_value = float(train_step(to_model_input(pixels[rows]), labels[rows], lengths[rows]))
         step.assign(current + 1)
         done = current + 1
         if done % config.checkpoint_every == 0 or done == config.steps:

@@ -240,6 +240,9 @@ class RenderedCard:
     boxes: tuple[Box, ...]
     texts: dict[str, str]
     card_quad: np.ndarray  # [4, 2] corners of the card in the frame (x, y), clockwise from top-left
+    # field -> [4, 2] frame corners (TL, TR, BR, BL) of the rectangle around the value's ink on the
+    # card, through the card's perspective: the value's own tilted line, for the reader's crops
+    value_quads: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
     fonts: frozenset[str] = frozenset()  # font keys of every text drawn (card and scene)
     occluders: tuple[str, ...] = ()  # "thumb", "card", "coin", "pen": the occluders placed
 
@@ -898,6 +901,17 @@ def _value_boxes(ink: dict[str, np.ndarray], h_card: np.ndarray, size: tuple[int
     return boxes
 
 
+def _value_quads(ink: dict[str, np.ndarray], h_card: np.ndarray) -> dict[str, np.ndarray]:
+    """Frame quadrilaterals (TL, TR, BR, BL) of the card rectangle around each field value's ink."""
+    quads = {}
+    for label in CLASSES:
+        points = ink[f"value:{label}"]
+        (x0, y0), (x1, y1) = points.min(axis=0), points.max(axis=0) + 1  # ink pixels are unit squares
+        rect = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], dtype=np.float64)
+        quads[label] = apply_homography(h_card, rect).astype(np.float32)
+    return quads
+
+
 def render_card(
     seed: int,
     index: int,
@@ -974,6 +988,7 @@ def render_card(
         boxes=boxes,
         texts=identity.field_texts(),
         card_quad=quad.astype(np.float32),
+        value_quads={k: v for k, v in _value_quads(painter.ink, h_card).items() if f"value:{k}" not in omit},
         fonts=frozenset(fonts),
         occluders=tuple(o.kind for o in occluders),
     )

@@ -23,7 +23,8 @@ buffer would put hundreds of images into every checkpoint).
 
 At the end, batch-norm moving statistics are re-estimated on clean training
 images (precise BN): a short or from-scratch run leaves them far from the
-statistics of the final weights (TRAINING-PROBE.md measured mAP 0.0 -> 0.40).
+statistics of the final weights (mAP 0.0 -> 0.40 in a probe run:
+docs/TRAINING-PROBE.md, 'Batch-norm statistics after a custom training loop').
 Evaluations during training use the running statistics; the final one uses
 the re-estimated statistics, which are also what the last checkpoint holds.
 

@@ -27,7 +27,7 @@ android {
     }
 
     androidResources {
-        // The model is memory-mapped by the Task Library: keep it uncompressed.
+        // The models are memory-mapped (Task Library, LiteRT Interpreter): keep them uncompressed.
         noCompress += "tflite"
     }
 
@@ -55,5 +55,6 @@ dependencies {
     implementation(libs.tflite.gpu.delegate.plugin)
     implementation(libs.tflite.gpu)
     implementation(libs.tflite.metadata)
+    implementation(libs.tflite)
     implementation(libs.mlkit.text.recognition)
 }

@@ -5,8 +5,9 @@ Each command lives in its own module of this package and imports TensorFlow
 ``ktpconvert --help`` stays fast and TF-free (tests/test_cli.py checks it).
 Library errors (:class:`ktp_tflite.train.errors.KtpError`) become
 ``click.ClickException`` here and nowhere else: exit code 1, ``Error: ...``.
-While a command runs, SIGTERM ends it like Ctrl-C (exit code 143), so the
-temporary files and folders of its outputs are removed
+Ctrl-C ends a command with one line and exit code 130 (not click's
+"Aborted!" and 1); while a command runs, SIGTERM ends it like Ctrl-C (exit
+code 143), so the temporary files and folders of its outputs are removed
 (``ktp_tflite.train.atomic_files``) instead of left behind.
 """
 
@@ -61,6 +62,9 @@ class _Group(click.Group):
                 return super().invoke(ctx)
             except KtpError as error:
                 raise click.ClickException(str(error)) from error
+            except KeyboardInterrupt:  # outputs' temporaries are already removed (atomic_files)
+                click.echo("Interrupted: no output was left half-written", err=True)
+                raise SystemExit(130) from None
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})

@@ -17,7 +17,9 @@ import click
     show_default=True,
     help="The Android app's assets folder.",
 )
-def android_assets(model: Path, assets_dir: Path) -> None:
+@click.option("--reader", "reader", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Also deliver this int8 field reader (`ktpconvert export-reader`) as ktp_reader_int8.tflite.")
+def android_assets(model: Path, assets_dir: Path, reader: Path | None) -> None:
     """Copy MODEL (with metadata) and labels.txt into the Android demo's assets.
 
     First checks the contract the app relies on: four SSD outputs named in the
@@ -27,14 +29,14 @@ def android_assets(model: Path, assets_dir: Path) -> None:
     over (the assets' earlier model and labels.txt are replaced by design).
     Prints what was written as JSON.
     """
-    from ktp_tflite.convert.android_assets import LABELS_ASSET, MODEL_ASSET, install_assets
+    from ktp_tflite.convert.android_assets import LABELS_ASSET, MODEL_ASSET, READER_ASSET, install_assets
     from ktp_tflite.train.atomic_files import check_output
 
     if assets_dir.is_dir():
-        for name in (MODEL_ASSET, LABELS_ASSET):
-            check_output(assets_dir / name, inputs=(model,), force=True)
+        for name in (MODEL_ASSET, LABELS_ASSET) + ((READER_ASSET,) if reader else ()):
+            check_output(assets_dir / name, inputs=(model, reader), force=True)
 
-    report = install_assets(model, assets_dir)
+    report = install_assets(model, assets_dir, reader)
     click.echo(json.dumps(report.to_dict(), indent=2))
 
 

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import click
 
+from ktp_tflite.train.synth_writer import FORMATS, write_synthetic
+
 
 def _parse_size(value: str) -> tuple[int, int]:
     try:
@@ -19,40 +21,9 @@ def _parse_size(value: str) -> tuple[int, int]:
     return width, height
 
 
-def write_synthetic(
-    out: Path, count: int, seed: int, size: tuple[int, int], fmt: str, workers: int, force: bool,
-    preset: str = "train",
-) -> list[Path]:
-    """Render ``count`` cards of recipe ``preset`` and write them in ``fmt``; returns the data set paths written."""
-    from ktp_tflite.train import datasets, synth
-    from ktp_tflite.train.atomic_files import atomic_output_dir, atomic_write_bytes, check_output
-    from ktp_tflite.train.labels import labels_txt
-
-    out.parent.mkdir(parents=True, exist_ok=True)
-    check_output(out, force=force, folder=True, marker="labels.txt")
-    config = synth.preset_config(preset, width=size[0], height=size[1])
-    with click.progressbar(length=count, label=f"rendering {count} {preset} cards", file=sys.stderr) as bar:
-        dataset = synth.render_dataset(count, seed=seed, config=config, workers=workers, progress=bar.update)
-    side = "".join(
-        json.dumps({"image_id": image_id, **fields}, sort_keys=True) + "\n"
-        for image_id, fields in dataset.texts.items()
-    )
-    # the whole folder is built under a temporary name and renamed: an interrupted
-    # run never leaves a half-written data set under OUT
-    with atomic_output_dir(out, force=force, marker="labels.txt") as staging:
-        written = []
-        if fmt in ("tfrecord", "both"):
-            folder = staging / "tfrecord" if fmt == "both" else staging
-            folder.mkdir(exist_ok=True)
-            datasets.write_tfrecord(dataset, folder / "ktp.tfrecord")
-            written.append(out / (folder / "ktp.tfrecord").relative_to(staging))
-        if fmt in ("coco", "both"):
-            folder = staging / "coco" if fmt == "both" else staging
-            datasets.write_coco(dataset, folder)
-            written.append(out / folder.relative_to(staging))
-        atomic_write_bytes(staging / "fields.jsonl", side.encode())
-        atomic_write_bytes(staging / "labels.txt", labels_txt().encode())
-    return written
+def stderr_progressbar(length: int, label: str):
+    """A progress bar on stderr for the library's ``progress`` callbacks (``update(n)``)."""
+    return click.progressbar(length=length, label=label, file=sys.stderr)
 
 
 @click.group()
@@ -66,7 +37,7 @@ def data() -> None:
 @click.option("--count", type=click.IntRange(min=1), required=True, help="Number of photos.")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Data set seed: photo i of seed s is always the same.")
-@click.option("--format", "fmt", type=click.Choice(["tfrecord", "coco", "both"]), default="both",
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="both",
               show_default=True, help="Roboflow-style TFRecord + label map, COCO JSON + images, or both.")
 @click.option("--size", default="640x480", show_default=True, help="Photo size WxH.")
 @click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True,
@@ -81,7 +52,8 @@ def synth(out: Path, count: int, seed: int, fmt: str, size: str, workers: int, p
     Writes the data set(s), fields.jsonl (the printed field texts of each
     synthetic card) and labels.txt into OUT.
     """
-    paths = write_synthetic(out, count, seed, _parse_size(size), fmt, workers, force, preset=preset)
+    paths = write_synthetic(out, count, seed, _parse_size(size), fmt, workers, force, preset=preset,
+                            progress=stderr_progressbar)
     for path in paths:
         click.echo(str(path))
 

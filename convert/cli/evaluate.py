@@ -91,4 +91,61 @@ def evaluate(models: tuple[Path, ...], data_path: Path, runtime_names: tuple[str
         raise SystemExit(EXIT_DROP_TOO_LARGE)
 
 
-COMMANDS = [evaluate]
+@click.command("evaluate-scan")
+@click.option("--model", "model_path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Detector .tflite (with metadata for the Task Library and MediaPipe).")
+@click.option("--reader", "reader_path", required=True,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Field reader .tflite (`ktpconvert export-reader`).")
+@click.option("--data", "data_path", required=True, type=click.Path(exists=True, path_type=Path),
+              help="Labelled set: TFRecord (+ label_map.pbtxt), COCO JSON or Pascal VOC.")
+@click.option("--texts", "texts_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="fields.jsonl with the printed values [default: the one in --data's folder or its parent].")
+@click.option("--runtime", type=click.Choice(["litert", "task-library", "mediapipe"]), default="task-library",
+              show_default=True, help="Runtime of the detector (task-library: android_demo's, with its "
+                                      "ktp-core box mapping).")
+@click.option("--zoom", is_flag=True, help="Two-pass zoom of the detector (as `evaluate --zoom`).")
+@click.option("--zoom-threshold", type=click.FloatRange(0.0, 1.0, min_open=True), default=0.45,
+              show_default=True, help="Card width / frame width below which --zoom takes a second look.")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the full report as JSON here.")
+@click.option("--force", is_flag=True, help="Overwrite --json if it exists.")
+def evaluate_scan_command(model_path: Path, reader_path: Path, data_path: Path, texts_path: Path | None,
+                          runtime: str, zoom: bool, zoom_threshold: float, json_out: Path | None,
+                          force: bool) -> None:
+    """Measure whole scans: the detector through an app runtime, then the reader on its boxes.
+
+    Prints exact match per field and cards fully read (all five values
+    exact), overall and by card width, for the detector's boxes and, beside
+    them, for the ground-truth boxes (reading errors alone); the JSON adds
+    CER, exact match by printed text height, the NIK checks and the reader's
+    host time per field. Reports hold shares and counts only, never texts.
+    """
+    from ktp_tflite.train.atomic_files import check_output, write_output
+
+    inputs = (model_path, reader_path, data_path, texts_path)
+    if json_out is not None:
+        check_output(json_out, inputs=inputs, force=force)
+    from ktp_tflite.convert.evaluate_scan import evaluate_scan, format_scan_table
+    from ktp_tflite.convert.reader import load_reader
+    from ktp_tflite.convert.runtimes import installed_runtimes
+    from ktp_tflite.train.datasets import read_dataset
+    from ktp_tflite.train.field_texts import find_field_texts, read_field_texts
+
+    if runtime not in installed_runtimes():
+        raise click.UsageError(f"runtime {runtime} is not installed here; use --runtime litert")
+    reader = load_reader(reader_path)
+    texts = read_field_texts(texts_path or find_field_texts(data_path))
+    dataset = read_dataset(data_path)
+    settings = None
+    if zoom:
+        from ktp_tflite.convert.zoom import ZoomSettings
+
+        settings = ZoomSettings(threshold=zoom_threshold)
+    report = evaluate_scan(model_path, reader, dataset, texts, runtime, zoom=settings)
+    click.echo(format_scan_table(report))
+    if json_out is not None:
+        write_output(json_out, (json.dumps(report, indent=2) + "\n").encode(), inputs=inputs, force=force)
+
+
+COMMANDS = [evaluate, evaluate_scan_command]

@@ -5,8 +5,11 @@
    full-integer int8 with metadata, calibrated on rendered cards;
 3. metadata: the bundled float .tflite with the same metadata;
 4. evaluate: float vs int8 COCO mAP on the validation photos;
-5. benchmark: host latency of both, Pixel projections, report.md/json/html;
-6. android-assets: the int8 model into the Android demo's assets.
+5. read: whole scans with the bundled field reader
+   (``train/reference/reader``): the int8 detector through the Task Library
+   (ktp-core boxes), then the reader; field exact match and cards fully read;
+6. benchmark: host latency of both detectors, Pixel projections, report.md/json/html;
+7. android-assets: the int8 model and the bundled reader into the Android demo's assets.
 
 Each stage runs the same command a user would type, so the job shows (and
 tests) exactly what the CLI does.
@@ -20,14 +23,20 @@ from pathlib import Path
 
 import click
 
-from ktp_tflite.convert.cli.data import write_synthetic
+from ktp_tflite.convert.cli.data import stderr_progressbar
+from ktp_tflite.train.synth_writer import write_synthetic
 
-STAGES = ("data", "quantize", "metadata", "evaluate", "benchmark", "android-assets")
+STAGES = ("data", "quantize", "metadata", "evaluate", "read", "benchmark", "android-assets")
 
 
 def bundled_model() -> Path:
     """Folder of the bundled reference model (SavedModel + float .tflite + MODEL_CARD.md)."""
     return Path(str(importlib.resources.files("ktp_tflite.train") / "reference"))
+
+
+def bundled_reader() -> Path:
+    """The bundled reference field reader (int8, with metadata)."""
+    return bundled_model() / "reader" / "ktp_reader_int8.tflite"
 
 
 def _run(ctx: click.Context, name: str, args: list[str]) -> None:
@@ -40,6 +49,8 @@ def _run(ctx: click.Context, name: str, args: list[str]) -> None:
     try:
         command.main(args=args, prog_name=f"ktpconvert {name}", standalone_mode=False)
     except SystemExit as exit_:
+        if exit_.code in (130, 143):  # interrupted (Ctrl-C, SIGTERM): the job ends the same way
+            raise
         if exit_.code not in (0, None):
             raise click.ClickException(f"stage {name} failed (exit code {exit_.code})") from exit_
     click.echo(f"-- {name} took {time.perf_counter() - start:.1f} s", err=True)
@@ -83,7 +94,8 @@ def pipeline(ctx: click.Context, out: Path, model_dir: Path | None, train_count:
         sets = {"train": (train_count, seed), "val": (val_count, seed + 1000)}
         for name, (count, set_seed) in sets.items():
             click.echo(f"== data: {name} ({count} synthetic photos, seed {set_seed})", err=True)
-            write_synthetic(out / "data" / name, count, set_seed, (640, 480), "both", workers, force)
+            write_synthetic(out / "data" / name, count, set_seed, (640, 480), "both", workers, force,
+                            progress=stderr_progressbar)
             report = inspect_dataset(read_dataset(out / "data" / name / "coco"))
             click.echo(f"-- {name}: {out / 'data' / name}")
             click.echo(report.to_text())
@@ -99,11 +111,21 @@ def pipeline(ctx: click.Context, out: Path, model_dir: Path | None, train_count:
     if "evaluate" in chosen:
         _run(ctx, "evaluate", [str(float_out), str(int8_out), "--data", str(val),
                                "--json", str(out / "eval.json"), *forced])
+    if "read" in chosen:
+        runtime = ["--runtime", "litert"] if "task-library" not in _installed() else []
+        _run(ctx, "evaluate-scan", ["--model", str(int8_out), "--reader", str(bundled_reader()), "--data", str(val),
+                                    *runtime, "--json", str(out / "scan_eval.json"), *forced])
     if "benchmark" in chosen:
         _run(ctx, "benchmark", [str(float_out), str(int8_out), "--eval", str(out / "eval.json"),
                                 "--report", str(out / "report"), *forced])
     if "android-assets" in chosen:
-        _run(ctx, "android-assets", [str(int8_out)])
+        _run(ctx, "android-assets", [str(int8_out), "--reader", str(bundled_reader())])
+
+
+def _installed() -> tuple[str, ...]:
+    from ktp_tflite.convert.runtimes import installed_runtimes
+
+    return installed_runtimes()
 
 
 COMMANDS = [pipeline]

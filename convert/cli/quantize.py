@@ -73,22 +73,6 @@ def _echo_agreement(agreement) -> None:
         click.echo(f"Warning: {warning}", err=True)
 
 
-def _summary(report, task_report) -> dict:
-    result = {
-        "size_bytes": report.size_bytes,
-        "input": {"dtype": report.input.dtype, "shape": list(report.input.shape),
-                  "quantization": list(report.input_quantization)},
-        "outputs": {role: t.name for role, t in report.outputs.items()},
-        "op_counts": report.op_counts,
-        "float_compute_ops": len(report.float_compute_ops),
-    }
-    if report.metadata is not None:
-        result["labels"] = report.metadata["labels"]
-    if task_report is not None:
-        result["task_library"] = task_report.to_dict()
-    return result
-
-
 @click.command()
 @click.argument("model", type=_MODEL)
 @click.option("--out", type=_OUT, required=True, help="Output .tflite file.")
@@ -142,92 +126,46 @@ def quantize(model: Path, out: Path, mode: str, representative: str | None, num_
     if mode != "int8" and (keep_float or debug_report or ranges != "refined"):
         raise click.UsageError("--keep-float, --debug-report and --ranges apply to --mode int8 only")
 
-    from ktp_tflite.train.atomic_files import atomic_output_dir, check_output, write_output
+    try:  # Ctrl-C: the temporaries are removed (atomic_files); one line, not click's "Aborted!"
+        from ktp_tflite.train.atomic_files import atomic_output_dir, check_output, write_output
 
-    inputs = _inputs(model, pipeline_config, labels, representative)
-    check_output(out, inputs=inputs, force=force)
-    if debug_report is not None:
-        from ktp_tflite.convert.quant_debug import REPORT_JSON
+        inputs = _inputs(model, pipeline_config, labels, representative)
+        check_output(out, inputs=inputs, force=force)
+        if debug_report is not None:
+            from ktp_tflite.convert.quant_debug import REPORT_JSON
 
-        check_output(debug_report, inputs=inputs + (out,), force=force, folder=True,
-                     marker=REPORT_JSON)
+            check_output(debug_report, inputs=inputs + (out,), force=force, folder=True,
+                         marker=REPORT_JSON)
 
-    from ktp_tflite.convert.metadata import MetadataError, attach_metadata
-    from ktp_tflite.convert.model_source import detect_model_source
-    from ktp_tflite.convert.quantize import QuantizeConfig, convert_model
-    from ktp_tflite.convert.representative import calibration_inputs, load_representative
-    from ktp_tflite.convert.verify import verify_model
-    from ktp_tflite.train.pipeline_config import load_ssd_config
+        from ktp_tflite.convert.quantize import QuantizeConfig
+        from ktp_tflite.convert.quantize_flow import debug_layers, quantize_detector
+        from ktp_tflite.train.pipeline_config import load_ssd_config
 
-    pipeline = load_ssd_config(pipeline_config) if pipeline_config else None
-    source = detect_model_source(model, pipeline)
-    if source.kind == "tflite":
-        raise click.ClickException(
-            f"{model}: already a .tflite; quantize the tflite_graph.pb or SavedModel it came from "
-            "(use `ktpconvert metadata` to add metadata to it)"
-        )
-    info = None if no_metadata else _model_info(labels, pipeline, name, version, author, license_)
-    if info is not None and source.num_classes is not None and source.num_classes != len(info.labels):
-        raise MetadataError(
-            f"{labels or 'default labels'}: {len(info.labels)} labels but {model} has "
-            f"{source.num_classes} classes; give a labels file with one line per class"
-        )
-    samples = None
-    timer: list[float] = []
-    config = QuantizeConfig(mode=mode, input_type=input_type if mode == "int8" else "float32",
-                            keep_float=tuple(keep_float), ranges=ranges)
-    data = range_data = None
-    cache: dict = {}  # resized samples, so later passes render and load nothing
-    if mode == "int8":
-        samples = load_representative(representative, num_samples, seed)
-        data = calibration_inputs(samples, source.height, source.width, timer=timer, cache=cache)
-        range_data = calibration_inputs(samples, source.height, source.width, cache=cache,
-                                        label="refining ranges")
-    click.echo(f"converting {source.kind} {model} ({source.height}x{source.width}, {mode})", err=True)
-    result = convert_model(source, config, data, timer, range_data)
-    tflite = result.model if info is None else attach_metadata(result.model, info, str(out))
-    report, task_report = verify_model(
-        tflite, source=str(out), mode=mode, input_type=config.input_type,
-        input_size=(source.height, source.width), task_library=info is not None,
-        kept_float=result.kept_float,
-    )
-    _echo_agreement(task_report.agreement if task_report else None)
-    summary = {"out": str(out), "mode": mode, "seconds": result.seconds,
-               "kept_float": list(result.kept_float), **_summary(report, task_report)}
-    if mode == "int8":
-        summary["ranges"] = {"method": ranges, **_range_summary(result.range_changes)}
-    if debug_report is not None:
-        from ktp_tflite.convert.quant_debug import quantization_debug_report, write_debug_report
+        pipeline = load_ssd_config(pipeline_config) if pipeline_config else None
+        config = QuantizeConfig(mode=mode, input_type=input_type if mode == "int8" else "float32",
+                                keep_float=tuple(keep_float), ranges=ranges)
+        info = None if no_metadata else _model_info(labels, pipeline, name, version, author, license_)
+        result = quantize_detector(
+            model, config, representative=representative, num_samples=num_samples, seed=seed,
+            pipeline=pipeline, info=info, labels_source=str(labels or "default labels"),
+            name=str(out), log=lambda message: click.echo(message, err=True))
+        _echo_agreement(result.task_report.agreement if result.task_report else None)
+        summary = {"out": str(out), **result.to_dict()}
+        if debug_report is not None:
+            from ktp_tflite.convert.quant_debug import write_debug_report
 
-        debug_data = calibration_inputs(samples, source.height, source.width, cache=cache,
-                                        label="debugging")
-        layers = quantization_debug_report(result.calibrated, debug_data)
-        with atomic_output_dir(debug_report, inputs=inputs + (out,), force=force,
-                               marker=REPORT_JSON) as staging:
-            written = write_debug_report(staging, layers)
-        summary["debug_report"] = str(debug_report / written.relative_to(staging))
-        for layer in layers[:5]:
-            click.echo(f"  rmse/scale {layer.rmse_per_scale:7.3f}  {layer.tensor_name}", err=True)
-    write_output(out, tflite, inputs=inputs, force=force)
+            layers = debug_layers(result)
+            with atomic_output_dir(debug_report, inputs=inputs + (out,), force=force,
+                                   marker=REPORT_JSON) as staging:
+                written = write_debug_report(staging, layers)
+            summary["debug_report"] = str(debug_report / written.relative_to(staging))
+            for layer in layers[:5]:
+                click.echo(f"  rmse/scale {layer.rmse_per_scale:7.3f}  {layer.tensor_name}", err=True)
+        write_output(out, result.model, inputs=inputs, force=force)
+    except KeyboardInterrupt:
+        click.echo(f"Interrupted: {out} was not written", err=True)
+        sys.exit(130)
     _echo_json(summary)
-
-
-def _range_summary(changes) -> dict:
-    """What range refinement did, for the JSON summary (no sample content)."""
-    if not changes:
-        return {}
-    by_rule: dict[str, int] = {}
-    for change in changes:
-        by_rule[change.rule] = by_rule.get(change.rule, 0) + 1
-    chains = {}
-    for change in changes:  # one representative tensor per detection-aware rule
-        if change.rule != "mse" and change.rule not in chains:
-            chains[change.rule] = {"recorded": [round(v, 4) for v in change.recorded],
-                                   "chosen": [round(v, 4) for v in change.chosen]}
-    narrowed = sorted(
-        (c.chosen[1] - c.chosen[0]) / (c.recorded[1] - c.recorded[0]) for c in changes)
-    return {"tensors": by_rule, "median_width_kept": round(narrowed[len(narrowed) // 2], 4),
-            **chains}
 
 
 @click.command()
@@ -250,6 +188,7 @@ def metadata(model: Path, out: Path, pipeline_config: Path | None, labels: Path 
     inputs = _inputs(model, pipeline_config, labels)
     check_output(out, inputs=inputs, force=force)
     from ktp_tflite.convert.metadata import attach_metadata
+    from ktp_tflite.convert.quantize_flow import model_summary
     from ktp_tflite.convert.verify import verify_model
     from ktp_tflite.train.pipeline_config import load_ssd_config
 
@@ -259,7 +198,7 @@ def metadata(model: Path, out: Path, pipeline_config: Path | None, labels: Path 
     report, task_report = verify_model(tflite, source=str(out))
     _echo_agreement(task_report.agreement if task_report else None)
     write_output(out, tflite, inputs=inputs, force=force)
-    _echo_json({"out": str(out), **_summary(report, task_report)})
+    _echo_json({"out": str(out), **model_summary(report, task_report)})
 
 
 @click.command("inspect")

@@ -3,8 +3,12 @@
 Writes a run folder (layout in :mod:`ktp_tflite.train.reader_train`):
 ``config.json``, ``checkpoints/``, ``history.jsonl``, ``metrics.json``
 (exact match and character error rate per field on the validation crops).
-``--resume`` continues the newest checkpoint up to ``--steps``. Export to
-TFLite is a library call for now (:mod:`ktp_tflite.train.reader_export`, int8 in :mod:`ktp_tflite.convert.reader_quantize`).
+``--resume`` continues the newest checkpoint up to ``--steps``.
+
+``ktpconvert export-reader``: a run's float and full-int8 .tflite with metadata
+(:func:`ktp_tflite.convert.reader_quantize.export_reader`), each checked
+against the Keras model in LiteRT and scored on the run's validation crops;
+``--max-exact-drop`` gates int8 against float (exit 3).
 """
 
 from __future__ import annotations
@@ -19,21 +23,23 @@ import click
 @click.command("train-reader")
 @click.option("--out", "run_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Run folder (created; holds config, checkpoints, history, metrics).")
-@click.option("--steps", type=click.IntRange(min=0), default=None, help="Total training steps [default: 3000].")
-@click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Crops per step [default: 32].")
+@click.option("--steps", type=click.IntRange(min=0), default=None, help="Total training steps [default: 20000].")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Crops per step [default: 64].")
 @click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="Adam learning rate [default: 0.001].")
+              help="Peak Adam learning rate (warm-up, cosine decay) [default: 0.001].")
 @click.option("--train-cards", type=click.IntRange(min=1), default=None,
-              help="Rendered cards the training crops come from (5 fields x 2 crop kinds each) [default: 400].")
+              help="Rendered cards the training crops come from (5 fields x 2 crop kinds each) [default: 12000].")
 @click.option("--val-cards", type=click.IntRange(min=1), default=None,
-              help="Rendered cards of the validation crops [default: 50].")
+              help="Rendered cards of the validation crops [default: 300].")
 @click.option("--seed", type=int, default=None, help="Seed of the initial weights and batches [default: 0].")
 @click.option("--checkpoint-every", type=click.IntRange(min=1), default=None,
               help="Steps between checkpoints [default: 500].")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Processes rendering the crops (the crops do not depend on it).")
 @click.option("--resume", is_flag=True, help="Continue the newest checkpoint in --out (its stored config).")
 def train_reader_command(run_dir: Path, steps: int | None, batch_size: int | None, learning_rate: float | None,
                          train_cards: int | None, val_cards: int | None, seed: int | None,
-                         checkpoint_every: int | None, resume: bool) -> None:
+                         checkpoint_every: int | None, workers: int, resume: bool) -> None:
     """Train the field reader; prints a JSON summary (steps, loss, metrics) on stdout."""
     import dataclasses
 
@@ -47,7 +53,7 @@ def train_reader_command(run_dir: Path, steps: int | None, batch_size: int | Non
     if resume and any(v is not None for k, v in overrides.items() if k != "steps"):
         raise click.UsageError("--resume keeps the stored config; pass only --steps with it")
     try:
-        result = train_reader(config, run_dir, resume=resume)
+        result = train_reader(config, run_dir, resume=resume, workers=workers)
     except KeyboardInterrupt:
         sys.exit(130)
     click.echo(json.dumps({"run_dir": str(run_dir), "first_step": result.first_step,
@@ -55,4 +61,51 @@ def train_reader_command(run_dir: Path, steps: int | None, batch_size: int | Non
                            "metrics": result.metrics}, indent=2))
 
 
-COMMANDS = [train_reader_command]
+READER_FLOAT = "ktp_reader_float.tflite"
+READER_INT8 = "ktp_reader_int8.tflite"
+READER_REPORT = "reader_eval.json"
+
+
+@click.command("export-reader")
+@click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help=f"Folder for {READER_FLOAT}, {READER_INT8} and {READER_REPORT} (created).")
+@click.option("--representative-cards", type=click.IntRange(min=1), default=100, show_default=True,
+              help="Training cards whose crops calibrate int8 (5 fields x 2 crop kinds each).")
+@click.option("--max-exact-drop", type=click.FloatRange(min=0.0), default=None, metavar="POINTS",
+              help="Exit with code 3 when int8's exact match is more than POINTS (1 point = 0.01) below "
+                   "float's on any field (files are still written).")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Processes rendering crops.")
+@click.option("--force", is_flag=True, help="Replace existing output files.")
+def export_reader_command(run_dir: Path, out_dir: Path, representative_cards: int, max_exact_drop: float | None,
+                          workers: int, force: bool) -> None:
+    """Export a reader run to float and int8 TFLite with metadata; prints exact match and CER of both."""
+    from ktp_tflite.convert.cli.evaluate import EXIT_DROP_TOO_LARGE
+    from ktp_tflite.convert.reader_quantize import export_reader
+    from ktp_tflite.train.atomic_files import check_output, write_output
+
+    paths = [out_dir / name for name in (READER_FLOAT, READER_INT8, READER_REPORT)]
+    if out_dir.exists():
+        for path in paths:
+            check_output(path, inputs=[run_dir], force=force)
+    result = export_reader(run_dir, representative_cards, workers=workers)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    report = {"run_dir": str(run_dir), **result.report}
+    for path, data in zip(paths, (result.float_model, result.int8_model,
+                                  (json.dumps(report, indent=2) + "\n").encode())):
+        write_output(path, data, inputs=[run_dir], force=force)
+    click.echo(f"{'field':<20} {'float exact':>12} {'int8 exact':>11} {'float CER':>10} {'int8 CER':>9}")
+    for key, row in result.report["float"].items():
+        q = result.report["int8"][key]
+        click.echo(f"{key:<20} {row['exact']:>12.4f} {q['exact']:>11.4f} {row['cer']:>10.4f} {q['cer']:>9.4f}")
+    click.echo(f"int8 {result.report['int8_bytes'] / 1024:.0f} KiB, float {result.report['float_bytes'] / 1024:.0f} "
+               f"KiB; wrote {', '.join(str(p) for p in paths)}")
+    worst = max(result.report["drop_points"].items(), key=lambda item: item[1])
+    if max_exact_drop is not None and worst[1] > max_exact_drop + 1e-9:  # 0.5 points is within 0.5
+        click.echo(f"Error: int8 exact match drop {worst[1]:.2f} points ({worst[0]}) exceeds "
+                   f"--max-exact-drop {max_exact_drop}", err=True)
+        raise SystemExit(EXIT_DROP_TOO_LARGE)
+
+
+COMMANDS = [train_reader_command, export_reader_command]

@@ -32,12 +32,19 @@ import click
 )
 @click.option("--force", is_flag=True, help="Replace --json if it exists.")
 @click.option(
+    "--reader",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Field reader .tflite (`ktpconvert export-reader`): read each found field's value from "
+    "the photo through its box and check the NIK against the Jenis Kelamin.",
+)
+@click.option(
     "--zoom",
     is_flag=True,
     help="Two-pass zoom: when the fields found put the card under 45 % of the photo width, "
     "run the model again on the card's crop and map its boxes back (stderr says so).",
 )
-def scan(image: Path, model: Path, threshold: float, json_path: Path | None, force: bool, zoom: bool) -> None:
+def scan(image: Path, model: Path, threshold: float, json_path: Path | None, force: bool, reader: Path | None,
+         zoom: bool) -> None:
     """Detect the five KTP fields on IMAGE and print JSON.
 
     The photo is turned upright from its EXIF orientation, stretched to the
@@ -50,28 +57,41 @@ def scan(image: Path, model: Path, threshold: float, json_path: Path | None, for
     Photos over 50 megapixels are refused from their header, before
     decoding (raise the limit with the environment variable KTP_MAX_PIXELS).
 
-    Field TEXT is not produced: there is no OCR on the Python side (the
-    Android demo reads text with ML Kit on the phone).
+    With --reader, "text" holds each found field's value as read from the
+    photo's pixels through its box (crops of the full photo, not of the model
+    input), its confidence, the printed text height in pixels, and
+    "nik_check": what the NIK encodes (province, birth date, gender) and
+    whether its gender agrees with the Jenis Kelamin read. Without it "text" is
+    null. The values are the card's personal data: they go to stdout and
+    --json only.
     """
     from ktp_tflite.convert.scan import scan_image
     from ktp_tflite.train.atomic_files import check_output, write_output
     from ktp_tflite.train.images import check_image
 
-    inputs = (image, model)
+    inputs = (image, model, reader)
     if json_path is not None:
         check_output(json_path, inputs=inputs, force=force)
     # The one image loader vets the photo first: the pixel limit from the header,
     # then a full decode, so a bomb, a truncated or a corrupt file is an
     # `Error:` naming it whatever the detector's own loader would raise.
     check_image(image)
+    field_reader = None
+    if reader is not None:  # before the detector: a wrong file fails first
+        from ktp_tflite.convert.reader import load_reader, read_card
+
+        field_reader = load_reader(reader)
     if zoom:
         from ktp_tflite.convert.zoom import scan_image_zoomed
 
-        result, spec, crop = scan_image_zoomed(model, image, threshold=threshold)
+        result, spec, crop, upright = scan_image_zoomed(model, image, threshold=threshold)
         click.echo(f"zoom: second pass on crop {list(crop)} (upright pixels)" if crop
                    else "zoom: no second pass (card large enough, or no field found)", err=True)
     else:
-        result, spec = scan_image(model, image, threshold=threshold)
+        result, spec, upright = scan_image(model, image, threshold=threshold)
+    text_document = None
+    if field_reader is not None:
+        text_document = read_card(field_reader, upright, {f.label: f.box for f in result.fields})
     document = {
         "model": {
             "file": model.name,
@@ -87,7 +107,7 @@ def scan(image: Path, model: Path, threshold: float, json_path: Path | None, for
         },
         "threshold": threshold,
         **result.to_dict(),
-        "text": None,
+        "text": text_document,
     }
     text = json.dumps(document, indent=2) + "\n"
     if json_path is not None:

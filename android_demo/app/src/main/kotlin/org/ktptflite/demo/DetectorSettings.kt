@@ -15,18 +15,27 @@ enum class Delegate(@StringRes val explanation: Int) {
     GPU(R.string.delegate_gpu_explained)
 }
 
-/** Detector settings, kept in memory for this session only (never persisted). */
+/** What reads the field values after Capture. Both run on the phone. */
+enum class ReaderChoice(@StringRes val label: Int, @StringRes val explanation: Int) {
+    /** The project's int8 CTC reader (FieldReader) on the full-resolution capture. */
+    KTP_READER(R.string.reader_ktp, R.string.reader_ktp_explained),
+
+    /** ML Kit's bundled Latin text recognition (TextReader) on the analysis frame. */
+    ML_KIT(R.string.reader_mlkit, R.string.reader_mlkit_explained)
+}
+
+/** Detector and reader settings, kept in memory for this session only (never persisted). */
 data class DetectorSettings(
     val threshold: Float = DetectionSelector.DEFAULT_THRESHOLD.toFloat(),
     val threads: Int = 2,
     val delegate: Delegate = Delegate.CPU,
-    val textRecognition: Boolean = false
+    val reader: ReaderChoice = ReaderChoice.KTP_READER
 ) {
     fun toBundle(): Bundle = Bundle().apply {
         putFloat(KEY_THRESHOLD, threshold)
         putInt(KEY_THREADS, threads)
         putString(KEY_DELEGATE, delegate.name)
-        putBoolean(KEY_TEXT, textRecognition)
+        putString(KEY_READER, reader.name)
     }
 
     fun toIntent(): Intent = Intent().putExtras(toBundle())
@@ -35,7 +44,7 @@ data class DetectorSettings(
         private const val KEY_THRESHOLD = "threshold"
         private const val KEY_THREADS = "threads"
         private const val KEY_DELEGATE = "delegate"
-        private const val KEY_TEXT = "text_recognition"
+        private const val KEY_READER = "reader"
         val THREAD_CHOICES = 1..4
 
         fun fromBundle(bundle: Bundle?): DetectorSettings {
@@ -46,7 +55,7 @@ data class DetectorSettings(
                 threads = bundle.getInt(KEY_THREADS, defaults.threads).coerceIn(THREAD_CHOICES),
                 delegate =
                     Delegate.entries.firstOrNull { it.name == bundle.getString(KEY_DELEGATE) } ?: defaults.delegate,
-                textRecognition = bundle.getBoolean(KEY_TEXT, defaults.textRecognition)
+                reader = ReaderChoice.entries.firstOrNull { it.name == bundle.getString(KEY_READER) } ?: defaults.reader
             )
         }
     }

@@ -17,9 +17,9 @@ object ModelAssets {
     /** Same name as MODEL_ASSET in ktp_tflite.convert.android_assets. */
     const val MODEL_ASSET = "ktp_detector.tflite"
 
-    /** Memory-maps the model (the asset is stored uncompressed, see app/build.gradle.kts). */
-    fun load(context: Context): ByteBuffer {
-        context.assets.openFd(MODEL_ASSET).use { descriptor ->
+    /** Memory-maps a model asset (stored uncompressed, see app/build.gradle.kts). */
+    fun load(context: Context, asset: String = MODEL_ASSET): ByteBuffer {
+        context.assets.openFd(asset).use { descriptor ->
             FileInputStream(descriptor.fileDescriptor).use { stream ->
                 return stream.channel.map(
                     FileChannel.MapMode.READ_ONLY,

@@ -129,13 +129,14 @@ class ObjectDetectorHelper(
         listener.onResults(DetectionFrame(fields, upright, elapsed))
     }
 
-    private fun upright(frame: Bitmap, rotationDegrees: Int): Bitmap {
-        if (rotationDegrees == 0) return frame
-        val matrix = Matrix().apply { postRotate(rotationDegrees.toFloat()) }
-        return Bitmap.createBitmap(frame, 0, 0, frame.width, frame.height, matrix, true)
-    }
-
     companion object {
         private const val MAX_RESULTS = 25
+
+        /** [frame] turned clockwise by [rotationDegrees] (CameraX imageInfo.rotationDegrees): upright. */
+        fun upright(frame: Bitmap, rotationDegrees: Int): Bitmap {
+            if (rotationDegrees == 0) return frame
+            val matrix = Matrix().apply { postRotate(rotationDegrees.toFloat()) }
+            return Bitmap.createBitmap(frame, 0, 0, frame.width, frame.height, matrix, true)
+        }
     }
 }

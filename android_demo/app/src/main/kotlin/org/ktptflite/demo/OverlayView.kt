@@ -8,17 +8,24 @@ import android.graphics.RectF
 import android.util.AttributeSet
 import android.view.View
 import java.util.Locale
+import kotlin.math.roundToInt
+import org.ktptflite.core.CardLayout
 import org.ktptflite.core.FieldResult
 import org.ktptflite.core.ViewTransform
 
 /**
- * Draws the card-shaped capture guide and the five field boxes with label and score.
+ * Draws the card-shaped capture guide with its hint and the five field boxes with label and score.
  *
  * Boxes arrive in pixels of the upright camera image and are mapped to the view
  * with one scale factor, the way PreviewView's FILL_CENTER shows the preview.
+ * When the card the boxes imply (CardLayout.cardFromFields) is narrower than
+ * [MIN_CARD_WIDTH_SHARE] of the frame, the hint asks to move closer.
  */
 class OverlayView(context: Context, attrs: AttributeSet?) : View(context, attrs) {
     private var result: FieldResult? = null
+
+    /** The card's width over the frame's, from the last boxes; null without boxes. */
+    private var cardShare: Double? = null
     private val boxPaint = Paint().apply {
         style = Paint.Style.STROKE
         strokeWidth = 6f
@@ -39,14 +46,29 @@ class OverlayView(context: Context, attrs: AttributeSet?) : View(context, attrs)
         style = Paint.Style.FILL
         color = Color.rgb(255, 193, 7)
     }
+    private val hintPaint = Paint().apply {
+        color = Color.WHITE
+        textSize = 32f
+        textAlign = Paint.Align.CENTER
+        isAntiAlias = true
+        setShadowLayer(4f, 0f, 0f, Color.BLACK)
+    }
 
     fun setResults(result: FieldResult) {
         this.result = result
+        val boxes = result.fields.filter { it.label in CardLayout.TEMPLATE }.associate { it.label to it.box }
+        cardShare =
+            if (boxes.isEmpty()) {
+                null
+            } else {
+                CardLayout.cardFromFields(boxes).width / result.geometry.imageWidth
+            }
         invalidate()
     }
 
     fun clear() {
         result = null
+        cardShare = null
         invalidate()
     }
 
@@ -72,17 +94,35 @@ class OverlayView(context: Context, attrs: AttributeSet?) : View(context, attrs)
         }
     }
 
-    /** ID-1 card outline (85.60 x 53.98 mm) centred in the view. */
+    /** ID-1 card outline (85.60 x 53.98 mm) centred in the view, and the hint under it. */
     private fun drawGuide(canvas: Canvas) {
         val guideWidth = width * GUIDE_WIDTH_FRACTION
         val guideHeight = guideWidth / CARD_ASPECT
         val left = (width - guideWidth) / 2
         val top = (height - guideHeight) / 2
         canvas.drawRoundRect(left, top, left + guideWidth, top + guideHeight, 24f, 24f, guidePaint)
+        val needed = (MIN_CARD_WIDTH_SHARE * 100).roundToInt()
+        val share = cardShare
+        val hint =
+            if (share != null && share < MIN_CARD_WIDTH_SHARE) {
+                hintPaint.color = Color.rgb(255, 193, 7)
+                context.getString(R.string.move_closer, (share * 100).roundToInt(), needed)
+            } else {
+                hintPaint.color = Color.WHITE
+                context.getString(R.string.capture_guide, needed)
+            }
+        canvas.drawText(hint, width / 2f, top + guideHeight + hintPaint.textSize + 16f, hintPaint)
     }
 
     companion object {
         private const val CARD_ASPECT = 85.60f / 53.98f
         private const val GUIDE_WIDTH_FRACTION = 0.9f
+
+        /**
+         * The card must fill at least about this share of the frame width to be read. The figure
+         * comes from the reader's accuracy by text height in the reader's model card: the share at
+         * which the smallest field text reaches the height the reader reads reliably.
+         */
+        const val MIN_CARD_WIDTH_SHARE = 0.5
     }
 }

@@ -9,14 +9,19 @@ import androidx.appcompat.app.AppCompatActivity
 import java.io.File
 import java.util.Locale
 import org.json.JSONObject
+import org.ktptflite.core.FieldResult
 import org.ktptflite.core.KtpResult
+import org.ktptflite.core.NikCheck
+import org.ktptflite.core.ReaderField
+import org.ktptflite.core.ScanReading
 import org.ktptflite.demo.databinding.ActivityResultBinding
 
 /**
- * The structured fields of one capture and the NIK verdict.
+ * The five values of one capture, each with the reader's confidence (KTP reader) and the
+ * detector's box score, and the NIK verdict.
  *
- * Nothing is stored unless the user taps Save, which writes one JSON file to
- * the app's private storage (no other app can read it; nothing is uploaded).
+ * The values travel in the Intent only. Nothing is stored unless the user taps Save, which
+ * writes one JSON file to the app's private storage (no other app can read it; nothing is sent).
  */
 class ResultActivity : AppCompatActivity() {
     private lateinit var binding: ActivityResultBinding
@@ -31,7 +36,13 @@ class ResultActivity : AppCompatActivity() {
             val row = TextView(this)
             val value = extras.getString(KEY_VALUE + label) ?: getString(R.string.no_text)
             val score = extras.getDouble(KEY_SCORE + label)
-            row.text = String.format(Locale.ROOT, "%s: %s  (%.2f)", label, value, score)
+            row.text =
+                if (extras.containsKey(KEY_CONFIDENCE + label)) {
+                    val confidence = extras.getDouble(KEY_CONFIDENCE + label)
+                    String.format(Locale.ROOT, "%s: %s  (read %.2f · box %.2f)", label, value, confidence, score)
+                } else {
+                    String.format(Locale.ROOT, "%s: %s  (box %.2f)", label, value, score)
+                }
             row.textSize = 18f
             binding.fields.addView(row)
         }
@@ -39,19 +50,20 @@ class ResultActivity : AppCompatActivity() {
             binding.missing.text = getString(R.string.missing_fields, it.joinToString(", "))
         }
         binding.nikCheck.text = extras.getString(KEY_NIK_MESSAGE)
-            ?: getString(if (extras.getBoolean(KEY_TEXT_ON)) R.string.nik_not_read else R.string.text_recognition_off)
         binding.saveButton.setOnClickListener { save(extras) }
     }
 
     private fun save(extras: Bundle) {
         val json = JSONObject()
         for (label in extras.getStringArrayList(KEY_LABELS).orEmpty()) {
-            json.put(
-                label,
+            val field =
                 JSONObject()
                     .put("value", extras.getString(KEY_VALUE + label) ?: JSONObject.NULL)
                     .put("score", extras.getDouble(KEY_SCORE + label))
-            )
+            if (extras.containsKey(KEY_CONFIDENCE + label)) {
+                field.put("confidence", extras.getDouble(KEY_CONFIDENCE + label))
+            }
+            json.put(label, field)
         }
         json.put("nik_check", extras.getString(KEY_NIK_MESSAGE) ?: JSONObject.NULL)
         val folder = File(filesDir, "results").apply { mkdirs() }
@@ -71,10 +83,14 @@ class ResultActivity : AppCompatActivity() {
         private const val KEY_MISSING = "missing"
         private const val KEY_VALUE = "value_"
         private const val KEY_SCORE = "score_"
+        private const val KEY_CONFIDENCE = "confidence_"
         private const val KEY_NIK_MESSAGE = "nik_message"
-        private const val KEY_TEXT_ON = "text_recognition"
 
-        fun intent(context: Context, result: KtpResult, textRecognition: Boolean): Intent {
+        /**
+         * The result of ML Kit text (or of the boxes alone): [noNik] is shown in place of the NIK
+         * verdict when there is none.
+         */
+        fun intent(context: Context, result: KtpResult, noNik: String): Intent {
             val intent = Intent(context, ResultActivity::class.java)
             intent.putStringArrayListExtra(KEY_LABELS, ArrayList(result.fields.keys))
             intent.putStringArrayListExtra(KEY_MISSING, ArrayList(result.missing))
@@ -82,12 +98,54 @@ class ResultActivity : AppCompatActivity() {
                 intent.putExtra(KEY_VALUE + label, field.value)
                 intent.putExtra(KEY_SCORE + label, field.score)
             }
-            result.nikCheck?.let { check ->
-                val verdict = if (check.valid) context.getString(R.string.nik_valid) else check.message
-                intent.putExtra(KEY_NIK_MESSAGE, verdict)
+            val check = result.nikCheck
+            val verdict =
+                when {
+                    check == null -> noNik
+                    check.valid -> context.getString(R.string.nik_valid)
+                    else -> check.message
+                }
+            return intent.putExtra(KEY_NIK_MESSAGE, verdict)
+        }
+
+        /** The result of the KTP reader on the boxes of [fields]. */
+        fun intent(context: Context, fields: FieldResult, reading: ScanReading): Intent {
+            val intent = Intent(context, ResultActivity::class.java)
+            intent.putStringArrayListExtra(KEY_LABELS, ArrayList(fields.fields.map { it.label }))
+            intent.putStringArrayListExtra(KEY_MISSING, ArrayList(fields.missing))
+            for (detection in fields.fields) {
+                val field = reading[ReaderField.fromId(detection.label)]
+                // A vocabulary field none of whose values fits was not read.
+                val value = field?.takeIf { it.complete || it.method == "greedy" }?.text?.takeIf { it.isNotEmpty() }
+                intent.putExtra(KEY_VALUE + detection.label, value)
+                intent.putExtra(KEY_SCORE + detection.label, detection.score)
+                field?.let { intent.putExtra(KEY_CONFIDENCE + detection.label, it.confidence) }
             }
-            intent.putExtra(KEY_TEXT_ON, textRecognition)
-            return intent
+            return intent.putExtra(KEY_NIK_MESSAGE, verdict(context, reading.nikCheck, reading.genderAgrees))
+        }
+
+        /** The NIK verdict: valid or why not, what the NIK encodes, and whether the printed gender agrees. */
+        private fun verdict(context: Context, check: NikCheck?, genderAgrees: Boolean?): String {
+            check ?: return context.getString(R.string.nik_not_read)
+            val lines = mutableListOf(if (check.valid) context.getString(R.string.nik_valid_read) else check.message)
+            check.info?.let { info ->
+                lines +=
+                    context.getString(
+                        R.string.nik_details,
+                        info.province,
+                        info.birthDate.toString(),
+                        info.gender.printed
+                    )
+                lines +=
+                    context.getString(
+                        when (genderAgrees) {
+                            true -> R.string.gender_agrees
+                            false -> R.string.gender_disagrees
+                            null -> R.string.gender_not_checked
+                        }
+                    )
+            }
+            return lines.joinToString("\n")
         }
     }
 }

@@ -10,7 +10,7 @@ import androidx.appcompat.app.AppCompatActivity
 import java.util.Locale
 import org.ktptflite.demo.databinding.ActivitySettingsBinding
 
-/** Score threshold, threads, delegate and the text-recognition switch; returned to the caller. */
+/** Score threshold, threads, delegate and the field reader; returned to the caller. */
 class SettingsActivity : AppCompatActivity() {
     private lateinit var binding: ActivitySettingsBinding
     private var settings = DetectorSettings()
@@ -57,8 +57,16 @@ class SettingsActivity : AppCompatActivity() {
         binding.delegates.setOnCheckedChangeListener { _, id ->
             update(settings.copy(delegate = Delegate.entries[id - 1]))
         }
-        binding.textRecognition.isChecked = settings.textRecognition
-        binding.textRecognition.setOnCheckedChangeListener { _, on -> update(settings.copy(textRecognition = on)) }
+        for (choice in ReaderChoice.entries) {
+            val button = RadioButton(this)
+            button.id = READER_IDS + choice.ordinal
+            button.setText(choice.label)
+            binding.readers.addView(button)
+        }
+        binding.readers.check(READER_IDS + settings.reader.ordinal)
+        binding.readers.setOnCheckedChangeListener { _, id ->
+            update(settings.copy(reader = ReaderChoice.entries[id - READER_IDS]))
+        }
         binding.done.setOnClickListener {
             setResult(Activity.RESULT_OK, settings.toIntent())
             finish()
@@ -76,9 +84,13 @@ class SettingsActivity : AppCompatActivity() {
         binding.thresholdValue.text = String.format(Locale.ROOT, "%.2f", settings.threshold)
         binding.threadsValue.text = settings.threads.toString()
         binding.delegateExplanation.setText(settings.delegate.explanation)
+        binding.readerExplanation.setText(settings.reader.explanation)
     }
 
     companion object {
+        // View ids of the generated radio buttons: delegates from 1, readers from here.
+        private const val READER_IDS = 100
+
         fun intent(context: Context, settings: DetectorSettings): Intent =
             Intent(context, SettingsActivity::class.java).putExtras(settings.toBundle())
     }

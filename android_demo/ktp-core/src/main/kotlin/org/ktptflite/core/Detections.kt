@@ -1,5 +1,8 @@
 package org.ktptflite.core
 
+import java.util.Locale
+import kotlin.math.abs
+
 /*
  * From raw SSD detections to one box per KTP field, in image pixels.
  *
@@ -108,6 +111,59 @@ object BoxMapper {
 
     fun toPixels(box: NormBox, width: Int, height: Int): PixelBox =
         PixelBox(box.xmin * width, box.ymin * height, box.xmax * width, box.ymax * height)
+
+    /** Aspect ratios of two frames of one view may differ this much (relative), from rounding of their sizes. */
+    const val ASPECT_TOLERANCE = 0.02
+
+    /** Whether frames of these sizes can show the same view: aspect ratios within [aspectTolerance]. */
+    fun sameView(
+        fromWidth: Int,
+        fromHeight: Int,
+        toWidth: Int,
+        toHeight: Int,
+        aspectTolerance: Double = ASPECT_TOLERANCE
+    ): Boolean {
+        require(minOf(fromWidth, fromHeight, toWidth, toHeight) > 0) {
+            "frame sizes must be positive, got ${fromWidth}x$fromHeight and ${toWidth}x$toHeight"
+        }
+        val fromAspect = fromWidth.toDouble() / fromHeight
+        val toAspect = toWidth.toDouble() / toHeight
+        return abs(fromAspect / toAspect - 1.0) <= aspectTolerance
+    }
+
+    /**
+     * [box] in pixels of a [fromWidth] x [fromHeight] frame mapped to a [toWidth] x [toHeight]
+     * frame of the same view (the analysis frame's boxes on the full-resolution capture): each
+     * axis scaled by the ratio of the sizes, so the frame edges map to the frame edges.
+     *
+     * Throws IllegalArgumentException when the frames cannot show the same view ([sameView]):
+     * frames of other aspect ratios are crops of different parts of the sensor.
+     */
+    fun betweenFrames(
+        box: PixelBox,
+        fromWidth: Int,
+        fromHeight: Int,
+        toWidth: Int,
+        toHeight: Int,
+        aspectTolerance: Double = ASPECT_TOLERANCE
+    ): PixelBox {
+        require(sameView(fromWidth, fromHeight, toWidth, toHeight, aspectTolerance)) {
+            String.format(
+                Locale.ROOT,
+                "frames %dx%d and %dx%d differ in aspect ratio (%.3f vs %.3f): they do not show the same " +
+                    "view; use one aspect ratio for both streams",
+                fromWidth,
+                fromHeight,
+                toWidth,
+                toHeight,
+                fromWidth.toDouble() / fromHeight,
+                toWidth.toDouble() / toHeight
+            )
+        }
+        val sx = toWidth.toDouble() / fromWidth
+        val sy = toHeight.toDouble() / fromHeight
+        return PixelBox(box.left * sx, box.top * sy, box.right * sx, box.bottom * sy)
+    }
 }
 
 /** Keeps the best detection per field and resolves overlaps between fields. */

@@ -1,7 +1,9 @@
 package org.ktptflite.core
 
 import org.junit.jupiter.api.Assertions.assertEquals
+import org.junit.jupiter.api.Assertions.assertFalse
 import org.junit.jupiter.api.Assertions.assertThrows
+import org.junit.jupiter.api.Assertions.assertTrue
 import org.junit.jupiter.api.DynamicTest
 import org.junit.jupiter.api.Test
 import org.junit.jupiter.api.TestFactory
@@ -151,5 +153,30 @@ class DetectionSelectorTest {
         val mapped = transform.map(PixelBox(320.0, 0.0, 640.0, 480.0))
         assertEquals(540.0, mapped.left, 1e-9)
         assertEquals(1920.0, mapped.bottom, 1e-9)
+    }
+
+    @Test
+    fun boxesMapBetweenFramesOfOneView() {
+        // Analysis 480x640 upright, capture 3024x4032: 6.3 on both axes; the frame edges map to the edges.
+        val box = BoxMapper.betweenFrames(PixelBox(0.0, 10.0, 480.0, 20.5), 480, 640, 3024, 4032)
+        assertBox(listOf(0.0, 63.0, 3024.0, 129.15), listOf(box.left, box.top, box.right, box.bottom), "capture")
+        // 4000x3000 and 1920x1440 are both 4:3; 1920x1088 is 1.76, within 2 % of 16:9.
+        val wide = BoxMapper.betweenFrames(PixelBox(192.0, 108.8, 384.0, 217.6), 1920, 1088, 1280, 720)
+        assertBox(listOf(128.0, 72.0, 256.0, 144.0), listOf(wide.left, wide.top, wide.right, wide.bottom), "16:9")
+        val error = assertThrows(IllegalArgumentException::class.java) {
+            BoxMapper.betweenFrames(PixelBox(0.0, 0.0, 1.0, 1.0), 640, 480, 1920, 1080)
+        }
+        assertEquals(
+            "frames 640x480 and 1920x1080 differ in aspect ratio (1.333 vs 1.778): they do not show the same " +
+                "view; use one aspect ratio for both streams",
+            error.message
+        )
+        assertThrows(IllegalArgumentException::class.java) {
+            BoxMapper.betweenFrames(PixelBox(0.0, 0.0, 1.0, 1.0), 0, 480, 640, 480)
+        }
+        assertTrue(BoxMapper.sameView(480, 640, 3024, 4032))
+        assertTrue(BoxMapper.sameView(1920, 1088, 1280, 720))
+        assertFalse(BoxMapper.sameView(480, 640, 4032, 3024))
+        assertFalse(BoxMapper.sameView(640, 480, 1920, 1080))
     }
 }

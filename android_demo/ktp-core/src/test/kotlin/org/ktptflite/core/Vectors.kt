@@ -2,6 +2,8 @@ package org.ktptflite.core
 
 import java.io.File
 import java.time.LocalDate
+import java.util.Base64
+import java.util.zip.Inflater
 
 /**
  * Reads tests/vectors/ktp_vectors.json, the file the Python tests read too.
@@ -22,6 +24,17 @@ object Vectors {
 
     @Suppress("UNCHECKED_CAST")
     fun cases(vararg path: String): List<Map<String, Any?>> = section(*path) as List<Map<String, Any?>>
+
+    /** The [size] bytes of a zlib-compressed, base64-encoded field (the reader sections' pixels). */
+    fun inflate(base64: String, size: Int): ByteArray {
+        val inflater = Inflater()
+        inflater.setInput(Base64.getDecoder().decode(base64))
+        val bytes = ByteArray(size)
+        val read = inflater.inflate(bytes)
+        check(read == size && inflater.finished()) { "vector pixels: $read bytes, expected $size" }
+        inflater.end()
+        return bytes
+    }
 
     /** A JSON array of numbers, e.g. a box or a [width, height] size. */
     @Suppress("UNCHECKED_CAST")

@@ -1,0 +1,566 @@
+"""The reader's box crop shared with Kotlin: sections "reader_crop" and "reader_deskew" of tests/vectors/ktp_vectors.json.
+
+The Kotlin ``ReaderCropTest`` and ``DeskewTest`` (android_demo/ktp-core) read the same cases.
+
+Section "reader_crop" (``box_crop`` without deskew):
+Each case is a synthetic image made by a rule both sides implement (channel
+``c`` of pixel ``(x, y)`` is ``(ax * x + ay * y + axy * x * y + b) % 256``
+with the case's ``[ax, ay, axy, b]`` for ``c``), a pixel box, a crop config,
+and what :func:`ktp_tflite.train.reader_crops.box_crop` makes of them: the
+source quadrilateral (box plus margins), the content width, the eight
+perspective coefficients it handed to PIL's ``Image.transform``, the padding
+colour and the crop's pixels (zlib, then base64, of the uint8
+``[height, width, 3]`` array).
+
+Section "reader_deskew" (``box_crop(..., deskew=True)``): small images stored
+as pixels (synthetic text lines drawn by :func:`line_image`, and regions of
+rendered cards around one field's box), a box, and what the Python code makes
+of them: the 80th percentile and the candidate scores inside
+:func:`ktp_tflite.train.reader_crops.line_angle` (recorded from its numpy
+calls), the angle, :func:`ktp_tflite.train.reader_crops.slanted_quad` (or
+null), and the deskewed crop as above, with the default :class:`CropConfig`.
+
+Regenerate after a deliberate change of a rule (rewrites those sections in
+place, every other byte of the file stays):
+``.venv/bin/python tests/test_reader_vectors.py --write [reader_crop|reader_deskew]``
+(both without a name).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import math
+import re
+import sys
+import zlib
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+from ktp_tflite.train import reader_crops
+from ktp_tflite.train.atomic_files import atomic_write_bytes
+from ktp_tflite.train.images import load_image
+from ktp_tflite.train.reader_crops import (
+    CropConfig,
+    CropError,
+    box_crop,
+    expand_quad,
+    line_angle,
+    slanted_quad,
+)
+from ktp_tflite.train.synth import render_card
+from PIL import Image
+
+VECTORS_PATH = Path(__file__).parent / "vectors" / "ktp_vectors.json"
+SECTION = "reader_crop"
+DESKEW_SECTION = "reader_deskew"
+# Quads and coefficients come out of an SVD (train/synth.py homography): equal to
+# this tolerance across LAPACK builds, not bit for bit. Content widths and pixels are exact.
+GEOMETRY_TOLERANCE = 1e-9
+
+IMAGE_A = {"width": 40, "height": 30, "channels": [[7, 13, 0, 0], [3, 5, 1, 50], [11, 2, 0, 200]]}
+IMAGE_B = {"width": 120, "height": 90, "channels": [[2, 1, 0, 10], [1, 3, 0, 0], [0, 0, 1, 0]]}
+IMAGE_C = {"width": 16, "height": 8, "channels": [[1, 0, 0, 0], [3, 0, 0, 1], [5, 7, 0, 2]]}
+DEFAULT = {"height": 32, "width": 256, "margin": 0.2, "side_margin": 0.1}
+
+# The inputs of the cases; the expected values are what box_crop makes of them.
+CASE_SPECS = [
+    {"about": "whole-pixel box inside the image, text upscaled (8 px high), padded",
+     "image": IMAGE_A, "box": [5.0, 10.0, 29.0, 18.0], "config": DEFAULT},
+    {"about": "fractional box as a detector gives it",
+     "image": IMAGE_A, "box": [3.25, 4.6, 24.7, 13.35], "config": DEFAULT},
+    {"about": "box over the left and bottom edges: samples outside the image are black, in the median too",
+     "image": IMAGE_A, "box": [-2.0, 22.0, 20.0, 31.5], "config": DEFAULT},
+    {"about": "long line: squeezed to the full width (a 16 x 128 config keeps the vector small), no padding",
+     "image": IMAGE_B, "box": [2.0, 40.0, 118.0, 44.0],
+     "config": {"height": 16, "width": 128, "margin": 0.2, "side_margin": 0.1}},
+    {"about": "tall text (55 px): downscaled",
+     "image": IMAGE_B, "box": [10.0, 5.0, 110.0, 60.0], "config": DEFAULT},
+    {"about": "other config (9 x 40, margin 0.5, no side margin): an odd pixel count for the median",
+     "image": IMAGE_A, "box": [10.0, 10.0, 30.0, 16.0],
+     "config": {"height": 9, "width": 40, "margin": 0.5, "side_margin": 0.0}},
+    {"about": "scale 1, no margins: samples on pixel centres, the median of an even count between two values",
+     "image": IMAGE_C, "box": [0.0, 0.0, 16.0, 8.0],
+     "config": {"height": 8, "width": 32, "margin": 0.0, "side_margin": 0.0}},
+    {"about": "box outside the image: all black",
+     "image": IMAGE_A, "box": [50.0, 40.0, 62.0, 44.0], "config": DEFAULT},
+]
+
+
+def rule_image(spec: dict) -> np.ndarray:
+    """The uint8 RGB image [height, width, 3] of an image rule."""
+    y, x = np.mgrid[0:spec["height"], 0:spec["width"]].astype(np.int64)
+    return np.stack([(ax * x + ay * y + axy * x * y + b) % 256 for ax, ay, axy, b in spec["channels"]],
+                    axis=-1).astype(np.uint8)
+
+
+def encode_pixels(pixels: np.ndarray) -> str:
+    return base64.b64encode(zlib.compress(pixels.tobytes(), 9)).decode("ascii")
+
+
+def decode_pixels(text: str, height: int, width: int) -> np.ndarray:
+    return np.frombuffer(zlib.decompress(base64.b64decode(text)), np.uint8).reshape(height, width, 3)
+
+
+@contextlib.contextmanager
+def recorded_transforms():
+    """Record the arguments of every ``Image.transform`` call (what PIL is asked to do)."""
+    calls = []
+    original = Image.Image.transform
+
+    def recording(self, size, method, data=None, resample=Image.Resampling.NEAREST, *args, **kwargs):
+        calls.append({"size": tuple(size), "method": method, "data": list(data), "resample": resample})
+        return original(self, size, method, data, resample, *args, **kwargs)
+
+    Image.Image.transform = recording
+    try:
+        yield calls
+    finally:
+        Image.Image.transform = original
+
+
+def crop_case(spec: dict) -> dict:
+    """What the Python code makes of one case spec (the expected values of the vectors)."""
+    config = CropConfig(**spec["config"])
+    x0, y0, x1, y1 = spec["box"]
+    with recorded_transforms() as calls:
+        crop = box_crop(rule_image(spec["image"]), tuple(spec["box"]), config, "nama")
+    assert len(calls) == 1, calls
+    call = calls[0]
+    # The Kotlin twin implements exactly this PIL call; a change here needs a change there.
+    assert call["method"] == Image.Transform.PERSPECTIVE and call["resample"] == Image.Resampling.BILINEAR
+    assert call["size"] == (crop.content_width, config.height)
+    # box_crop keeps the quad as float32; the float64 one is the same call it makes.
+    quad = expand_quad(np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], dtype=np.float64),
+                       config.margin, config.side_margin)
+    np.testing.assert_allclose(crop.quad, quad, atol=1e-4)
+    pad = crop.pixels[0, -1].tolist() if crop.content_width < config.width else None
+    return {"source_quad": quad.tolist(), "content_width": crop.content_width, "coefficients": call["data"],
+            "pad_rgb": pad, "pixels": crop.pixels}
+
+
+def _content_ratio(spec: dict) -> float:
+    """The value box_crop rounds to the content width (config.height * width / height of the quad)."""
+    config = spec["config"]
+    x0, y0, x1, y1 = spec["box"]
+    h = y1 - y0
+    return config["height"] * (x1 - x0 + 2 * config["side_margin"] * h) / (h + 2 * config["margin"] * h)
+
+
+def build_section() -> dict:
+    cases = []
+    for spec in CASE_SPECS:
+        ratio = _content_ratio(spec)
+        # A ratio near x.5 would make the content width depend on the SVD's last bits.
+        assert abs(ratio - np.floor(ratio) - 0.5) > 1e-3, (spec["about"], ratio)
+        expected = crop_case(spec)
+        cases.append({**spec, **{k: v for k, v in expected.items() if k != "pixels"},
+                      "pixels_zlib_base64": encode_pixels(expected["pixels"])})
+    return {
+        "about": ("The reader's crop of an axis-aligned pixel box (ktp_tflite.train.reader_crops.box_crop; Kotlin "
+                  "ReaderCrop in :ktp-core). image: channel c of pixel (x, y) is (ax*x + ay*y + axy*x*y + b) % 256 "
+                  "with channels[c] = [ax, ay, axy, b]. box: left, top, right, bottom pixels. source_quad: TL, TR, "
+                  "BR, BL corners of the box plus margins. coefficients: the 8 PIL PERSPECTIVE coefficients (output "
+                  "pixel centre -> image) box_crop passed to Image.transform with BILINEAR. pad_rgb: the median "
+                  "colour padding the columns after content_width (null when there are none). "
+                  "pixels_zlib_base64: the crop, uint8 [height, width, 3] row-major RGB, zlib-compressed, base64. "
+                  "Regenerate: python tests/test_reader_vectors.py --write."),
+        "cases": cases,
+    }
+
+
+def _format_section(section: dict) -> str:
+    """The section as JSON text in the file's style: one case per block, one key per line."""
+    lines = ["{", f'    "about": {json.dumps(section["about"])},', '    "cases": [']
+    for index, case in enumerate(section["cases"]):
+        items = [f'        {json.dumps(key)}: {json.dumps(value)}' for key, value in case.items()]
+        lines += ["      {", ",\n".join(items), "      }" + ("," if index < len(section["cases"]) - 1 else "")]
+    lines += ["    ]", "  }"]
+    return "\n".join(lines)
+
+
+def _section_span(text: str, name: str) -> tuple[int, int] | None:
+    """Where top-level section ``name`` sits in the vectors text: from its leading comma to its end."""
+    marker = f',\n  "{name}": '
+    start = text.find(marker)
+    if start < 0:
+        return None
+    following = re.compile(r',\n  "[^"]+": ').search(text, start + len(marker))
+    return start, following.start() if following else text.rindex("\n}")
+
+
+def write_section(name: str, path: Path = VECTORS_PATH) -> None:
+    """Rewrite section ``name`` of the vectors file in place (or append it); every other byte stays."""
+    text = path.read_text(encoding="utf-8")
+    block = f',\n  "{name}": {_format_section(SECTION_BUILDERS[name]())}'
+    span = _section_span(text, name)
+    if span is None:
+        end = text.rindex("\n}")
+        updated = f"{text[:end]}{block}{text[end:]}"
+    else:
+        updated = f"{text[:span[0]]}{block}{text[span[1]:]}"
+    before, after = json.loads(text), json.loads(updated)
+    assert {k: v for k, v in after.items() if k != name} == {k: v for k, v in before.items() if k != name}
+    assert [k for k in after if k != name] == [k for k in before if k != name]
+    atomic_write_bytes(path, updated.encode("utf-8"))
+
+
+VECTORS = json.loads(VECTORS_PATH.read_text(encoding="utf-8"))
+CASES = VECTORS.get(SECTION, {}).get("cases", [])
+
+
+def test_vector_inputs_are_the_generators():
+    assert [{k: case[k] for k in ("about", "image", "box", "config")} for case in CASES] == CASE_SPECS
+
+
+def test_rule_image_values():
+    image = rule_image(IMAGE_A)
+    assert image.shape == (30, 40, 3)
+    # (7*3 + 13*2) % 256, (3*3 + 5*2 + 3*2 + 50) % 256, (11*3 + 2*2 + 200) % 256
+    assert image[2, 3].tolist() == [47, 75, 237]
+    assert image[29, 39].tolist() == [(7 * 39 + 13 * 29) % 256, (3 * 39 + 5 * 29 + 39 * 29 + 50) % 256,
+                                      (11 * 39 + 2 * 29 + 200) % 256]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case["about"] for case in CASES])
+def test_box_crop_reproduces_the_vectors(case):
+    expected = crop_case(case)
+    config = case["config"]
+    assert expected["content_width"] == case["content_width"]
+    np.testing.assert_allclose(expected["source_quad"], case["source_quad"], rtol=0, atol=GEOMETRY_TOLERANCE)
+    np.testing.assert_allclose(expected["coefficients"], case["coefficients"], rtol=0, atol=GEOMETRY_TOLERANCE)
+    assert expected["pad_rgb"] == case["pad_rgb"]
+    stored = decode_pixels(case["pixels_zlib_base64"], config["height"], config["width"])
+    np.testing.assert_array_equal(expected["pixels"], stored)
+
+
+def test_vectors_cover_padding_squeezing_the_frame_edge_and_the_odd_median():
+    assert len(CASES) == len(CASE_SPECS)
+    widths = [(case["content_width"], case["config"]["width"]) for case in CASES]
+    assert any(c == w for c, w in widths) and any(c < w for c, w in widths)
+    crops = [decode_pixels(c["pixels_zlib_base64"], c["config"]["height"], c["config"]["width"]) for c in CASES]
+    # Black from outside the image inside the content, and an all-black crop.
+    assert any(crop[:, :case["content_width"]].min() == 0 for crop, case in zip(crops, CASES))
+    assert any(not crop.any() for crop in crops)
+    assert any((c["content_width"] * c["config"]["height"]) % 2 == 1 for c in CASES)
+    # An even count whose two middle values differ by an odd amount: the mean is truncated.
+    middles = []
+    for crop, case in zip(crops, CASES):
+        content = np.sort(crop[:, :case["content_width"]].reshape(-1, 3).astype(int), axis=0)
+        if len(content) % 2 == 0:
+            middles += (content[len(content) // 2 - 1] + content[len(content) // 2]).tolist()
+    assert any(total % 2 == 1 for total in middles)
+    # Upscaled and downscaled text.
+    heights = [(c["box"][3] - c["box"][1]) * (1 + 2 * c["config"]["margin"]) / c["config"]["height"] for c in CASES]
+    assert min(heights) < 1 < max(heights)
+
+
+def test_padding_is_the_median_colour_of_the_content():
+    for case in CASES:
+        if case["pad_rgb"] is None:
+            continue
+        config = case["config"]
+        crop = decode_pixels(case["pixels_zlib_base64"], config["height"], config["width"])
+        content = crop[:, :case["content_width"]].reshape(-1, 3)
+        assert np.median(content, axis=0).astype(np.uint8).tolist() == case["pad_rgb"]
+        assert (crop[:, case["content_width"]:] == case["pad_rgb"]).all()
+
+
+def test_an_empty_box_is_refused():
+    with pytest.raises(CropError, match="is empty"):
+        box_crop(rule_image(IMAGE_A), (5.0, 10.0, 5.0, 18.0), CropConfig(), "nik")
+
+
+# --- Section "reader_deskew": box_crop(..., deskew=True) -------------------------------------------------
+
+DESKEW_CONFIG = CropConfig()  # the app's crop
+# Real fields: a region of the card's decoded photo around the box (box margins and slant included).
+REGION_PAD = (0.35, 2.0)  # times the box height, plus pixels
+PHOTO_SIZE = (640, 480)  # ktp_tflite.train.synth.TRAIN's frame
+
+
+def _line(width, height, slope, through, thickness, length, gap=9):
+    return {"rule": "line", "width": width, "height": height, "slope": slope, "through": through,
+            "thickness": thickness, "length": length, "gap": gap}
+
+
+TIE_POINTS = [[20, 7], [40, 9], [20, 13], [40, 11]]
+DESKEW_SPECS = [
+    {"about": "falling line (slope 2/15, 7.6 degrees)",
+     "image": _line(52, 28, [2, 15], [6, 8], 8, 40), "box": [5.6, 7.7, 46.7, 22.6]},
+    {"about": "rising line (slope -1/6, -9.5 degrees)",
+     "image": _line(52, 30, [-1, 6], [6, 16], 8, 40), "box": [5.6, 8.7, 46.7, 24.6]},
+    {"about": "level line: angle 0, the box itself",
+     "image": _line(52, 20, [0, 1], [6, 6], 8, 40), "box": [5.6, 5.7, 46.7, 14.6]},
+    {"about": "tall box, thick line at 14 degrees: over 128 profile rows (numpy's pairwise sum splits)",
+     "image": _line(210, 110, [1, 4], [8, 10], 30, 192, 24), "box": [7.6, 9.7, 199.7, 88.6]},
+    {"about": "box too thin for any slant: 3 x 347 pixels, atan(3/347) < 0.5 degrees, only 0 is tried",
+     "image": _line(360, 8, [1, 120], [6, 2], 2, 340, 341), "box": [4.3, 2.2, 350.1, 4.9]},
+    {"about": "a 1 px stroke at 10.2 degrees: the slant is found but no line fits the box (no slanted quad)",
+     "image": _line(96, 24, [9, 50], [8, 3], 1, 80, 81), "box": [7.6, 2.7, 88.7, 18.2]},
+    {"about": "tie: -3 and +3 degrees score the same and beat 0; the negative one is tried first and kept",
+     "image": {"rule": "points", "width": 60, "height": 20, "background": 200, "ink": 100, "points": TIE_POINTS},
+     "box": [10.0, 4.0, 50.0, 16.0]},
+    {"about": "box over the left and bottom edges: the angle from the pixels inside, black samples in the crop",
+     "image": _line(36, 22, [1, 10], [0, 12], 8, 30), "box": [-3.5, 11.7, 30.7, 23.5]},
+    {"about": "no ink (a flat box): angle 0 without a profile",
+     "image": {"rule": "points", "width": 40, "height": 20, "background": 180, "ink": 180, "points": []},
+     "box": [4.0, 3.0, 36.0, 15.0]},
+    {"about": "box under 4 pixels wide: angle 0 without reading it",
+     "image": _line(20, 30, [0, 1], [4, 5], 20, 10), "box": [6.2, 4.5, 8.9, 26.0]},
+    {"about": "rendered card 1/1, status_perkawinan: a falling line (true slant 5.4 degrees)",
+     "card": [1, 1], "field": "status_perkawinan"},
+    {"about": "rendered card 2/3, kewarganegaraan: a rising line (true slant -13.7 degrees)",
+     "card": [2, 3], "field": "kewarganegaraan"},
+]
+
+
+def line_image(spec: dict) -> np.ndarray:
+    """The uint8 RGB image [height, width, 3] of an image rule (integer arithmetic only).
+
+    "line": ink where ``0 <= q (y - y0) - p (x - x0) < q thickness`` (slope p/q
+    through (x0, y0)), ``x0 <= x < x0 + length``, except every ``gap``-th column
+    (letter gaps); ink (40, 42, 58) on (202, 196, 181).
+    "points": ``background`` grey with the listed pixels at grey ``ink``.
+    """
+    height, width = spec["height"], spec["width"]
+    if spec["rule"] == "points":
+        image = np.full((height, width, 3), spec["background"], dtype=np.uint8)
+        for x, y in spec["points"]:
+            image[y, x] = spec["ink"]
+        return image
+    y, x = np.mgrid[0:height, 0:width].astype(np.int64)
+    (p, q), (x0, y0) = spec["slope"], spec["through"]
+    offset = q * (y - y0) - p * (x - x0)
+    ink = ((offset >= 0) & (offset < q * spec["thickness"]) & (x >= x0) & (x < x0 + spec["length"])
+           & ((x - x0) % spec["gap"] != spec["gap"] - 1))
+    return np.where(ink[..., None], np.array([40, 42, 58]), np.array([202, 196, 181])).astype(np.uint8)
+
+
+def card_region(seed: int, index: int, field: str) -> tuple[np.ndarray, dict, list[float]]:
+    """A region of rendered card (seed, index)'s photo around ``field``'s box: (pixels, where, shifted box)."""
+    card = render_card(seed, index)
+    photo = load_image(card.jpeg, where=f"rendered card {seed}/{index}")
+    box = next(b for b in card.boxes if b.label == field).to_pixels(*PHOTO_SIZE)
+    pad = REGION_PAD[0] * (box[3] - box[1]) + REGION_PAD[1]
+    left, top = max(0, math.floor(box[0] - pad)), max(0, math.floor(box[1] - pad))
+    right = min(photo.shape[1], math.ceil(box[2] + pad))
+    bottom = min(photo.shape[0], math.ceil(box[3] + pad))
+    where = {"card": [seed, index], "field": field, "region": [left, top, right, bottom]}
+    shifted = [box[0] - left, box[1] - top, box[2] - left, box[3] - top]
+    return np.ascontiguousarray(photo[top:bottom, left:right]), where, shifted
+
+
+def deskew_input(spec: dict) -> tuple[np.ndarray, dict, list[float]]:
+    """(image, how it was made, box) of a deskew case spec."""
+    if "card" in spec:
+        return card_region(*spec["card"], spec["field"])
+    return line_image(spec["image"]), spec["image"], list(spec["box"])
+
+
+class _RecordingNumpy:
+    """numpy as reader_crops sees it during one line_angle call, recording what the Kotlin twin must match."""
+
+    def __init__(self):
+        self.percentiles: list[float] = []
+        self.scores: list[float] = []
+        self.profile_rows: list[int] = []
+        self.half_distance = math.inf  # the sheared rows' closest approach to a rounding half
+
+    def __getattr__(self, name):
+        return getattr(np, name)
+
+    def percentile(self, a, q, *args, **kwargs):
+        value = np.percentile(a, q, *args, **kwargs)
+        assert q == 80 and value.dtype == np.float32, (q, value.dtype)
+        self.percentiles.append(float(value))
+        return value
+
+    def round(self, a, *args, **kwargs):
+        self.half_distance = min(self.half_distance, float(np.abs(np.abs(a - np.floor(a)) - 0.5).min()))
+        return np.round(a, *args, **kwargs)
+
+    def bincount(self, *args, **kwargs):
+        profile = np.bincount(*args, **kwargs)
+        self.profile_rows.append(len(profile))
+        return profile
+
+    def sum(self, a, *args, **kwargs):
+        value = np.sum(a, *args, **kwargs)
+        self.scores.append(float(value))
+        return value
+
+
+@contextlib.contextmanager
+def recorded_line_angle():
+    """Run reader_crops with a recording numpy (the 80th percentile, each candidate's score, in order)."""
+    recording = _RecordingNumpy()
+    original = reader_crops.np
+    reader_crops.np = recording
+    try:
+        yield recording
+    finally:
+        reader_crops.np = original
+
+
+def deskew_case(image: np.ndarray, box: list[float], field: str = "nama") -> dict:
+    """What the Python code makes of one deskew input (the expected values of the vectors)."""
+    with recorded_line_angle() as recording:
+        angle = line_angle(image, tuple(box))
+    assert len(recording.percentiles) <= 1
+    slanted = slanted_quad(tuple(box), angle) if angle else None
+    config = DESKEW_CONFIG
+    with recorded_transforms() as calls:
+        crop = box_crop(image, tuple(box), config, field, deskew=True)
+    assert len(calls) == 1, calls
+    call = calls[0]
+    assert call["method"] == Image.Transform.PERSPECTIVE and call["resample"] == Image.Resampling.BILINEAR
+    x0, y0, x1, y1 = box
+    line = slanted if slanted is not None else np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], np.float64)
+    quad = expand_quad(line, config.margin, config.side_margin)
+    np.testing.assert_allclose(crop.quad, quad, atol=1e-4)  # box_crop took the crop along this quad
+    pad = crop.pixels[0, -1].tolist() if crop.content_width < config.width else None
+    return {"percentile_80": recording.percentiles[0] if recording.percentiles else None,
+            "scores": recording.scores, "angle": float(angle) + 0.0,  # drops the sign of a zero
+            "slanted_quad": None if slanted is None else slanted.tolist(), "source_quad": quad.tolist(),
+            "content_width": crop.content_width, "coefficients": call["data"], "pad_rgb": pad,
+            "pixels": crop.pixels, "profile_rows": recording.profile_rows,
+            "half_distance": recording.half_distance}
+
+
+def build_deskew_section() -> dict:
+    cases = []
+    for spec in DESKEW_SPECS:
+        image, made_by, box = deskew_input(spec)
+        expected = deskew_case(image, box, spec.get("field", "nama"))
+        # np.tan is SVML's on AVX-512 (1 ulp off libm at 3 degrees): no sheared row may sit that close to a half.
+        assert expected["half_distance"] > 1e-9, (spec["about"], expected["half_distance"])
+        width, height = reader_crops.quad_sides(np.array(expected["source_quad"]))
+        ratio = DESKEW_CONFIG.height * width / height
+        assert abs(ratio - np.floor(ratio) - 0.5) > 1e-3, (spec["about"], ratio)  # content width not at a tie
+        cases.append({
+            "about": spec["about"],
+            "image": {"made_by": made_by, "width": image.shape[1], "height": image.shape[0],
+                      "pixels_zlib_base64": encode_pixels(image)},
+            "box": box,
+            **{k: expected[k] for k in ("percentile_80", "scores", "angle", "slanted_quad", "source_quad",
+                                        "content_width", "coefficients", "pad_rgb")},
+            "pixels_zlib_base64": encode_pixels(expected["pixels"]),
+        })
+    return {
+        "about": ("The reader's deskewed crop of an axis-aligned pixel box (ktp_tflite.train.reader_crops.box_crop "
+                  "with deskew=True: line_angle, slanted_quad, expand_quad, crop_quad; Kotlin Deskew and "
+                  "ReaderCrop.deskewedCrop in :ktp-core), default crop config (32 x 256, margins 0.2 and 0.1). "
+                  "image: the frame, uint8 [height, width, 3] row-major RGB, zlib, base64; made_by: the rule of "
+                  "tests/test_reader_vectors.py line_image, or the region [left, top, right, bottom] of rendered "
+                  "card [seed, index]'s decoded photo (box shifted into it). box: left, top, right, bottom pixels. "
+                  "percentile_80: line_angle's 80th percentile of the box's grey (float32; null when it returns "
+                  "before). scores: the sum of squares of the row profile of each candidate angle, in the order "
+                  "tried (0, -step, +step, -2 step, ...). angle: the slant found, degrees (y down; the sign of a "
+                  "zero dropped). slanted_quad: TL, TR, BR, BL of the slanted line (null: the box is used). "
+                  "source_quad, content_width, coefficients, pad_rgb, pixels_zlib_base64: as in reader_crop. "
+                  "Regenerate: python tests/test_reader_vectors.py --write reader_deskew."),
+        "cases": cases,
+    }
+
+
+SECTION_BUILDERS: dict[str, Callable[[], dict]] = {SECTION: build_section, DESKEW_SECTION: build_deskew_section}
+DESKEW_CASES = VECTORS.get(DESKEW_SECTION, {}).get("cases", [])
+
+
+def _stored_image(case: dict) -> np.ndarray:
+    image = case["image"]
+    return decode_pixels(image["pixels_zlib_base64"], image["height"], image["width"])
+
+
+def _stored_crop(case: dict) -> np.ndarray:
+    return decode_pixels(case["pixels_zlib_base64"], DESKEW_CONFIG.height, DESKEW_CONFIG.width)
+
+
+def test_deskew_inputs_are_the_generators():
+    assert [case["about"] for case in DESKEW_CASES] == [spec["about"] for spec in DESKEW_SPECS]
+    for case, spec in zip(DESKEW_CASES, DESKEW_SPECS):
+        image, made_by, box = deskew_input(spec)
+        assert case["image"]["made_by"] == made_by and case["box"] == box, spec["about"]
+        np.testing.assert_array_equal(_stored_image(case), image, err_msg=spec["about"])
+
+
+def test_line_image_values():
+    image = line_image(_line(20, 10, [1, 2], [2, 3], 2, 12, 6))
+    # (x, y) = (4, 4): offset 2 * 1 - 1 * 2 = 0 -> ink; (7, 4): column 5 of the line is a letter gap.
+    assert image[4, 4].tolist() == [40, 42, 58] and image[4, 7].tolist() == [202, 196, 181]
+    assert image[5, 4].tolist() == [40, 42, 58] and image[6, 4].tolist() == [202, 196, 181]
+
+
+@pytest.mark.parametrize("case", DESKEW_CASES, ids=[case["about"] for case in DESKEW_CASES])
+def test_deskew_reproduces_the_vectors(case):
+    field = case["image"]["made_by"].get("field", "nama")
+    expected = deskew_case(_stored_image(case), case["box"], field)
+    assert expected["percentile_80"] == case["percentile_80"]
+    assert expected["scores"] == case["scores"]  # exact: the Kotlin twin sums the same way
+    assert expected["angle"] == case["angle"]
+    if case["slanted_quad"] is None:
+        assert expected["slanted_quad"] is None
+    else:
+        np.testing.assert_allclose(expected["slanted_quad"], case["slanted_quad"], rtol=0, atol=GEOMETRY_TOLERANCE)
+    np.testing.assert_allclose(expected["source_quad"], case["source_quad"], rtol=0, atol=GEOMETRY_TOLERANCE)
+    assert expected["content_width"] == case["content_width"]
+    np.testing.assert_allclose(expected["coefficients"], case["coefficients"], rtol=0, atol=GEOMETRY_TOLERANCE)
+    assert expected["pad_rgb"] == case["pad_rgb"]
+    np.testing.assert_array_equal(expected["pixels"], _stored_crop(case))
+
+
+def test_deskew_vectors_cover_the_rule():
+    by_kind = {}
+    for case in DESKEW_CASES:
+        angle, quad, scores = case["angle"], case["slanted_quad"], case["scores"]
+        real = "card" in case["image"]["made_by"]
+        by_kind.setdefault("falling", []).append(angle > 0 and quad is not None)
+        by_kind.setdefault("rising", []).append(angle < 0 and quad is not None)
+        by_kind.setdefault("level", []).append(angle == 0 and len(scores) > 1 and quad is None)
+        by_kind.setdefault("thin", []).append(len(scores) == 1)  # the box leaves only angle 0
+        by_kind.setdefault("no quad", []).append(angle != 0 and quad is None)
+        by_kind.setdefault("no profile", []).append(case["percentile_80"] is not None and not scores)
+        by_kind.setdefault("not read", []).append(case["percentile_80"] is None)
+        by_kind.setdefault("real falling", []).append(real and angle > 0 and quad is not None)
+        by_kind.setdefault("real rising", []).append(real and angle < 0 and quad is not None)
+        by_kind.setdefault("padded", []).append(case["pad_rgb"] is not None)
+        by_kind.setdefault("squeezed", []).append(case["pad_rgb"] is None)
+        # The best score first reached by a negative angle and equalled by its positive twin: the first is kept.
+        first = scores.index(max(scores)) if scores else 0
+        by_kind.setdefault("tie", []).append(first % 2 == 1 and scores[first + 1] == scores[first] and angle < 0)
+    assert {kind: any(flags) for kind, flags in by_kind.items()} == {kind: True for kind in by_kind}
+    rows = [n for spec in DESKEW_SPECS for n in deskew_case(*deskew_input(spec)[::2])["profile_rows"]]
+    assert min(rows) < 8 and max(rows) > 128  # numpy's pairwise sum: its short, unrolled and split cases
+    section = _format_section(VECTORS[DESKEW_SECTION])
+    assert len(section.encode("utf-8")) < 60_000
+
+
+def test_real_regions_crop_like_the_whole_photo():
+    """The stored region holds every pixel the crop reads: the same angle, the same crop (within SVD noise)."""
+    for spec in DESKEW_SPECS:
+        if "card" not in spec:
+            continue
+        seed, index = spec["card"]
+        card = render_card(seed, index)
+        photo = load_image(card.jpeg, where=f"rendered card {seed}/{index}")
+        box = next(b for b in card.boxes if b.label == spec["field"]).to_pixels(*PHOTO_SIZE)
+        region, _, shifted = card_region(seed, index, spec["field"])
+        assert line_angle(photo, box) == line_angle(region, tuple(shifted)) != 0
+        whole = box_crop(photo, box, DESKEW_CONFIG, spec["field"], deskew=True)
+        part = box_crop(region, tuple(shifted), DESKEW_CONFIG, spec["field"], deskew=True)
+        assert whole.content_width == part.content_width
+        assert np.abs(whole.pixels.astype(int) - part.pixels.astype(int)).max() <= 1
+
+
+if __name__ == "__main__":
+    names = sys.argv[2:] or list(SECTION_BUILDERS)
+    if sys.argv[1:2] != ["--write"] or any(name not in SECTION_BUILDERS for name in names):
+        sys.exit(f"usage: python {Path(__file__).name} --write [{'|'.join(SECTION_BUILDERS)} ...]   "
+                 f"(rewrites those sections of {VECTORS_PATH}, all without a name)")
+    for name in names:
+        write_section(name)
+        print(f"wrote section {name!r} of {VECTORS_PATH}", file=sys.stderr)
