@@ -26,12 +26,13 @@ from ktp_tflite.convert.scan import (
     bind_outputs,
     check_field_labels,
 )
+from ktp_tflite.convert.reader import INT8_FILE
 from ktp_tflite.convert.tflite_model import TfliteModel, read_model
 from ktp_tflite.train.atomic_files import atomic_write_bytes
 from ktp_tflite.train.labels import labels_txt
 
 MODEL_ASSET = "ktp_detector.tflite"
-READER_ASSET = "ktp_reader_int8.tflite"  # ktp-core ReaderModel.ASSET
+READER_ASSET = INT8_FILE  # ktp-core ReaderModel.ASSET
 LABELS_ASSET = "labels.txt"
 DEFAULT_ASSETS_DIR = Path("android_demo/app/src/main/assets")
 

@@ -48,6 +48,10 @@ from ktp_tflite.train.reader_grammar import (
 from ktp_tflite.train.reader_model import INPUT_NAME, OUTPUT_NAME
 
 CHARSET_FILE = "charset.txt"
+# The files `ktpconvert export-reader` writes; the int8 one is also the app's asset (ktp-core ReaderModel.ASSET).
+FLOAT_FILE = "ktp_reader_float.tflite"
+INT8_FILE = "ktp_reader_int8.tflite"
+REPORT_FILE = "reader_eval.json"
 BLANK_TOKEN = "<blank>"
 SPACE_TOKEN = "<space>"
 

@@ -36,7 +36,9 @@ def bundled_model() -> Path:
 
 def bundled_reader() -> Path:
     """The bundled reference field reader (int8, with metadata)."""
-    return bundled_model() / "reader" / "ktp_reader_int8.tflite"
+    from ktp_tflite.convert.reader import INT8_FILE
+
+    return bundled_model() / "reader" / INT8_FILE
 
 
 def _run(ctx: click.Context, name: str, args: list[str]) -> None:
@@ -112,7 +114,9 @@ def pipeline(ctx: click.Context, out: Path, model_dir: Path | None, train_count:
         _run(ctx, "evaluate", [str(float_out), str(int8_out), "--data", str(val),
                                "--json", str(out / "eval.json"), *forced])
     if "read" in chosen:
-        runtime = ["--runtime", "litert"] if "task-library" not in _installed() else []
+        from ktp_tflite.convert.runtimes import installed_runtimes
+
+        runtime = ["--runtime", "litert"] if "task-library" not in installed_runtimes() else []
         _run(ctx, "evaluate-scan", ["--model", str(int8_out), "--reader", str(bundled_reader()), "--data", str(val),
                                     *runtime, "--json", str(out / "scan_eval.json"), *forced])
     if "benchmark" in chosen:
@@ -120,12 +124,6 @@ def pipeline(ctx: click.Context, out: Path, model_dir: Path | None, train_count:
                                 "--report", str(out / "report"), *forced])
     if "android-assets" in chosen:
         _run(ctx, "android-assets", [str(int8_out), "--reader", str(bundled_reader())])
-
-
-def _installed() -> tuple[str, ...]:
-    from ktp_tflite.convert.runtimes import installed_runtimes
-
-    return installed_runtimes()
 
 
 COMMANDS = [pipeline]

@@ -61,15 +61,10 @@ def train_reader_command(run_dir: Path, steps: int | None, batch_size: int | Non
                            "metrics": result.metrics}, indent=2))
 
 
-READER_FLOAT = "ktp_reader_float.tflite"
-READER_INT8 = "ktp_reader_int8.tflite"
-READER_REPORT = "reader_eval.json"
-
-
 @click.command("export-reader")
 @click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
-              help=f"Folder for {READER_FLOAT}, {READER_INT8} and {READER_REPORT} (created).")
+              help="Folder for ktp_reader_float.tflite, ktp_reader_int8.tflite and reader_eval.json (created).")
 @click.option("--representative-cards", type=click.IntRange(min=1), default=100, show_default=True,
               help="Training cards whose crops calibrate int8 (5 fields x 2 crop kinds each).")
 @click.option("--max-exact-drop", type=click.FloatRange(min=0.0), default=None, metavar="POINTS",
@@ -82,10 +77,11 @@ def export_reader_command(run_dir: Path, out_dir: Path, representative_cards: in
                           workers: int, force: bool) -> None:
     """Export a reader run to float and int8 TFLite with metadata; prints exact match and CER of both."""
     from ktp_tflite.convert.cli.evaluate import EXIT_DROP_TOO_LARGE
+    from ktp_tflite.convert.reader import FLOAT_FILE, INT8_FILE, REPORT_FILE
     from ktp_tflite.convert.reader_quantize import export_reader
     from ktp_tflite.train.atomic_files import check_output, write_output
 
-    paths = [out_dir / name for name in (READER_FLOAT, READER_INT8, READER_REPORT)]
+    paths = [out_dir / name for name in (FLOAT_FILE, INT8_FILE, REPORT_FILE)]
     if out_dir.exists():
         for path in paths:
             check_output(path, inputs=[run_dir], force=force)
