@@ -35,17 +35,12 @@ fi
 if [[ ! -x .venv/bin/python ]]; then
   python3 -m venv .venv
 fi
-echo "== pip install -e .[test]" >&2
+echo "== pip install -e .[test,mediapipe]" >&2
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e '.[test]'
-# MediaPipe Tasks (an app runtime that `evaluate` measures through) in a step of its
-# own: resolved together with tf-models-official, pip backtracks to old
-# tensorflow-metadata/-model-optimization releases and numpy 1.26; on top of the set
-# above it adds opencv-contrib-python and moves only absl-py 1.4 -> 2.5 (mediapipe needs
-# ~=2.3; the absl<2 pins of tensorflow-metadata and -model-optimization, which this
-# project never imports, are then unmet, and pip prints that as an ERROR line).
-echo "== pip install mediapipe==1.2.2" >&2
-.venv/bin/python -m pip install -q 'mediapipe==1.2.2'
+# One resolve for the package, its tests and MediaPipe Tasks (an app runtime that
+# `evaluate` measures through): numpy 2.1, protobuf 3.20, absl-py 2.5, nothing pinned
+# against anything else (the separate step was for tf-models-official, no longer a dependency).
+.venv/bin/python -m pip install -q -e '.[test,mediapipe]'
 
 if [[ -f android_demo/package-lock.json ]]; then
   echo "== npm ci (android_demo tools: kotlinc, ktlint)" >&2

@@ -74,7 +74,7 @@ def _node_table(text: str) -> dict[str, dict[str, float]]:
     at = region.find(_SUMMARY)
     if at < 0:
         return {}
-    table = {}
+    table: dict[str, dict[str, float]] = {}
     for line in region[at:].splitlines()[2:]:
         match = _NODE_ROW.match(line)
         if not match:
@@ -133,7 +133,7 @@ def parse_benchmark_output(
 def _adb(adb: str, serial: str | None, args: list[str], timeout: float) -> str:
     command = [adb, *(["-s", serial] if serial else []), *args]
     try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired as error:
         raise AdbError(f"`{' '.join(command)}` took longer than {timeout:.0f} s") from error
     if done.returncode != 0:

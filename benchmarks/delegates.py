@@ -53,7 +53,9 @@ class GpuCompatibility:
 
 def parse_analyzer_report(text: str) -> tuple[list[tuple[int, str]], dict[int, list[str]], str]:
     """(ops [(index, name)], warnings per op index, verdict line) from the analyzer's text."""
-    ops, warnings, current = [], {}, None
+    ops: list[tuple[int, str]] = []
+    warnings: dict[int, list[str]] = {}
+    current: int | None = None
     verdict = ""
     for line in text.splitlines():
         match = _OP_LINE.match(line)

@@ -192,7 +192,7 @@ def graph_cost(model: bytes | TfliteModel, source: str = "model") -> GraphCost:
 
 
 def precision_label(model: bytes | TfliteModel, source: str = "model") -> str:
-    """ "int8", "fp16" (float16 weights), "dynamic" (int8 weights, float math) or "fp32".
+    """The precision: "int8", "fp16" (float16 weights), "dynamic" (int8 weights, float math) or "fp32".
 
     The latency model's label: "int8" when int8 ops do most of the dense and
     depthwise MACs (a model with a few layers kept in float is still "int8"

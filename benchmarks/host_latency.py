@@ -311,7 +311,7 @@ def _postprocess_timings(interpreter, model: TfliteModel, runs: int) -> LatencyS
         start = time.perf_counter_ns()
         if roles is not None:
             values = {role: interpreter.get_tensor(index) for role, index in roles.items()}
-            count = int(round(float(np.ravel(values["count"])[0])))
+            count = round(float(np.ravel(values["count"])[0]))
             scores = values["scores"][0][:count]
             keep = scores >= SCORE_THRESHOLD
             boxes = np.clip(values["boxes"][0][:count][keep], 0.0, 1.0) * [height, width, height, width]
@@ -362,7 +362,8 @@ def isolated_op_profile(model: TfliteModel, full, inputs: dict, config: HostConf
         runtime_ops.append(cost)
         interpreters.append(interpreter)
     del capture
-    model_samples, op_samples = [], [[] for _ in interpreters]
+    model_samples: list[float] = []
+    op_samples: list[list[float]] = [[] for _ in interpreters]
     for _ in range(config.op_runs):
         model_samples += _time_invokes(full, 1)
         for samples, interpreter in zip(op_samples, interpreters):
@@ -413,7 +414,7 @@ def measure_in_process(path: str | Path, config: HostConfig) -> HostResult:
     except ModelLoadError as error:
         raise HostBenchmarkError(str(error)) from error
     model = tflite.data
-    import numpy as np  # noqa: F401  (imported before the memory baseline)
+    import numpy as np  # imported before the memory baseline
     import PIL.Image  # noqa: F401
 
     baseline_kb = _reset_peak_memory()
@@ -475,7 +476,8 @@ def measure(path: str | Path, config: HostConfig, timeout_s: float = 1800) -> Ho
     ]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
     try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s, env=env)
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s, env=env,
+                              check=False)
     except subprocess.TimeoutExpired as error:
         raise HostBenchmarkError(f"{path}: measurement took longer than {timeout_s:.0f} s") from error
     sys.stderr.write(done.stderr if done.returncode == 0 else "")

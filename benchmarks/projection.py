@@ -32,9 +32,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from ktp_tflite.benchmarks.profiles import PARAMETER_NAMES, DeviceProfile
+
+if TYPE_CHECKING:  # numpy is imported where the arrays are built, not with the module
+    import numpy as np
 
 # (class, dtype, MACs, bytes) of one runtime op: what the model needs from a graph.
 OpRow = tuple[str, str, int, int]
@@ -91,14 +95,18 @@ REFERENCE_ROWS: tuple[ReferenceRow, ...] = (
 PRIORS: dict[str, tuple[float, str]] = {
     "eff_dense_float": (
         0.45,
-        "[derived] docs/REFERENCES.md, 'Derived throughput, EfficientNet-Lite0 on Pixel 4': "
-        "EfficientNet-Lite0 fp32 on Pixel 4 x4 runs at ~68 GFLOPS effective, ~42 % of the 4 big "
-        "cores' NEON fp32 peak",
+        (
+            "[derived] docs/REFERENCES.md, 'Derived throughput, EfficientNet-Lite0 on Pixel 4': "
+            "EfficientNet-Lite0 fp32 on Pixel 4 x4 runs at ~68 GFLOPS effective, ~42 % of the 4 big "
+            "cores' NEON fp32 peak"
+        ),
     ),
     "eff_dense_int8": (
         0.25,
-        "[derived] docs/REFERENCES.md, 'Derived throughput, EfficientNet-Lite0 on Pixel 4': "
-        "EfficientNet-Lite0 int8 on Pixel 4 x4 runs at ~125 GOPS effective, ~19 % of the SDOT peak",
+        (
+            "[derived] docs/REFERENCES.md, 'Derived throughput, EfficientNet-Lite0 on Pixel 4': "
+            "EfficientNet-Lite0 int8 on Pixel 4 x4 runs at ~125 GOPS effective, ~19 % of the SDOT peak"
+        ),
     ),
     "eff_depthwise": (0.3, "judgement: depthwise convs reach a fraction of dense GEMM efficiency"),
     "bytes_per_cycle": (8.0, "judgement: L2-resident activations, ~8 bytes/cycle/core"),
@@ -146,11 +154,11 @@ class _Arrays:
     """Op rows as numpy columns (built once per model when fitting)."""
 
     keys: tuple[str, ...]  # "class/dtype" per op
-    key_index: object  # int array: position of each op's key in ``keys``
-    op_class: object  # str array
-    int8: object  # bool array
-    macs: object  # float array
-    nbytes: object  # float array
+    key_index: np.ndarray  # int array: position of each op's key in ``keys``
+    op_class: np.ndarray  # str array
+    int8: np.ndarray  # bool array
+    macs: np.ndarray  # float array
+    nbytes: np.ndarray  # float array
 
     @classmethod
     def of(cls, rows: Sequence[OpRow]) -> _Arrays:
@@ -194,7 +202,9 @@ def _project_arrays(
     import numpy as np
 
     seconds = _op_seconds(ops, capacity(profile, dotprod), params)
-    sums = np.bincount(ops.key_index, weights=seconds, minlength=len(ops.keys)) if len(seconds) else []
+    sums: np.ndarray | list[float] = (
+        np.bincount(ops.key_index, weights=seconds, minlength=len(ops.keys)) if len(seconds) else []
+    )
     out = {key: 1e3 * float(v) for key, v in zip(ops.keys, sums)}
     out["total"] = sum(out.values())
     return out
@@ -214,7 +224,7 @@ def rows_from_cost(cost) -> list[OpRow]:
 
 
 def precision_of(rows: Sequence[OpRow]) -> str:
-    """ "int8" when most dense/depthwise MACs are int8, else "float"."""
+    """The precision: "int8" when most dense/depthwise MACs are int8, else "float"."""
     int8 = sum(r[2] for r in rows if r[0] in ("dense", "depthwise") and r[1] == "int8")
     total = sum(r[2] for r in rows if r[0] in ("dense", "depthwise"))
     return "int8" if total and int8 * 2 > total else "float"
@@ -296,19 +306,21 @@ def _predict(
 
 
 def fit_parameters(
-    rows: Sequence[ReferenceRow], costs: dict[str, Sequence[OpRow]], devices: dict[str, DeviceProfile]
+    rows: Sequence[ReferenceRow],
+    costs: Mapping[str, Sequence[OpRow] | _Arrays],
+    devices: dict[str, DeviceProfile],
 ) -> dict[str, float]:
     """Least squares on log latency (plus the log-normal priors) over ``rows``."""
     import numpy as np
     from scipy.optimize import least_squares
 
-    costs = {k: v if isinstance(v, _Arrays) else _Arrays.of(v) for k, v in costs.items()}
+    arrays = {k: v if isinstance(v, _Arrays) else _Arrays.of(v) for k, v in costs.items()}
     names = PARAMETER_NAMES
     centre = np.log([PRIORS[n][0] for n in names])
 
     def residuals(theta):
         params = dict(zip(names, np.exp(theta)))
-        errors = [math.log(_predict(r, costs, devices, params) / r.ms) for r in rows]
+        errors = [math.log(_predict(r, arrays, devices, params) / r.ms) for r in rows]
         return np.concatenate([errors, (theta - centre) / PRIOR_SIGMA])
 
     solution = least_squares(residuals, centre, method="trf", diff_step=1e-4, xtol=1e-10, ftol=1e-12)
@@ -316,7 +328,7 @@ def fit_parameters(
 
 
 def fit_with_loo(
-    rows: Sequence[ReferenceRow], costs: dict[str, Sequence[OpRow]], devices: dict[str, DeviceProfile]
+    rows: Sequence[ReferenceRow], costs: Mapping[str, Sequence[OpRow]], devices: dict[str, DeviceProfile]
 ) -> FitResult:
     """Fit on all rows, then refit without each row to project it (leave-one-out)."""
 
@@ -332,11 +344,11 @@ def fit_with_loo(
             "dotprod_used": row.dotprod_used,
         }
 
-    costs = {k: _Arrays.of(v) for k, v in costs.items()}
-    params = fit_parameters(rows, costs, devices)
-    in_sample = [entry(r, _predict(r, costs, devices, params)) for r in rows]
+    arrays = {k: _Arrays.of(v) for k, v in costs.items()}
+    params = fit_parameters(rows, arrays, devices)
+    in_sample = [entry(r, _predict(r, arrays, devices, params)) for r in rows]
     loo = []
     for k, row in enumerate(rows):
-        held = fit_parameters([r for j, r in enumerate(rows) if j != k], costs, devices)
-        loo.append(entry(row, _predict(row, costs, devices, held)))
+        held = fit_parameters([r for j, r in enumerate(rows) if j != k], arrays, devices)
+        loo.append(entry(row, _predict(row, arrays, devices, held)))
     return FitResult(params=params, in_sample=in_sample, loo=loo)

@@ -16,6 +16,7 @@ import io
 import json
 import os
 import platform
+from collections.abc import Sequence
 from pathlib import Path
 
 from ktp_tflite.benchmarks.adb import DeviceRun
@@ -149,7 +150,7 @@ class BenchmarkReport:
 
 
 def _int8_dot_isa() -> str:
-    """ "avx512_vnni", "avx_vnni", "asimddp" (ARM dot product) or "none", from /proc/cpuinfo flags."""
+    """The int8 dot-product ISA: "avx512_vnni", "avx_vnni", "asimddp" (ARM) or "none", from /proc/cpuinfo."""
     try:
         text = Path("/proc/cpuinfo").read_text()
     except OSError:
@@ -316,7 +317,7 @@ def plot_tradeoff(report: BenchmarkReport) -> bytes:
 # ----------------------------------------------------------------------------- text
 
 
-def _table(header: list[str], rows: list[list[str]]) -> str:
+def _table(header: list[str], rows: Sequence[Sequence[object]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
@@ -387,8 +388,10 @@ def markdown(report: BenchmarkReport, images: dict[str, str] | None = None) -> s
             )
     parts += [
         "",
-        "Pre-processing: JPEG decode (640x480) + stretch-resize + normalize/quantize; post-processing: "
-        "reading and parsing the outputs. Both are outside the inference times.",
+        (
+            "Pre-processing: JPEG decode (640x480) + stretch-resize + normalize/quantize; post-processing: "
+            "reading and parsing the outputs. Both are outside the inference times."
+        ),
         "",
     ]
     projections = [p for m in report.models for p in m.projections]
@@ -417,11 +420,14 @@ def markdown(report: BenchmarkReport, images: dict[str, str] | None = None) -> s
             "",
         ]
         parts += [
-            "Derived profiles have no published benchmark rows of their own; their band adds a margin "
-            "for that (see the profile JSON's error_band_source).",
+            (
+                "Derived profiles have no published benchmark rows of their own; their band adds a margin "
+                "for that (see the profile JSON's error_band_source)."
+            ),
             "",
         ]
-        over = next((p["rows_over_target"] for p in report.profiles if p.get("rows_over_target")), [])
+        over: list[str] = next(
+            (p["rows_over_target"] for p in report.profiles if p.get("rows_over_target")), [])
         if over:
             parts += [
                 "Reference rows whose leave-one-out error exceeds the 25 % target: "
@@ -464,14 +470,15 @@ def markdown(report: BenchmarkReport, images: dict[str, str] | None = None) -> s
                 ),
                 "",
             ]
-    profiled = [(m, h) for m in report.models for h in m.host if h.op_profile]
+    profiled = [(m, h, h.op_profile) for m in report.models for h in m.host if h.op_profile]
     if profiled:
         parts += ["## Time by op type (host, isolated-op timing)", "", OP_PROFILE_NOTE, ""]
-        for m, h in profiled:
-            prof = h.op_profile
+        for m, h, prof in profiled:
             parts += [
-                f"**{m.name}** ({h.kernels}): op sum {_ms(prof.total_ms)} ms vs full model "
-                f"{_ms(prof.model_p50_ms)} ms in the same rounds (coverage {prof.coverage:.2f})",
+                (
+                    f"**{m.name}** ({h.kernels}): op sum {_ms(prof.total_ms)} ms vs full model "
+                    f"{_ms(prof.model_p50_ms)} ms in the same rounds (coverage {prof.coverage:.2f})"
+                ),
                 "",
                 _table(
                     ["op type", "count", "ms", "%"],
@@ -482,7 +489,7 @@ def markdown(report: BenchmarkReport, images: dict[str, str] | None = None) -> s
                 ),
                 "",
             ]
-    gpu = [m for m in report.models if m.gpu]
+    gpu = [(m, m.gpu) for m in report.models if m.gpu]
     if gpu:
         parts += ["## Delegates", ""]
         parts += [
@@ -491,17 +498,17 @@ def markdown(report: BenchmarkReport, images: dict[str, str] | None = None) -> s
                 [
                     [
                         m.name,
-                        m.gpu.precision,
-                        f"{m.gpu.gpu_ops}/{m.gpu.total_ops}",
-                        ", ".join(m.gpu.cpu_fallback) or "none",
-                        m.gpu.recommendation,
+                        compatibility.precision,
+                        f"{compatibility.gpu_ops}/{compatibility.total_ops}",
+                        ", ".join(compatibility.cpu_fallback) or "none",
+                        compatibility.recommendation,
                     ]
-                    for m in gpu
+                    for m, compatibility in gpu
                 ],
             ),
             "",
         ]
-    with_metrics = [m for m in report.models if m.metrics]
+    with_metrics = [(m, m.metrics) for m in report.models if m.metrics]
     if with_metrics:
         parts += ["## Accuracy (from the evaluate JSON)", ""]
         parts += [
@@ -510,12 +517,12 @@ def markdown(report: BenchmarkReport, images: dict[str, str] | None = None) -> s
                 [
                     [
                         m.name,
-                        str(m.metrics.get("runtime", "litert")),
-                        _pct(m.metrics.get("map")),
-                        _pct(m.metrics.get("map50")),
+                        str(metrics.get("runtime", "litert")),
+                        _pct(metrics.get("map")),
+                        _pct(metrics.get("map50")),
                         f"{m.size_bytes / 1e6:.2f}",
                     ]
-                    for m in with_metrics
+                    for m, metrics in with_metrics
                 ],
             ),
             "",

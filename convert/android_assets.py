@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+from ktp_tflite.convert.reader import INT8_FILE
 from ktp_tflite.convert.scan import (
     METADATA_OUTPUT_NAMES,
     ModelContractError,
@@ -26,7 +27,6 @@ from ktp_tflite.convert.scan import (
     bind_outputs,
     check_field_labels,
 )
-from ktp_tflite.convert.reader import INT8_FILE
 from ktp_tflite.convert.tflite_model import TfliteModel, read_model
 from ktp_tflite.train.atomic_files import atomic_write_bytes
 from ktp_tflite.train.labels import labels_txt
@@ -94,7 +94,7 @@ def check_contract(model: bytes | TfliteModel, source: str = "model") -> OutputB
             f"{source}: float32 input without NormalizationOptions in the metadata; add "
             "input_norm_mean/input_norm_std (127.5/127.5 for this detector) when writing it"
         )
-    if spec.metadata.labels is None:
+    if metadata.labels is None:
         raise ModelContractError(
             f"{source}: the metadata has no label file on the category output; pass "
             "labels.txt to the metadata writer"

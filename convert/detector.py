@@ -106,7 +106,7 @@ class TfliteDetector:
 
         self.feed(resize_rgb(image, self.height, self.width))
         out = self.raw()
-        count = int(round(float(np.ravel(out["count"])[0])))
+        count = round(float(np.ravel(out["count"])[0]))
         boxes = np.clip(out["boxes"][0][:count].astype(np.float32), 0.0, 1.0)
         return Detections(
             image_id=image_id,

@@ -21,9 +21,8 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-from pathlib import Path
-
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
@@ -259,8 +258,6 @@ def evaluate_model(
       RuntimeUnavailableError: the runtime is missing or cannot run the model.
       DatasetError: an image cannot be decoded.
     """
-    import click
-
     from ktp_tflite.convert.scan import bind_outputs, check_field_labels
     from ktp_tflite.convert.tflite_model import read_model
 
@@ -377,11 +374,11 @@ def format_table(report: EvaluationReport) -> str:
         ]))
     zoom = ("" if report.zoom is None else
             f"; two-pass zoom for cards under {100 * report.zoom.threshold:g} % of the frame width")
-    lines = [f"{report.num_images} images, {report.num_boxes} boxes; metrics in points (x100); "
-             f"boxes as each runtime returns them{zoom}",
-             "cards read: % of images with all fields found (top box per class at IoU >= 0.5 / 0.7); "
-             f"card width bins <45% / 45-65% / >=65%: {counts['under_45']} / {counts['45_to_65']} / "
-             f"{counts['65_and_over']} images"]
+    lines = [(f"{report.num_images} images, {report.num_boxes} boxes; metrics in points (x100); "
+              f"boxes as each runtime returns them{zoom}"),
+             ("cards read: % of images with all fields found (top box per class at IoU >= 0.5 / 0.7); "
+              f"card width bins <45% / 45-65% / >=65%: {counts['under_45']} / {counts['45_to_65']} / "
+              f"{counts['65_and_over']} images")]
     for label, cells in rows:
         lines.append(f"{label:<26}" + "".join(f"{c:>{width + 2}}" for c in cells))
     return "\n".join(lines)

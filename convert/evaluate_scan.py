@@ -4,8 +4,9 @@ For each photo the detector runs through ``runtime`` (default the Task
 Library, with the app's ktp-core box mapping: what android_demo reads from);
 each class's top-scoring box is deskewed and cropped from the full photo
 (:func:`ktp_tflite.train.reader_crops.crops_from_boxes` with ``deskew``, as
-``scan --reader`` and the app do) and read under its field's grammar. The same reader also reads the ground-truth boxes, so the
-report separates reading errors from box errors:
+``scan --reader`` and the app do, with the reader's own crop geometry) and
+read under its field's grammar. The same reader also reads the ground-truth
+boxes, so the report separates reading errors from box errors:
 
 - ``sources[detector|ground_truth]``: exact match and CER per field and
   "all" (a field the detector did not find counts as read wrong),
@@ -27,6 +28,7 @@ only: no texts, no image content, no file names.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
@@ -36,11 +38,12 @@ from ktp_tflite.convert.evaluate import (
     detect_in_chunks,
     top_boxes,
 )
+from ktp_tflite.convert.fields import to_pixels
 from ktp_tflite.convert.reader import TfliteReader
 from ktp_tflite.convert.zoom import ZoomSettings
 from ktp_tflite.train.card_layout import card_width_fraction
 from ktp_tflite.train.labels import CLASSES
-from ktp_tflite.train.reader_crops import CropConfig, crops_from_boxes
+from ktp_tflite.train.reader_crops import crops_from_boxes
 from ktp_tflite.train.reader_grammar import decode_field, nik_report
 from ktp_tflite.train.reader_train import score_texts
 from ktp_tflite.train.records import Dataset
@@ -53,11 +56,6 @@ SOURCES = ("detector", "ground_truth")
 
 def _bin(value: float, bins) -> str:
     return next(key for key, low, high in bins if low <= value < high)
-
-
-def _pixels(box: tuple[float, float, float, float], width: int, height: int) -> tuple[float, float, float, float]:
-    ymin, xmin, ymax, xmax = box
-    return xmin * width, ymin * height, xmax * width, ymax * height
 
 
 class _Tally:
@@ -90,7 +88,9 @@ class _Tally:
                 self.gender[1] += bool(report["gender_agrees"])
 
     def to_dict(self) -> dict:
-        share = (lambda n, k: k / n if n else None)
+        def share(n: int, k: int) -> float | None:
+            return k / n if n else None
+
         return {
             "fields": score_texts(self.pairs),
             "cards_read": {key: share(n, k) for key, (n, k) in self.cards.items()},
@@ -134,7 +134,7 @@ def evaluate_scan(detector_path: str | Path, reader: TfliteReader, dataset: Data
     if missing:
         raise EvaluateError(f"{len(missing)} photo(s) of {dataset.source} have no printed texts in the "
                             f"fields file (e.g. {missing[0]!r}); pass the fields.jsonl of this data set")
-    crop = CropConfig(height=reader.height, width=reader.width)
+    crop = reader.crop  # the geometry the reader was trained on (its crop.txt)
     tallies = {source: _Tally() for source in SOURCES}
     model_seconds, decode_seconds, read_fields, second_passes = 0.0, 0.0, 0, 0
     label = f"scanning with {path.name} ({runtime}{', zoom' if zoom else ''}) and the reader"
@@ -148,7 +148,7 @@ def evaluate_scan(detector_path: str | Path, reader: TfliteReader, dataset: Data
             truths = {f: texts[example.image_id][f] for f in truth_boxes if f in texts[example.image_id]}
             heights = {f: truth_boxes[f][3] - truth_boxes[f][1] for f in truths}
             width_bin = _bin(card_width_fraction(truth_boxes, width), CARD_WIDTH_BINS)
-            boxes = {"detector": {f: _pixels(b, width, height) for f, b in top_boxes(detections).items()
+            boxes = {"detector": {f: to_pixels(b, width, height) for f, b in top_boxes(detections).items()
                                   if f in truths},
                      "ground_truth": {f: truth_boxes[f] for f in truths}}
             for source in SOURCES:
@@ -166,7 +166,7 @@ def evaluate_scan(detector_path: str | Path, reader: TfliteReader, dataset: Data
         "detector": {"file": path.name, "runtime": runtime, "boxes": "ktp-core (the app's)" if runtime != "litert"
                      else "as returned", "precision": model.precision},
         "reader": {"file": reader.model.source and Path(reader.model.source).name, "precision": reader.precision,
-                   "input": [reader.height, reader.width, 3]},
+                   "input": [reader.height, reader.width, 3], "crop": dataclasses.asdict(reader.crop)},
         "photos": len(examples),
         "zoom": None if zoom is None else {"threshold": zoom.threshold, "second_pass_share":
                                            second_passes / max(1, len(examples))},
@@ -191,6 +191,7 @@ def format_scan_table(report: dict) -> str:
         cells = [report["sources"][s][key] for s in SOURCES]
         rows.append(f"{key:<26}" + "".join(f"{'-' if c is None else f'{c:.4f}':>14}" for c in cells))
     rows.append(f"reader {report['reader']['precision']}: {report['reader_ms_per_field']:.2f} ms per field "
-                f"(host, LiteRT 1 thread; decoding {report['decode_ms_per_field']:.2f} ms in NumPy); detector {report['detector']['file']} through "
+                f"(host, LiteRT 1 thread; decoding {report['decode_ms_per_field']:.2f} ms in NumPy); "
+                f"detector {report['detector']['file']} through "
                 f"{report['detector']['runtime']}, boxes {report['detector']['boxes']}")
     return "\n".join(rows)

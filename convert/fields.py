@@ -28,8 +28,13 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from ktp_tflite.train.errors import KtpError
+from ktp_tflite.train.records import iou
+
+if TYPE_CHECKING:
+    import numpy as np  # annotations only: this module runs on plain sequences too
 
 ROTATIONS = (0, 90, 180, 270)
 DEFAULT_THRESHOLD = 0.3
@@ -110,15 +115,6 @@ def _clip(value: float) -> float:
     return min(1.0, max(0.0, value))
 
 
-def iou(a: NormBox, b: NormBox) -> float:
-    """Intersection over union of two (ymin, xmin, ymax, xmax) boxes."""
-    inter_h = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    inter_w = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = inter_h * inter_w
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
 def model_to_sensor(box: NormBox, rotation_degrees: int) -> NormBox:
     """Map a normalised upright-space box into normalised camera-buffer space.
 
@@ -138,15 +134,16 @@ def model_to_sensor(box: NormBox, rotation_degrees: int) -> NormBox:
     raise DetectionOutputError(f"rotation must be one of {ROTATIONS}, got {rotation_degrees}")
 
 
-def _to_pixels(box: NormBox, width: int, height: int) -> PixelBox:
+def to_pixels(box: NormBox, width: int, height: int) -> PixelBox:
+    """A normalised (ymin, xmin, ymax, xmax) box as (left, top, right, bottom) pixels of a width x height image."""
     ymin, xmin, ymax, xmax = box
     return (xmin * width, ymin * height, xmax * width, ymax * height)
 
 
 def select_fields(
-    boxes: Sequence[Sequence[float]],
-    classes: Sequence[float],
-    scores: Sequence[float],
+    boxes: Sequence[Sequence[float]] | np.ndarray,
+    classes: Sequence[float] | np.ndarray,
+    scores: Sequence[float] | np.ndarray,
     count: float,
     labels: Sequence[str],
     *,
@@ -192,7 +189,7 @@ def select_fields(
     candidates = []
     for index in range(valid):
         score = float(scores[index])
-        class_id = int(round(float(classes[index])))
+        class_id = round(float(classes[index]))
         ymin, xmin, ymax, xmax = (_clip(v) for v in rows[index])
         if score < threshold or not 0 <= class_id < len(labels):
             continue
@@ -215,8 +212,8 @@ def select_fields(
             class_id=class_id,
             score=score,
             box_model=box,
-            box=_to_pixels(box, upright_w, upright_h),
-            box_sensor=_to_pixels(
+            box=to_pixels(box, upright_w, upright_h),
+            box_sensor=to_pixels(
                 model_to_sensor(box, rotation_degrees), sensor_width, sensor_height
             ),
         )

@@ -10,12 +10,13 @@ output by output against the post-process op's own outputs.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import tempfile
 from importlib import metadata as package_metadata
 from pathlib import Path
 
-from ktp_tflite.convert.tflite_model import TfliteModel, parse_model, rgb_color_space
+from ktp_tflite.convert.tflite_model import ModelMetadata, TfliteModel, parse_model, rgb_color_space
 from ktp_tflite.train.errors import KtpError
 from ktp_tflite.train.labels import CLASSES, labels_txt
 from ktp_tflite.train.preprocess import INPUT_MEAN, INPUT_STD
@@ -158,10 +159,15 @@ def read_metadata(model: bytes | TfliteModel, source: str = "model") -> dict:
       MetadataError: the model has no metadata.
     """
     tflite = model if isinstance(model, TfliteModel) else parse_model(model, source)
-    document = tflite.metadata_document()
-    if document is None:
+    return copy.deepcopy(_model_metadata(tflite).document)  # a copy: callers may change it
+
+
+def _model_metadata(tflite: TfliteModel) -> ModelMetadata:
+    """The parsed metadata of ``tflite``; MetadataError when it has none."""
+    metadata = tflite.metadata
+    if metadata is None:
         raise MetadataError(f"{tflite.source}: model has no TFLite metadata; run `ktpconvert metadata`")
-    return document
+    return metadata
 
 
 def check_metadata(model: bytes, info: ModelInfo, source: str = "model") -> None:
@@ -171,6 +177,7 @@ def check_metadata(model: bytes, info: ModelInfo, source: str = "model") -> None
       MetadataError: naming each difference.
     """
     tflite = parse_model(model, source)
+    metadata = _model_metadata(tflite)
     meta = read_metadata(tflite)
     problems = []
     for key, wanted in (("name", info.name), ("description", info.description),
@@ -180,12 +187,12 @@ def check_metadata(model: bytes, info: ModelInfo, source: str = "model") -> None
             problems.append(f"{key} is {meta.get(key)!r}, asked {wanted!r}")
     if tuple(meta["labels"]) != tuple(info.labels):
         problems.append(f"labels are {meta['labels']}, asked {list(info.labels)}")
-    norm = (list(tflite.metadata.norm_mean), list(tflite.metadata.norm_std))
+    norm = (list(metadata.norm_mean), list(metadata.norm_std))
     if norm != ([info.input_mean], [info.input_std]):
         problems.append(f"input normalization is mean/std {norm}, asked {info.input_mean}/{info.input_std}")
 
     output_indices = [t.index for t in tflite.outputs]
-    names = list(tflite.metadata.output_names)
+    names = list(metadata.output_names)
     for role, tensor in tflite.detection_outputs().items():
         position = output_indices.index(tensor.index) if tensor.index in output_indices else None
         got = names[position] if position is not None and position < len(names) else None

@@ -99,9 +99,11 @@ def quantization_debug_report(
 def write_debug_report(folder: str | Path, layers: list[LayerError]) -> Path:
     """Write ``quantization_debug.json`` and ``layer_statistics.csv`` into ``folder``.
 
-    Each file goes to a temporary name first and is renamed into place.
+    Both go to temporary names first and are renamed into place once both are
+    written (:func:`ktp_tflite.train.atomic_files.atomic_write_files`).
+    Returns the path of the JSON report.
     """
-    import os
+    from ktp_tflite.train.atomic_files import atomic_write_files
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -110,16 +112,14 @@ def write_debug_report(folder: str | Path, layers: list[LayerError]) -> Path:
         "worst_layers": [layer.to_dict() for layer in layers],
         "keep_float_hint": "pass a tensor_name to --keep-float to leave that layer in float",
     }
+    table = io.StringIO()  # csv's own "\r\n" line ends, as in a file opened with newline=""
+    writer = csv.DictWriter(table, fieldnames=[field.name for field in dataclasses.fields(LayerError)])
+    writer.writeheader()
+    for layer in layers:
+        writer.writerow(layer.to_dict())
     target = folder / REPORT_JSON
-    temporary = folder / f".{REPORT_JSON}.tmp"
-    temporary.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    os.replace(temporary, target)
-    csv_target = folder / LAYERS_CSV
-    csv_temporary = folder / f".{LAYERS_CSV}.tmp"
-    with csv_temporary.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(LayerError.__dataclass_fields__))
-        writer.writeheader()
-        for layer in layers:
-            writer.writerow(layer.to_dict())
-    os.replace(csv_temporary, csv_target)
+    atomic_write_files({
+        target: (json.dumps(report, indent=2) + "\n").encode("utf-8"),
+        folder / LAYERS_CSV: table.getvalue().encode("utf-8"),
+    })
     return target

@@ -23,9 +23,8 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -33,12 +32,34 @@ import numpy as np
 from ktp_tflite.convert.model_source import TF1_OUTPUTS, ModelSource
 from ktp_tflite.train.errors import KtpError
 from ktp_tflite.train.preprocess import INPUT_MEAN, INPUT_STD
+from ktp_tflite.train.scratch import private_tempdir
 
 MODES = ("int8", "float16", "dynamic", "float")
 INPUT_TYPES = ("uint8", "float32")
 RANGES = ("refined", "minmax")
 
 RepresentativeDataset = Callable[[], Iterator[list[np.ndarray]]]
+# Samples TF's calibrator sees in "refined" mode: enough to lay out the calibrated model;
+# the ranges come from convert/ranges.py's one pass over all samples.
+STRUCTURE_SAMPLES = 4
+
+
+def _leading(samples: RepresentativeDataset, count: int) -> RepresentativeDataset:
+    """The first ``count`` elements of a representative dataset (the generator is closed after them)."""
+
+    def generate() -> Iterator[list[np.ndarray]]:
+        iterator = samples()
+        try:
+            for position, item in enumerate(iterator):  # a set of exactly ``count`` runs to its end
+                if position >= count:
+                    break
+                yield item
+        finally:
+            close = getattr(iterator, "close", None)
+            if close is not None:
+                close()
+
+    return generate
 
 
 class ConversionError(KtpError, RuntimeError):
@@ -130,7 +151,8 @@ def _tf1_converter(source: ModelSource, folder: str):
                     node.attr[key].CopyFrom(attr_value_pb2.AttrValue(f=value))
         graph_path = str(Path(folder) / "tflite_graph.pb")
         Path(graph_path).write_bytes(graph.SerializeToString())
-        print(f"post-process settings from {source.pipeline.source}: {overrides}", file=sys.stderr)
+        where = source.pipeline.source if source.pipeline else source.path
+        print(f"post-process settings from {where}: {overrides}", file=sys.stderr)
     converter = tf.compat.v1.lite.TFLiteConverter.from_frozen_graph(
         graph_path,
         input_arrays=[source.input_name],
@@ -218,7 +240,7 @@ def resolve_keep_float(calibrated: bytes, names: tuple[str, ...]) -> tuple[str, 
     from ktp_tflite.convert.tflite_model import parse_model
 
     layers = [t.name for op in parse_model(calibrated, "calibrated model").ops for t in op.outputs]
-    resolved = []
+    resolved: list[str] = []
     for name in names:
         matches = [layer for layer in layers if layer == name or name in layer.split(";")]
         if not matches:
@@ -247,8 +269,11 @@ def convert_model(
       calibration_timer: the list the representative generator appends its
         run time to (:func:`ktp_tflite.convert.representative.calibration_inputs`);
         used to split conversion and calibration time.
-      range_data: ranges "refined": the same samples for the refinement pass
-        (default: ``representative`` again).
+      range_data: ranges "refined": the samples of the one range pass
+        (:func:`ktp_tflite.convert.ranges.refine_ranges`; default:
+        ``representative`` again). In that mode TF's calibrator sees only the
+        first :data:`STRUCTURE_SAMPLES` of ``representative``: it lays out the
+        calibrated model, the range pass records every range.
 
     Raises:
       ConversionError: the converter failed (names the model and the reason).
@@ -259,9 +284,9 @@ def convert_model(
     if config.mode == "int8" and representative is None:
         raise ConversionError("int8 mode needs representative data (--representative)")
     timer = calibration_timer if calibration_timer is not None else []
-    with tempfile.TemporaryDirectory() as folder:
+    with private_tempdir("ktp-convert-") as folder:  # TF's own temporaries go in it too (Ctrl-C)
         start = time.perf_counter()  # loading the graph counts as conversion
-        converter = make_converter(source, folder)
+        converter = make_converter(source, str(folder))
         if config.mode == "float":
             model = _run(converter, "float conversion", source)
             return ConversionResult(model, None, (), {"conversion": time.perf_counter() - start})
@@ -272,7 +297,12 @@ def convert_model(
             model = _run(converter, f"{config.mode} conversion", source)
             return ConversionResult(model, None, (), {"conversion": time.perf_counter() - start})
 
-        converter.representative_dataset = representative
+        if config.ranges == "refined" and representative is not None:
+            # refine_ranges records every range itself over all samples: TF's calibrator only lays
+            # out the calibrated model (which tensors get ranges), from the first few
+            converter.representative_dataset = _leading(representative, STRUCTURE_SAMPLES)
+        else:
+            converter.representative_dataset = representative
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         converter.inference_input_type = getattr(tf, config.input_type)
         converter.inference_output_type = tf.float32
@@ -285,12 +315,15 @@ def convert_model(
         INPUT_MEAN, INPUT_STD)
     calibrated = pin_input_range(calibrated, (0.0 - mean) / std, (255.0 - mean) / std)
     seconds = {"conversion": max(0.0, total - calibration), "calibration": calibration}
-    changes = ()
+    changes: Sequence = ()
     if config.ranges == "refined":
         from ktp_tflite.convert.ranges import refine_ranges
 
         start = time.perf_counter()
-        calibrated, changes = refine_ranges(calibrated, range_data or representative)
+        samples = range_data if range_data is not None else representative
+        if samples is None:  # checked above; for the type checker
+            raise ConversionError("range refinement needs representative data (--representative)")
+        calibrated, changes = refine_ranges(calibrated, samples)
         seconds["range refinement"] = time.perf_counter() - start
     kept = resolve_keep_float(calibrated, config.keep_float) if config.keep_float else ()
     start = time.perf_counter()
@@ -301,7 +334,7 @@ def convert_model(
             output_data_type=tf.float32,
             denylisted_nodes=list(kept) or None,
         )
-    except Exception as error:  # noqa: BLE001 - converter errors are untyped
+    except Exception as error:  # the quantizer raises untyped errors; re-raised as ours
         raise ConversionError(f"{source.path}: int8 quantization failed: {error}") from error
     seconds["quantization"] = time.perf_counter() - start
     return ConversionResult(bytes(model), bytes(calibrated), kept, seconds, tuple(changes))

@@ -20,7 +20,13 @@ from typing import TYPE_CHECKING, Any
 
 from ktp_tflite.convert.metadata import MetadataError, ModelInfo, attach_metadata
 from ktp_tflite.convert.model_source import ModelSource, ModelSourceError, detect_model_source
-from ktp_tflite.convert.quantize import ConversionError, ConversionResult, QuantizeConfig, convert_model
+from ktp_tflite.convert.quantize import (
+    STRUCTURE_SAMPLES,
+    ConversionError,
+    ConversionResult,
+    QuantizeConfig,
+    convert_model,
+)
 from ktp_tflite.convert.representative import RepresentativeSet, calibration_inputs, load_representative
 from ktp_tflite.convert.verify import ModelReport, TaskLibraryReport, verify_model
 from ktp_tflite.train.pipeline_config import SsdPipelineConfig
@@ -157,7 +163,10 @@ def quantize_detector(
     if config.mode == "int8" and representative is not None:
         samples = (representative if isinstance(representative, RepresentativeSet)
                    else load_representative(representative, num_samples, seed))
-        data = calibration_inputs(samples, source.height, source.width, progress=progress,
+        # "refined": TF's calibrator sees a few samples (the layout), the range pass all of them
+        layout = samples if config.ranges != "refined" else dataclasses.replace(
+            samples, loaders=samples.loaders[:STRUCTURE_SAMPLES])
+        data = calibration_inputs(layout, source.height, source.width, progress=progress,
                                   timer=timer, cache=cache)
         range_data = calibration_inputs(samples, source.height, source.width, progress=progress,
                                         cache=cache, label="refining ranges")

@@ -3,13 +3,14 @@
 TFLite calibration records each activation's minimum and maximum over the
 representative set, and int8 spreads 256 steps over that range. A few rare
 outliers then make every step coarser than it needs to be. Measured on the
-bundled KTP model (benchmarks/quantize_bench.py): the box codes range over
+bundled KTP model (benchmarks/tools/quantize_bench.py): the box codes range over
 +-110 because nothing bounds the codes of anchors that match no field, while
 the codes that become boxes lie within +-10; the class logits range over
 -325..209 while the score sigmoid only resolves -6.2..6.2; and the linear
 bottleneck ("project") outputs reach +-20 where all but 1e-4 of the values
-lie within +-7. ``refine_ranges`` runs the calibrated float model on the same
-samples again and rewrites the ranges by three rules:
+lie within +-7. ``refine_ranges`` runs the calibrated float model on the
+samples and sets every activation's range from what it sees there, by three
+rules:
 
 - "mse": every calibrated activation gets the range that minimises the
   expected squared error of int8 rounding plus clipping, from a histogram of
@@ -21,6 +22,13 @@ samples again and rewrites the ranges by three rules:
   anchors per sample, the only ones the post-process can turn into boxes;
 - "logits": the inputs of the score sigmoid are cut to +-LOGIT_LIMIT, beyond
   which the int8 sigmoid output cannot change.
+
+It is the one pass over the whole representative set: TFLite's calibrator only
+needs a few samples to lay out the calibrated model (:data:`ktp_tflite.convert.quantize.STRUCTURE_SAMPLES`),
+since this pass records each activation's exact minimum and maximum itself
+(the "recorded" range, what the calibrator would have recorded over all
+samples) in a histogram that doubles its span when a value falls outside it
+(each new bin is two old ones, so no count moves).
 
 Values beyond a new range saturate. Only the ``min``/``max`` fields of the
 calibrated model change; the MLIR quantizer turns them into scales and zero
@@ -85,6 +93,39 @@ class RangeChange:
     error_ratio: float = 1.0
 
 
+class _Histogram:
+    """BINS equal bins over [low, high], doubling the span to hold every value; the exact extent too."""
+
+    def __init__(self, low: float, high: float):
+        if not high > low:  # the structure samples gave one value: start around it
+            low, high = low - 1.0, high + 1.0
+        self.low, self.high = float(low), float(high)
+        self.counts = np.zeros(BINS, np.int64)
+        self.min, self.max = np.inf, -np.inf
+
+    def _double(self, below: bool, above: bool) -> None:
+        merged = self.counts.reshape(BINS // 2, 2).sum(axis=1)
+        span = self.high - self.low
+        quarter = np.zeros(BINS // 4, np.int64)
+        if below and above:
+            self.counts = np.concatenate([quarter, merged, quarter])
+            self.low, self.high = self.low - span / 2, self.high + span / 2
+        elif above:
+            self.counts = np.concatenate([merged, np.zeros(BINS // 2, np.int64)])
+            self.high = self.low + 2 * span
+        else:
+            self.counts = np.concatenate([np.zeros(BINS // 2, np.int64), merged])
+            self.low = self.high - 2 * span
+
+    def add(self, values: np.ndarray, extent: tuple[float, float]) -> None:
+        """Count ``values``; ``extent`` is the (min, max) of all the values they were taken from."""
+        self.min, self.max = min(self.min, extent[0]), max(self.max, extent[1])
+        while self.min < self.low or self.max > self.high:
+            self._double(self.min < self.low, self.max > self.high)
+        bins = ((values - self.low) * (BINS / (self.high - self.low))).astype(np.int64)
+        self.counts += np.bincount(np.clip(bins, 0, BINS - 1), minlength=BINS)
+
+
 @dataclasses.dataclass(frozen=True)
 class _Plan:
     """What to measure in the calibrated model."""
@@ -114,7 +155,7 @@ def _plan(model: TfliteModel) -> _Plan:
     ops = model.ops
     producers = {t.index: op for op in ops for t in op.outputs}
     inputs = {t.index for t in model.inputs}
-    fixed = set()
+    fixed: set[int] = set()  # tensor indices
     for op in ops:  # in execution order: a reshape of a sigmoid keeps the sigmoid's range
         sources = [t.index for t in op.inputs if t.index in producers]
         if op.code in _FIXED_RANGE_OPS or (
@@ -130,7 +171,7 @@ def _plan(model: TfliteModel) -> _Plan:
                 or len(quantization.max) != 1 or tensor.dtype != "float32"):
             continue
         low, high = quantization.min[0], quantization.max[0]
-        if high > low:
+        if high >= low:  # one value over the structure samples may be a range over all of them
             recorded[index] = (tensor.name, low, high)
     post = [op for op in ops if op.code == POSTPROCESS_OP]
     if len(post) != 1 or len(post[0].inputs) < 2:
@@ -148,8 +189,8 @@ def _plan(model: TfliteModel) -> _Plan:
 
 
 def _histograms(model: bytes, plan: _Plan, samples: Callable[[], Iterator[list[np.ndarray]]]
-                ) -> tuple[dict[int, np.ndarray], np.ndarray]:
-    """(BINS counts of each activation over its recorded range, box codes of candidate anchors)."""
+                ) -> tuple[dict[int, _Histogram], np.ndarray]:
+    """(each activation's histogram and exact extent over the samples, box codes of candidate anchors)."""
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
     interpreter = Interpreter(
@@ -158,18 +199,16 @@ def _histograms(model: bytes, plan: _Plan, samples: Callable[[], Iterator[list[n
     )
     interpreter.allocate_tensors()
     inputs = interpreter.get_input_details()
-    counts = {index: np.zeros(BINS, np.int64) for index in plan.recorded}
+    counts = {index: _Histogram(low, high) for index, (_, low, high) in plan.recorded.items()}
     candidates = []
     for position, sample in enumerate(samples()):
         for detail, value in zip(inputs, sample):
             interpreter.set_tensor(detail["index"], value.astype(detail["dtype"]))
         interpreter.invoke()
-        for index, (_, low, high) in plan.recorded.items():
+        for index in plan.recorded:
             values = interpreter.get_tensor(index).ravel()
             stride = -(-values.size // MAX_VALUES_PER_SAMPLE)
-            values = values[position % stride::stride]
-            bins = ((values - low) * (BINS / (high - low))).astype(np.int64)
-            counts[index] += np.bincount(np.clip(bins, 0, BINS - 1), minlength=BINS)
+            counts[index].add(values[position % stride::stride], (float(values.min()), float(values.max())))
         if plan.box_tensor is not None:
             scores = interpreter.get_tensor(plan.score_tensor)[0]  # [anchors, 1 + classes]
             best = scores[:, 1:].max(axis=1) if scores.shape[1] > 1 else scores[:, 0]
@@ -209,16 +248,19 @@ def _expected_errors(counts: np.ndarray, low: float, high: float,
     return (below[:, None] + above[None, :] + inside * step**2 / 12.0) / max(total, 1.0)
 
 
-def choose_range(counts: np.ndarray, low: float, high: float) -> tuple[float, float, float, float]:
+def choose_range(counts: np.ndarray, low: float, high: float,
+                 extent: tuple[float, float] | None = None) -> tuple[float, float, float, float]:
     """(min, max, clipped fraction, error ratio vs the recorded range) of one histogram.
 
-    ``counts`` are BINS equal bins over the recorded [low, high]. The chosen
-    range always holds 0 (int8 needs an exact zero) and each end is a
-    fraction of the recorded end, so a one-sided activation (ReLU6) stays
-    one-sided.
+    ``counts`` are BINS equal bins over [low, high]; ``extent`` is the
+    recorded (min, max) of the values, inside it (default: [low, high]
+    itself). The chosen range always holds 0 (int8 needs an exact zero) and
+    each end is a fraction of the recorded end, so a one-sided activation
+    (ReLU6) stays one-sided.
     """
-    lows = min(low, 0.0) * _FRACTIONS if low < 0 else np.zeros(1)
-    highs = max(high, 0.0) * _FRACTIONS if high > 0 else np.zeros(1)
+    vmin, vmax = extent if extent is not None else (low, high)
+    lows = min(vmin, 0.0) * _FRACTIONS if vmin < 0 else np.zeros(1)
+    highs = max(vmax, 0.0) * _FRACTIONS if vmax > 0 else np.zeros(1)
     errors = _expected_errors(counts, low, high, lows, highs)
     i, j = np.unravel_index(np.argmin(errors), errors.shape)
     baseline = errors[-1, -1]  # both ends at the recorded values (fraction 1.0)
@@ -258,22 +300,28 @@ def refine_ranges(
     """
     model = parse_model(calibrated, "calibrated model")
     plan = _plan(model)
-    counts, codes = _histograms(calibrated, plan, samples)
+    histograms, codes = _histograms(calibrated, plan, samples)
+    recorded = {index: (histograms[index].min, histograms[index].max) for index in plan.recorded}
     chosen = {}
-    for index, (_, low, high) in plan.recorded.items():
-        new_low, new_high, clipped, ratio = choose_range(counts[index], low, high)
-        chosen[index] = ("mse", new_low, new_high, clipped, ratio)
+    for index, (vmin, vmax) in recorded.items():
+        histogram = histograms[index]
+        if vmax > vmin:
+            new_low, new_high, clipped, ratio = choose_range(histogram.counts, histogram.low, histogram.high,
+                                                             (vmin, vmax))
+            chosen[index] = ("mse", new_low, new_high, clipped, ratio)
+        # else one value over all samples, so over the structure samples too: the calibrator's record stands
     if codes.size:
         box = ("box-codes", *_values_range(codes))
-        chosen.update({index: box for index in plan.box_chain})
+        chosen.update({index: box for index in plan.box_chain if index in chosen})
     for index in plan.logit_chain:
-        _, low, high = plan.recorded[index]
-        chosen[index] = ("logits", max(low, -LOGIT_LIMIT), min(high, LOGIT_LIMIT), 0.0, 1.0)
+        vmin, vmax = recorded[index]
+        if index in chosen:
+            chosen[index] = ("logits", max(vmin, -LOGIT_LIMIT), min(vmax, LOGIT_LIMIT), 0.0, 1.0)
 
     changes = []
     for index, (rule, new_low, new_high, clipped, ratio) in chosen.items():
-        name, low, high = plan.recorded[index]
-        changes.append(RangeChange(name, (low, high), (new_low, new_high), rule, clipped, ratio))
+        name = plan.recorded[index][0]
+        changes.append(RangeChange(name, recorded[index], (new_low, new_high), rule, clipped, ratio))
     changes.sort(key=lambda c: (c.chosen[1] - c.chosen[0]) / (c.recorded[1] - c.recorded[0]))
     refined = model.with_ranges({index: (low, high) for index, (_, low, high, _, _) in chosen.items()})
     return refined, changes

@@ -9,7 +9,13 @@ here (:func:`attach_reader_metadata`):
   uint8 pixel values;
 - output ``logits``: [1, T, classes] CTC logits; ``charset.txt`` is packed as
   the output's TENSOR_AXIS_LABELS file: line ``i`` is class ``i``; line 0
-  is ``<blank>`` (the CTC blank), a space is written ``<space>``.
+  is ``<blank>`` (the CTC blank), a space is written ``<space>``;
+- ``crop.txt`` (DESCRIPTIONS file of the output): the crop geometry the
+  reader was trained on, ``key=value`` lines ``height``, ``width``,
+  ``margin``, ``side_margin`` (:func:`crop_txt`), so every caller crops as
+  training did: ``scan --reader``, ``evaluate-scan`` and the app (ktp-core
+  ``ReaderModel.parseCropConfig``) read it from the model. A reader without
+  it (written before it) is cropped with the default margins.
 
 :class:`TfliteReader` runs such a file in LiteRT and decodes each crop under
 its field's grammar (:func:`ktp_tflite.train.reader_grammar.decode_field`);
@@ -26,10 +32,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+
 from ktp_tflite.convert.tflite_model import (
     ModelLoadError,
     TfliteModel,
     axis_labels_file_type,
+    description_file_type,
     parse_model,
     read_model,
     rgb_color_space,
@@ -48,6 +56,8 @@ from ktp_tflite.train.reader_grammar import (
 from ktp_tflite.train.reader_model import INPUT_NAME, OUTPUT_NAME
 
 CHARSET_FILE = "charset.txt"
+CROP_FILE = "crop.txt"
+CROP_KEYS = ("height", "width", "margin", "side_margin")
 # The files `ktpconvert export-reader` writes; the int8 one is also the app's asset (ktp-core ReaderModel.ASSET).
 FLOAT_FILE = "ktp_reader_float.tflite"
 INT8_FILE = "ktp_reader_int8.tflite"
@@ -92,8 +102,47 @@ def parse_charset(text: str, source: str = CHARSET_FILE) -> str:
     return "".join(" " if line == SPACE_TOKEN else line for line in lines[1:])
 
 
-def attach_reader_metadata(model: bytes, info: ReaderInfo = ReaderInfo(), source: str = "reader") -> bytes:
-    """``model`` with the reader's metadata and charset.txt packed in (existing metadata is replaced).
+def crop_txt(crop: CropConfig) -> str:
+    """The packed crop file: ``key=value`` per line, in :data:`CROP_KEYS` order."""
+    return "".join(f"{key}={getattr(crop, key)}\n" for key in CROP_KEYS)
+
+
+def parse_crop(text: str, source: str = CROP_FILE) -> CropConfig:
+    """The crop geometry of a crop file written by :func:`crop_txt`.
+
+    Raises:
+      ReaderModelError: not such a file, or values a crop cannot have (names ``source``).
+    """
+    values: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        key, sep, value = line.partition("=")
+        if not sep or key not in CROP_KEYS or key in values:
+            raise ReaderModelError(f"{source}: line {number} is not one of {', '.join(CROP_KEYS)}=VALUE "
+                                   "(each once)")
+        values[key] = value
+    if set(values) != set(CROP_KEYS):
+        raise ReaderModelError(f"{source}: missing {', '.join(k for k in CROP_KEYS if k not in values)}")
+    numbers: dict[str, int | float] = {}
+    for key, kind, what in (("height", int, "an integer"), ("width", int, "an integer"),
+                            ("margin", float, "a number"), ("side_margin", float, "a number")):
+        try:
+            numbers[key] = kind(values[key])
+        except ValueError:
+            shown = values[key] if len(values[key]) <= 40 else values[key][:40] + "..."
+            raise ReaderModelError(f"{source}: {key} {shown!r} is not {what}") from None
+    try:
+        return CropConfig(**numbers)  # type: ignore[arg-type]  # ints for height/width, floats for the margins
+    except KtpError as error:
+        raise ReaderModelError(f"{source}: {error}") from None
+
+
+def attach_reader_metadata(model: bytes, crop: CropConfig, info: ReaderInfo = ReaderInfo(),
+                           source: str = "reader") -> bytes:
+    """``model`` with the reader's metadata, charset.txt and crop.txt packed in (existing metadata is replaced).
+
+    Args:
+      crop: the crop geometry the reader was trained on (its height and width
+        must be the model input's).
 
     Raises:
       ReaderModelError: the model does not have the reader's input and output.
@@ -108,8 +157,9 @@ def attach_reader_metadata(model: bytes, info: ReaderInfo = ReaderInfo(), source
     if tflite.has_metadata:
         model = tflite.without_metadata()
     with tempfile.TemporaryDirectory() as folder:
-        charset = Path(folder) / CHARSET_FILE
+        charset, crop_file = Path(folder) / CHARSET_FILE, Path(folder) / CROP_FILE
         charset.write_text(charset_txt(), encoding="utf-8")
+        crop_file.write_text(crop_txt(crop), encoding="utf-8")
         writer = metadata_writer.MetadataWriter.create_from_metadata_info(
             model_buffer=bytearray(model),
             general_md=metadata_info.GeneralMd(name=info.name, version=info.version, description=info.description,
@@ -122,8 +172,10 @@ def attach_reader_metadata(model: bytes, info: ReaderInfo = ReaderInfo(), source
                 name=OUTPUT_NAME, description="CTC logits per time step over charset.txt (class 0: blank).",
                 associated_files=[metadata_info.AssociatedFileMd(
                     str(charset), "Class i of the logits is line i; <blank> is the CTC blank.",
-                    axis_labels_file_type())])],
-            associated_files=[str(charset)])
+                    axis_labels_file_type()), metadata_info.AssociatedFileMd(
+                    str(crop_file), "The crop the reader was trained on: height and width in pixels, margins "
+                    "above/below and left/right in text heights.", description_file_type())])],
+            associated_files=[str(charset), str(crop_file)])
         result = bytes(writer.populate())
     TfliteReader(result, source)  # reads back: the charset and shapes it promises
     return result
@@ -157,17 +209,30 @@ class TfliteReader:
         from ai_edge_litert.interpreter import Interpreter
 
         self.model = _checked(model if isinstance(model, TfliteModel) else parse_model(model, source))
+        self.height, self.width = (int(v) for v in self.model.input.shape[1:3])
+        self.crop = CropConfig(height=self.height, width=self.width)  # a reader without crop.txt
         if self.model.has_metadata:
             try:
                 alphabet = parse_charset(self.model.associated_file(CHARSET_FILE).decode("utf-8"),
                                          f"{self.model.source}: {CHARSET_FILE}")
             except ModelLoadError as error:
                 raise ReaderModelError(str(error)) from None
+            except UnicodeDecodeError:
+                raise ReaderModelError(f"{self.model.source}: {CHARSET_FILE} is not UTF-8 text") from None
             if alphabet != ALPHABET:
                 raise ReaderModelError(f"{self.model.source}: its charset ({len(alphabet)} characters) is not "
                                        f"this decoder's alphabet ({len(ALPHABET)}); it was trained for "
                                        "another version of the reader")
-        self.height, self.width = (int(v) for v in self.model.input.shape[1:3])
+            meta = self.model.metadata
+            if meta is not None and CROP_FILE in meta.associated_files:
+                try:
+                    text = self.model.associated_file(CROP_FILE).decode("utf-8")
+                except UnicodeDecodeError:
+                    raise ReaderModelError(f"{self.model.source}: {CROP_FILE} is not UTF-8 text") from None
+                self.crop = parse_crop(text, f"{self.model.source}: {CROP_FILE}")
+                if (self.crop.height, self.crop.width) != (self.height, self.width):
+                    raise ReaderModelError(f"{self.model.source}: {CROP_FILE} says {self.crop.width}x"
+                                           f"{self.crop.height} crops, the input is {self.width}x{self.height}")
         self._interpreter = Interpreter(model_content=self.model.data, num_threads=num_threads)
         self._interpreter.allocate_tensors()
         self._input = self._interpreter.get_input_details()[0]
@@ -219,14 +284,14 @@ def read_card(reader: TfliteReader, image: np.ndarray, boxes: dict[str, tuple[fl
       reader: the reader model.
       image: uint8 RGB photo [H, W, 3] (upright; the boxes' pixels).
       boxes: field -> (left, top, right, bottom) pixels, the found fields only.
-      crop: crop geometry (default: the reader input's height and width).
+      crop: crop geometry (default: the reader's own, :attr:`TfliteReader.crop`).
 
     Returns:
       ``{"fields": {field: FieldReading dict + "text_height"}, "missing": [...],
       "nik_check": nik_report or None}``. The texts are the user's card: the
       caller decides where they go.
     """
-    crop = crop or CropConfig(height=reader.height, width=reader.width)
+    crop = crop or reader.crop
     crops = crops_from_boxes(image, boxes, crop, deskew=True)
     readings = dict(zip(crops, reader.read(list(crops.values()))))
     fields = {field: {**readings[field].to_dict(), "text_height": round(crops[field].text_height, 2)}

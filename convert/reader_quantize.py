@@ -16,10 +16,13 @@ import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+
 from ktp_tflite.convert.reader import ReaderInfo, TfliteReader, attach_reader_metadata
 from ktp_tflite.train.preprocess import INPUT_MEAN, INPUT_STD
 from ktp_tflite.train.reader_crops import FieldCrop
 from ktp_tflite.train.reader_export import ReaderExportError, calibrated_tflite
+from ktp_tflite.train.reader_grammar import greedy_decode
 from ktp_tflite.train.reader_model import ReaderConfig
 
 
@@ -30,8 +33,9 @@ def int8_tflite(model, config: ReaderConfig, representative: Sequence[FieldCrop]
       ReaderExportError: no representative crops, or the conversion failed.
     """
     import tensorflow as tf
-    from ktp_tflite.convert.quantize import ConversionError, pin_input_range
     from tensorflow.lite.python.convert import mlir_quantize
+
+    from ktp_tflite.convert.quantize import ConversionError, pin_input_range
 
     calibrated = calibrated_tflite(model, config, representative)
     try:
@@ -60,8 +64,19 @@ class ReaderExport:
     report: dict
 
 
+def compare_with_keras(tflite_model: bytes, model, crops: Sequence[FieldCrop]) -> dict:
+    """LiteRT against Keras on ``crops``: max |logit difference| and the share of equal greedy texts."""
+    from ktp_tflite.train.reader_train import crop_batch
+
+    ours = TfliteReader(tflite_model, "reader").logits(crops)
+    reference = model(crop_batch(crops), training=False).numpy()
+    same = [greedy_decode(a).text == greedy_decode(b).text for a, b in zip(ours, reference, strict=True)]
+    return {"crops": len(crops), "max_abs_logit_diff": float(np.max(np.abs(ours - reference))),
+            "logit_range": float(np.ptp(reference)), "greedy_agreement": float(np.mean(same))}
+
+
 def export_reader(run_dir: str | Path, representative_cards: int = 100, check_crops: int = 200,
-                  info: ReaderInfo = ReaderInfo(), workers: int = 1) -> ReaderExport:
+                  info: ReaderInfo | None = None, workers: int = 1) -> ReaderExport:
     """The float and int8 .tflite of a reader run, with metadata, verified and evaluated in LiteRT.
 
     Args:
@@ -69,13 +84,13 @@ def export_reader(run_dir: str | Path, representative_cards: int = 100, check_cr
       representative_cards: training cards whose crops calibrate int8 (5
         fields x the run's crop kinds each; jittered boxes as in training).
       check_crops: validation crops compared with the Keras model.
-      info: general metadata.
+      info: general metadata (default: :class:`ReaderInfo`).
       workers: processes rendering crops.
 
     Raises:
       ReaderRunError: not a reader run. ReaderExportError: a conversion failed.
     """
-    from ktp_tflite.train.reader_export import compare_with_keras, float_tflite
+    from ktp_tflite.train.reader_export import float_tflite
     from ktp_tflite.train.reader_train import (
         render_crops,
         restore_reader,
@@ -85,10 +100,12 @@ def export_reader(run_dir: str | Path, representative_cards: int = 100, check_cr
 
     config, model = restore_reader(run_dir)
     representative = render_crops(config.train_seed, representative_cards, config, box_jitter=config.box_jitter,
-                                  workers=workers)
-    val = validation_crops(run_dir, config, workers=workers)
-    float_model = attach_reader_metadata(float_tflite(model, config), info, "float reader")
-    int8_model = attach_reader_metadata(int8_tflite(model, config, representative), info, "int8 reader")
+                                  workers=workers, kinds=config.validation_kinds)
+    val = validation_crops(Path(run_dir), config, workers=workers)
+    info = info or ReaderInfo()
+    float_model = attach_reader_metadata(float_tflite(model, config), config.crop, info, "float reader")
+    int8_model = attach_reader_metadata(int8_tflite(model, config, representative), config.crop, info,
+                                        "int8 reader")
     report: dict = {"representative_crops": len(representative), "val_crops": len(val)}
     for name, data in (("float", float_model), ("int8", int8_model)):
         reader = TfliteReader(data, f"{name} reader")

@@ -23,7 +23,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -31,6 +30,7 @@ import numpy as np
 
 from ktp_tflite.train.coco_eval import Detections
 from ktp_tflite.train.errors import KtpError
+from ktp_tflite.train.scratch import private_tempdir
 
 RUNTIMES = ("litert", "task-library", "mediapipe")
 _MODULES = {"litert": "ai_edge_litert", "task-library": "tflite_support", "mediapipe": "mediapipe"}
@@ -62,7 +62,7 @@ def run_probe(runtime: str, model_path: str | Path, images: Sequence[np.ndarray]
         raise RuntimeUnavailableError(
             f"runtime {runtime} is not installed (pip install {_MODULES[runtime].replace('_', '-')})"
         )
-    with tempfile.TemporaryDirectory(prefix="ktp-probe-") as folder:
+    with private_tempdir("ktp-probe-") as folder:  # the probe's own temporaries go in it too (Ctrl-C)
         paths = []
         for number, image in enumerate(images):
             path = Path(folder) / f"{number}.npy"
@@ -74,8 +74,8 @@ def run_probe(runtime: str, model_path: str | Path, images: Sequence[np.ndarray]
                    str(model_path), str(listing)]
         timeout = PROBE_TIMEOUT_S + PROBE_SECONDS_PER_IMAGE * len(paths)
         try:
-            done = subprocess.run(command, capture_output=True, text=True, timeout=timeout,
-                                  env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2",
+            done = subprocess.run(command, check=False, capture_output=True, text=True, timeout=timeout,
+                                  env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2",  # TMPDIR is the folder
                                        "GLOG_minloglevel": "2"})
         except subprocess.TimeoutExpired as error:
             raise RuntimeUnavailableError(f"{model_path}: {runtime} probe timed out") from error
@@ -194,9 +194,9 @@ def detect_images(
     model_size = (model_width, model_height)
     raw = run_probe(runtime, model_path, images)
     returned, app = [], []
-    for found, image, image_id in zip(raw, images, image_ids, strict=True):
+    for answer, image, image_id in zip(raw, images, image_ids, strict=True):
         height, width = image.shape[:2]
-        returned.append(pixel_detections(found, width, height, image_id, labels))
-        app.append(pixel_detections(found, width, height, image_id, labels,
+        returned.append(pixel_detections(answer, width, height, image_id, labels))
+        app.append(pixel_detections(answer, width, height, image_id, labels,
                                     app_mapping=(runtime, model_size)))
     return RuntimeDetections(runtime, returned, app)

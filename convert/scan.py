@@ -80,7 +80,7 @@ class OutputBinding:
 
     @property
     def input_dtype(self) -> str:
-        """ "uint8", "int8" or "float32"."""
+        """The input dtype: "uint8", "int8" or "float32"."""
         return self.model.input.dtype
 
     @property
@@ -100,7 +100,7 @@ class OutputBinding:
 
     @property
     def normalization_source(self) -> str:
-        """ "metadata" or "default"."""
+        """Where the input normalization comes from: "metadata" or "default"."""
         return self.model.normalization.source
 
     @property

@@ -285,7 +285,7 @@ class TfliteModel:
 
     @property
     def precision(self) -> str:
-        """ "int8" when no op computes in float (see :attr:`float_compute_ops`), else "float"."""
+        """Compute precision: "int8" when no op computes in float (:attr:`float_compute_ops`), else "float"."""
         return "float" if self.float_compute_ops else "int8"
 
     @functools.cached_property
@@ -672,3 +672,10 @@ def axis_labels_file_type() -> int:
     from tensorflow_lite_support.metadata import metadata_schema_py_generated as metadata_schema
 
     return metadata_schema.AssociatedFileType.TENSOR_AXIS_LABELS
+
+
+def description_file_type() -> int:
+    """tflite-support's metadata ``AssociatedFileType.DESCRIPTIONS``, for the metadata writer."""
+    from tensorflow_lite_support.metadata import metadata_schema_py_generated as metadata_schema
+
+    return metadata_schema.AssociatedFileType.DESCRIPTIONS

@@ -25,7 +25,6 @@ from ktp_tflite.train.errors import KtpError
 from ktp_tflite.train.export import POSTPROCESS_OP
 
 
-
 class VerificationError(KtpError, RuntimeError):
     """The converted model is broken for its users; lists what failed."""
 
@@ -186,8 +185,8 @@ def task_library_check(model: bytes | TfliteModel, labels: list[str], seed: int 
     pixels = resize_rgb(render_card(seed, 0).image, detector.height, detector.width)
     detector.feed(pixels)
     raw = detector.raw()
-    count = int(round(float(np.ravel(raw["count"])[0])))
-    interpreter_classes = [int(round(c)) for c in raw["classes"][0][:count]]
+    count = round(float(np.ravel(raw["count"])[0]))
+    interpreter_classes = [round(float(c)) for c in raw["classes"][0][:count]]
 
     with tempfile.TemporaryDirectory() as folder:
         model_path = Path(folder) / "model.tflite"
@@ -264,7 +263,7 @@ def runtime_agreement(model_path: str | Path, labels: list[str]) -> RuntimeAgree
     scale = np.array([height, width, height, width], dtype=np.float64)
     reference = detect_images("litert", model_path, photos, ids).returned
     runtimes = tuple(r for r in installed_runtimes() if r != "litert")
-    offsets: dict[str, dict[str, float]] = {}
+    offsets: dict[str, dict[str, float | list[float]]] = {}  # edge -> px; *_mean_edges -> 4 px
     missing: dict[str, list[str]] = {}
     warnings = []
     for runtime in runtimes:

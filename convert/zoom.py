@@ -182,7 +182,7 @@ def scan_image_zoomed(
 
     def detect(image: np.ndarray) -> Detections:
         raw = run_detector(spec, image)
-        count = max(0, min(len(raw["scores"]), int(round(float(np.ravel(raw["count"])[0])))))
+        count = max(0, min(len(raw["scores"]), round(float(np.ravel(raw["count"])[0]))))
         return Detections("", np.asarray(raw["boxes"][:count], np.float64).reshape(-1, 4),
                           np.round(raw["classes"][:count]).astype(np.int64), raw["scores"][:count])
 

@@ -151,8 +151,8 @@ def test_unknown_profile_name_lists_the_choices():
 
 
 def test_stored_fit_is_reproduced_from_stored_costs():
-    from ktp_tflite.benchmarks.calibrate import cost_rows, device_profile, load_costs
     from ktp_tflite.benchmarks.projection import REFERENCE_ROWS, fit_with_loo
+    from ktp_tflite.benchmarks.tools.calibrate import cost_rows, device_profile, load_costs
 
     stored = load_profile("pixel4")
     rows = cost_rows(load_costs())
@@ -170,8 +170,8 @@ def test_stored_fit_is_reproduced_from_stored_costs():
 
 
 def test_projection_is_labelled_and_scales_with_the_device():
-    from ktp_tflite.benchmarks.calibrate import cost_rows, load_costs
     from ktp_tflite.benchmarks.projection import project
+    from ktp_tflite.benchmarks.tools.calibrate import cost_rows, load_costs
 
     rows = cost_rows(load_costs())["mobilenet_v1_1.0_224/int8"]
     pixel4 = project(rows, load_profile("pixel4"), "v1")
@@ -184,8 +184,8 @@ def test_projection_is_labelled_and_scales_with_the_device():
 
 
 def test_rows_measured_without_dot_product_use_the_slower_int8_peak():
-    from ktp_tflite.benchmarks.calibrate import cost_rows, device_profile, load_costs
     from ktp_tflite.benchmarks.projection import REFERENCE_ROWS, _Arrays, _project_arrays, capacity
+    from ktp_tflite.benchmarks.tools.calibrate import cost_rows, device_profile, load_costs
 
     pixel4 = device_profile("pixel4")
     with_dot, without = capacity(pixel4), capacity(pixel4, dotprod=False)

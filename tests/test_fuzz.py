@@ -1,6 +1,6 @@
 """A short, deterministic fuzz run over every data reader (issue 16, item 5).
 
-The targets and strategies are those of ``benchmarks/fuzz_readers.py`` (the
+The targets and strategies are those of ``benchmarks/tools/fuzz_readers.py`` (the
 long run); here each runs a fixed number of derandomized hypothesis inputs,
 about 35 s in all on a loaded 2-core machine. Per input: no exception but
 KtpError, no input file modified, no file left under any name in the input
@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 
-from ktp_tflite.benchmarks import fuzz_readers
+from ktp_tflite.benchmarks.tools import fuzz_readers
 
 pytest.importorskip("tensorflow")  # the TFRecord target writes and reads real TFRecords
 

@@ -1,5 +1,6 @@
-"""Packaging traps of the package_dir mapping (see STYLE.md)."""
+"""Packaging traps of the package_dir mapping (see STYLE.md) and honest dependencies."""
 
+import ast
 import configparser
 import re
 import subprocess
@@ -30,16 +31,18 @@ def test_help_does_not_import_tensorflow():
         "for args in (['--help'], ['data', '--help'], ['data', 'synth', '--help']):\n"
         "    result = CliRunner().invoke(main, args)\n"
         "    assert result.exit_code == 0, (args, result.output)\n"
-        "heavy = [m for m in ('tensorflow', 'keras', 'tflite_support', 'ai_edge_litert', 'numpy', 'PIL') if m in sys.modules]\n"
+        "heavy = ('tensorflow', 'keras', 'tflite_support', 'ai_edge_litert', 'numpy', 'PIL')\n"
+        "heavy = [m for m in heavy if m in sys.modules]\n"
         "print(','.join(heavy))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == ""
 
 
 def test_console_script_runs():
-    out = subprocess.run([sys.executable, "-m", "ktp_tflite.convert.cli", "--help"], capture_output=True, text=True)
+    command = [sys.executable, "-m", "ktp_tflite.convert.cli", "--help"]
+    out = subprocess.run(command, capture_output=True, text=True, check=False)
     assert out.returncode == 0, out.stderr
     assert "data" in out.stdout
 
@@ -114,3 +117,116 @@ def test_citation_check_flags_stale_citations():
         "x.py:3: docs/TRAINING-PROBE.md has no heading 'No such heading'",
         "x.py:4: cites /work/shared/REFERENCES.md, which is not a file of the repository",
     ]
+
+
+# Import names whose distribution is named differently (the longest dotted prefix wins); any
+# other import name is taken as its own distribution name. cv2 comes from any OpenCV build.
+DISTRIBUTIONS = {
+    "PIL": ("pillow",),
+    "cv2": ("opencv-python", "opencv-contrib-python", "opencv-python-headless", "opencv-contrib-python-headless"),
+    "fontTools": ("fonttools",),
+    "google.protobuf": ("protobuf",),
+    "official": ("tf-models-official",),
+    "tensorflow_lite_support": ("tflite-support",),
+    "tflite_support": ("tflite-support",),
+}
+FIRST_PARTY = "ktp_tflite"
+
+
+def distribution_key(name: str) -> str:
+    """A distribution name in PEP 503 normal form (``Pillow`` and ``pillow`` are one)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def declared_distributions(setup_cfg: Path) -> set[str]:
+    """Normalised names of install_requires and of every extra in ``setup_cfg``."""
+    config = configparser.ConfigParser()
+    config.read(setup_cfg)
+    lines = config["options"]["install_requires"].splitlines()
+    for requirements in config["options.extras_require"].values():
+        lines += requirements.splitlines()
+    names = (re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", line) for line in lines)
+    return {distribution_key(name.group(1)) for name in names if name}
+
+
+def imported_modules(text: str, where: str) -> list[tuple[int, str]]:
+    """(line, dotted module) of every absolute import in ``text``, function-level ones too."""
+    found = []
+    for node in ast.walk(ast.parse(text, where)):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.append((node.lineno, node.module))
+    return sorted(found)
+
+
+def distributions_of(module: str) -> tuple[str, ...] | None:
+    """The distributions that may provide ``module``; None for the standard library and ktp_tflite."""
+    top = module.split(".")[0]
+    if top in sys.stdlib_module_names or top == FIRST_PARTY:
+        return None
+    parts = module.split(".")
+    for length in range(len(parts), 0, -1):
+        if ".".join(parts[:length]) in DISTRIBUTIONS:
+            return DISTRIBUTIONS[".".join(parts[:length])]
+    return (top,)
+
+
+def undeclared_imports(text: str, where: str, declared: set[str]) -> tuple[list[str], set[str]]:
+    """(problems, distributions imported) of the third-party imports in ``text``."""
+    problems, used = [], set()
+    for line, module in imported_modules(text, where):
+        candidates = distributions_of(module)
+        if candidates is None:
+            continue
+        keys = {distribution_key(name) for name in candidates}
+        if keys & declared:
+            used |= keys & declared
+        else:
+            problems.append(
+                f"{where}:{line}: imports {module} (distribution {' or '.join(candidates)}), which setup.cfg "
+                "does not declare: add it to install_requires or an extra (or map the import name in "
+                "tests/test_packaging.py DISTRIBUTIONS)"
+            )
+    return problems, used
+
+
+def test_every_third_party_import_is_declared_in_setup_cfg():
+    declared = declared_distributions(ROOT / "setup.cfg")
+    problems, used = [], set()
+    for folder in MAPPED:
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            if "__pycache__" not in path.parts:
+                found, names = undeclared_imports(
+                    path.read_text(encoding="utf-8"), str(path.relative_to(ROOT)), declared
+                )
+                problems += found
+                used |= names
+    assert problems == []
+    # the scan did see the imports, so it cannot pass empty (these are imported today)
+    assert {"tensorflow", "keras", "flatbuffers", "protobuf", "mediapipe", "pillow", "numpy", "click"} <= used
+
+
+def test_undeclared_import_check_flags_missing_distributions():
+    text = (
+        "from __future__ import annotations\n"
+        "import os, json\n"
+        "from . import sibling\n"
+        "from ktp_tflite.train.labels import CLASSES\n"
+        "import numpy as np\n"
+        "def lazy():\n"
+        "    import cv2\n"
+        "    from google.protobuf.message import DecodeError\n"
+        "    from PIL import Image\n"
+        "    import yaml\n"
+        "import train.labels\n"
+    )
+    problems, used = undeclared_imports(text, "x.py", {"numpy", "pillow", "opencv-contrib-python"})
+    assert used == {"numpy", "pillow", "opencv-contrib-python"}
+    assert [p.split(" (")[0] for p in problems] == [
+        "x.py:8: imports google.protobuf.message",
+        "x.py:10: imports yaml",
+        "x.py:11: imports train.labels",  # the repo folder, not the installed ktp_tflite.train
+    ]
+    assert "(distribution protobuf)" in problems[0]
+    assert declared_distributions(ROOT / "setup.cfg") >= {"tensorflow", "pillow", "mediapipe", "pytest"}

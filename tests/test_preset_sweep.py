@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from ktp_tflite.benchmarks.preset_sweep import _median_rate, choose, markdown, parse_variant, plot
+from ktp_tflite.benchmarks.tools.preset_sweep import _median_rate, choose, markdown, parse_variant, plot
 
 
 def _row(variant, int8_bytes, float_bytes, ms_int8, ms_float, mean_ap=0.6431):
@@ -87,7 +87,7 @@ def test_plot_is_a_png_of_every_variant():
 
 
 def test_untrained_variants_are_projected_and_block_a_choice_they_could_win(tmp_path):
-    from ktp_tflite.benchmarks.preset_sweep import project_variant
+    from ktp_tflite.benchmarks.tools.preset_sweep import project_variant
 
     row = project_variant(tmp_path, 128, 0.35)
     assert row["variant"] == "128x0.35" and row["map"] is None and row["steps"] == 0

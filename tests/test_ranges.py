@@ -72,3 +72,38 @@ def test_logit_limit_is_where_the_int8_sigmoid_saturates():
     # (the upper end earlier, at ln(254.5 / 1.5)).
     assert quantized_sigmoid(-limit + 0.1) > -128
     assert quantized_sigmoid(np.log(254.5 / 1.5) - 0.01) < 127
+
+
+@pytest.mark.parametrize("later", ["above", "below", "both"])
+def test_histogram_doubles_its_span_without_moving_a_count(later):
+    rng = np.random.default_rng(3)
+    first = rng.integers(0, ranges.BINS, 5000) + 0.5  # inside [0, BINS): one value per unit bin
+    far = {"above": [3.5 * ranges.BINS], "below": [-2.5 * ranges.BINS], "both": [-2.5 * ranges.BINS,
+                                                                               3.5 * ranges.BINS]}[later]
+    second = np.concatenate([rng.integers(0, ranges.BINS, 100) + 0.5, far])
+    histogram = ranges._Histogram(0.0, float(ranges.BINS))
+    for values in (first, second):
+        histogram.add(values, (float(values.min()), float(values.max())))
+    assert histogram.low <= min(far + [0.0]) and histogram.high >= max(far + [float(ranges.BINS)])
+    assert histogram.counts.sum() == first.size + second.size
+    # the same counts as binning every value over the final span at once
+    everything = np.concatenate([first, second])
+    direct = np.histogram(everything, bins=ranges.BINS, range=(histogram.low, histogram.high))[0]
+    np.testing.assert_array_equal(histogram.counts, direct)
+    assert (histogram.min, histogram.max) == (everything.min(), everything.max())
+
+
+def test_choose_range_over_a_wider_histogram_uses_the_recorded_extent():
+    rng = np.random.default_rng(4)
+    values = np.concatenate([rng.normal(0.0, 1.0, 200_000), [-9.0, 12.0]])
+    tight = np.histogram(values, bins=ranges.BINS, range=(values.min(), values.max()))[0]
+    low, high = float(values.min()), float(values.max())
+    alone = ranges.choose_range(tight, low, high)
+    histogram = ranges._Histogram(-1.0, 1.0)  # the structure samples saw less; the span grew to 32
+    histogram.add(values, (low, high))
+    wide = ranges.choose_range(histogram.counts, histogram.low, histogram.high, (low, high))
+    assert histogram.high - histogram.low == 32.0
+    # ends are fractions of the recorded extent, never beyond it; the coarser bins choose nearly the same
+    assert low <= wide[0] < 0 < wide[1] <= high
+    assert wide[0] == pytest.approx(alone[0], rel=0.1) and wide[1] == pytest.approx(alone[1], rel=0.1)
+    assert wide[3] < 1.0 and wide[3] == pytest.approx(alone[3], abs=0.05)  # as much better than the recorded range

@@ -5,6 +5,7 @@ import json
 
 import numpy as np
 import pytest
+
 from ktp_tflite.train import synth
 from ktp_tflite.train.images import load_image
 from ktp_tflite.train.labels import CLASSES
@@ -112,8 +113,9 @@ def test_tiny_reader_trains_resumes_and_evaluates(tiny_run):
 
 
 def test_tiny_reader_exports_float_and_int8_that_load_in_litert(tiny_run):
-    from ktp_tflite.convert.reader_quantize import int8_tflite
-    from ktp_tflite.train.reader_export import compare_with_keras, float_tflite, tflite_logits
+    from ktp_tflite.convert.reader import TfliteReader
+    from ktp_tflite.convert.reader_quantize import compare_with_keras, int8_tflite
+    from ktp_tflite.train.reader_export import float_tflite
     from ktp_tflite.train.reader_train import restore_reader
 
     _, run_dir, crops, _ = tiny_run
@@ -122,7 +124,7 @@ def test_tiny_reader_exports_float_and_int8_that_load_in_litert(tiny_run):
     check = compare_with_keras(float_model, model, crops[:3])
     assert check["max_abs_logit_diff"] < 1e-3 and check["greedy_agreement"] == 1.0
     int8_model = int8_tflite(model, config, crops)
-    logits = tflite_logits(int8_model, crops[:3])
+    logits = TfliteReader(int8_model).logits(crops[:3])
     assert logits.shape == (3, config.time_steps, NUM_CLASSES) and logits.dtype == np.float32
     from ai_edge_litert.interpreter import Interpreter
 
@@ -140,8 +142,17 @@ def test_tiny_reader_exports_float_and_int8_that_load_in_litert(tiny_run):
 
 def test_export_reader_writes_both_models_with_metadata_and_scores(tiny_run, tmp_path):
     from click.testing import CliRunner
+
     from ktp_tflite.convert.cli import main
-    from ktp_tflite.convert.reader import CHARSET_FILE, ReaderModelError, TfliteReader, charset_txt, parse_charset
+    from ktp_tflite.convert.reader import (
+        CHARSET_FILE,
+        ReaderModelError,
+        TfliteReader,
+        charset_txt,
+        crop_txt,
+        parse_charset,
+        parse_crop,
+    )
     from ktp_tflite.convert.tflite_model import parse_model
     from ktp_tflite.train.reader_grammar import ALPHABET
 
@@ -159,6 +170,8 @@ def test_export_reader_writes_both_models_with_metadata_and_scores(tiny_run, tmp
     assert int8.precision == "int8" and int8.input.dtype == "uint8"
     assert parse_charset(int8.associated_file(CHARSET_FILE).decode()) == ALPHABET
     assert int8.normalization.mean == (127.5,) and int8.normalization.std == (127.5,)
+    config, _, _, _ = tiny_run
+    assert TfliteReader(int8.data).crop == config.crop  # crop.txt: the geometry it was trained on
     readings = TfliteReader(int8.data).read(crops[:5])
     assert [r.field for r in readings] == [c.field for c in crops[:5]]
     assert readings[0].method == "greedy" and len(readings[0].text) <= 16 and set(readings[0].text) <= set("0123456789")
@@ -174,6 +187,14 @@ def test_export_reader_writes_both_models_with_metadata_and_scores(tiny_run, tmp
     assert other != charset_txt() and parse_charset(other).endswith("#")
     with pytest.raises(ReaderModelError, match="not a reader charset"):
         parse_charset("A\nB\n", "x.txt")
+    wide = CropConfig(width=384, side_margin=0.4)
+    assert crop_txt(wide) == "height=32\nwidth=384\nmargin=0.2\nside_margin=0.4\n"
+    assert parse_crop(crop_txt(wide)) == wide
+    for text, message in (("height=32\nwidth=384\nmargin=0.2\n", "missing side_margin"),
+                          ("height=32\nheight=32\n", "line 2"), ("width: 384\n", "line 1"),
+                          ("height=32\nwidth=x\nmargin=0.2\nside_margin=0.4\n", "crop.txt")):
+        with pytest.raises(ReaderModelError, match=message):
+            parse_crop(text, "crop.txt")
     not_reader = parse_model((out / "ktp_reader_int8.tflite").read_bytes(), "m")
     assert reader_module._checked(not_reader) is not_reader
 
@@ -208,3 +229,88 @@ def test_deskew_finds_the_slant_of_rendered_lines_and_bounds_the_box():
     assert max(abs(a) for a in level) <= 0.5  # an upright card's NIK line is level
     assert slanted_quad((0, 0, 100, 10), 10.0) is None  # a 10 px box cannot hold a 100 px line at 10 degrees
     np.testing.assert_allclose(slanted_quad((0, 0, 100, 10), 0.0), [[0, 0], [100, 0], [100, 10], [0, 10]])
+
+
+def _truth_boxes(card, photo):
+    size = (photo.shape[1], photo.shape[0])
+    boxes: dict = {}
+    for box in card.boxes:
+        boxes.setdefault(box.label, box.to_pixels(*size))
+    return boxes
+
+
+def test_detector_crops_keep_boxes_on_the_value_and_drop_the_rest():
+    from ktp_tflite.train.reader_crops import DETECTOR_KIND, box_crop, detector_value_crops
+
+    card = synth.render_card(5, 0, CLEAN)
+    photo = load_image(card.jpeg)
+    found = {f: (x0 - 1.5, y0 + 0.5, x1 + 2.0, y1) for f, (x0, y0, x1, y1) in _truth_boxes(card, photo).items()}
+    found["nama"] = (0.0, 0.0, 40.0, 10.0)  # a box nowhere near the name: the value is not in it
+    del found["jenis_kelamin"]  # a field the detector did not find
+    crops = detector_value_crops(card, photo, found, CROP)
+    assert [c.field for c in crops] == ["nik", "status_perkawinan", "kewarganegaraan"]
+    assert all(c.kind == DETECTOR_KIND and c.text == card.texts[c.field] for c in crops)
+    again = box_crop(photo, found["nik"], CROP, "nik", deskew=True)  # what scan --reader and the app crop
+    np.testing.assert_array_equal(crops[0].pixels, again.pixels)
+    assert crops[0].content_width == again.content_width
+
+
+def test_render_crops_adds_the_crops_of_the_detector_it_is_given():
+    from ktp_tflite.train.reader_model import ReaderConfig
+    from ktp_tflite.train.reader_train import ReaderRunError, render_crops
+
+    frame = synth.SynthConfig(width=320, height=240)
+    config = ReaderConfig(crop_kinds=("rectified", "detector"), frame_sizes=((320, 240),))
+    calls = []
+
+    def detect(photos):  # the exact boxes, shifted as a detector's are: rendered again from (seed, index)
+        calls.append(len(photos))
+        return [{f: (x0 + 1, y0, x1 + 1, y1) for f, (x0, y0, x1, y1) in
+                 _truth_boxes(synth.render_card(8, i, frame), photo).items()} for i, photo in enumerate(photos)]
+
+    crops = render_crops(8, 2, config, frame, detect=detect)
+    assert calls == [2]  # one chunk of rendered photos
+    assert [c.kind for c in crops] == ["rectified"] * 5 + ["detector"] * 5 + ["rectified"] * 5 + ["detector"] * 5
+    texts = [synth.render_card(8, i, frame).texts for i in range(2)]
+    assert [c.text for c in crops] == [texts[i][f] for i in range(2) for _ in range(2) for f in CLASSES]
+    plain = render_crops(8, 2, config, frame, kinds=config.validation_kinds)
+    assert [c.kind for c in plain] == ["rectified"] * 10
+    np.testing.assert_array_equal(plain[5].pixels, crops[10].pixels)
+    with pytest.raises(ReaderRunError, match="needs a detector"):
+        render_crops(8, 1, config, frame)
+
+
+def test_reader_configs_before_deskew_read_as_not_deskewed_and_detector_crops_need_a_base_kind():
+    from ktp_tflite.train.reader_model import ReaderConfig, ReaderConfigError, reader_config_from_json
+
+    old = json.loads(ReaderConfig().to_json())
+    for key in ("deskew_boxes", "detector", "init_from"):
+        del old[key]
+    assert reader_config_from_json(json.dumps(old)).deskew_boxes is False and ReaderConfig().deskew_boxes
+    with pytest.raises(ReaderConfigError, match="crop_kinds"):
+        ReaderConfig(crop_kinds=("detector",))
+
+
+def test_a_warm_start_takes_another_runs_weights_at_another_crop_width(tiny_run, tmp_path):
+    from ktp_tflite.train.reader_train import (
+        ReaderRunError,
+        newest_checkpoint,
+        render_crops,
+        restore_reader,
+        train_reader,
+    )
+
+    config, run_dir, _, _ = tiny_run
+    wider = dataclasses.replace(config, crop=dataclasses.replace(config.crop, width=config.crop.width + 64),
+                                steps=0, init_from=newest_checkpoint(run_dir))
+    crops = render_crops(3, 1, wider, synth.SynthConfig(width=320, height=240))
+    assert crops[0].pixels.shape == (32, config.crop.width + 64, 3)
+    train_reader(wider, tmp_path / "warm", train_crops=crops, val_crops=crops[:2])
+    (_, before), (stored, after) = restore_reader(run_dir), restore_reader(tmp_path / "warm")
+    assert stored.init_from == wider.init_from and stored.crop.width == config.crop.width + 64
+    for layer in ("stem", "block3.pw", "classes"):
+        for old, new in zip(before.get_layer(layer).get_weights(), after.get_layer(layer).get_weights(), strict=True):
+            np.testing.assert_array_equal(old, new)
+    other = dataclasses.replace(wider, channels=(8, 8, 8, 12, 24))
+    with pytest.raises(ReaderRunError, match="cannot start from this checkpoint"):
+        train_reader(other, tmp_path / "other", train_crops=crops, val_crops=crops[:2])

@@ -1,6 +1,8 @@
-"""The reader's box crop shared with Kotlin: sections "reader_crop" and "reader_deskew" of tests/vectors/ktp_vectors.json.
+"""The reader's crop shared with Kotlin: sections "reader_crop", "reader_deskew", "reader_crop_file" of the vectors.
 
-The Kotlin ``ReaderCropTest`` and ``DeskewTest`` (android_demo/ktp-core) read the same cases.
+The vectors: tests/vectors/ktp_vectors.json.
+
+The Kotlin ``ReaderCropTest``, ``DeskewTest`` and ``CropFileTest`` (android_demo/ktp-core) read the same cases.
 
 Section "reader_crop" (``box_crop`` without deskew):
 Each case is a synthetic image made by a rule both sides implement (channel
@@ -20,16 +22,25 @@ of them: the 80th percentile and the candidate scores inside
 calls), the angle, :func:`ktp_tflite.train.reader_crops.slanted_quad` (or
 null), and the deskewed crop as above, with the default :class:`CropConfig`.
 
+Section "reader_crop_file" (the reader's packed crop.txt): texts and what
+:func:`ktp_tflite.convert.reader.parse_crop` makes of them, named as the
+reader names them (``ktp_reader_int8.tflite: crop.txt``): the
+:class:`CropConfig` of a valid text, or for an invalid one the kind of
+refusal ("line", "missing", or "value": a number or a config it cannot
+be), its message, and the words every refusal of it must contain (ktp-core's
+``ReaderModel.parseCropConfig`` words a "value" refusal its own way).
+
 Regenerate after a deliberate change of a rule (rewrites those sections in
 place, every other byte of the file stays):
-``.venv/bin/python tests/test_reader_vectors.py --write [reader_crop|reader_deskew]``
-(both without a name).
+``.venv/bin/python tests/test_reader_vectors.py --write [reader_crop|reader_deskew|reader_crop_file]``
+(all without a name).
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
+import dataclasses
 import json
 import math
 import re
@@ -40,6 +51,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
+
+from ktp_tflite.convert.reader import CROP_FILE, CROP_KEYS, INT8_FILE, ReaderModelError, crop_txt, parse_crop
 from ktp_tflite.train import reader_crops
 from ktp_tflite.train.atomic_files import atomic_write_bytes
 from ktp_tflite.train.images import load_image
@@ -52,7 +66,6 @@ from ktp_tflite.train.reader_crops import (
     slanted_quad,
 )
 from ktp_tflite.train.synth import render_card
-from PIL import Image
 
 VECTORS_PATH = Path(__file__).parent / "vectors" / "ktp_vectors.json"
 SECTION = "reader_crop"
@@ -87,6 +100,9 @@ CASE_SPECS = [
      "config": {"height": 8, "width": 32, "margin": 0.0, "side_margin": 0.0}},
     {"about": "box outside the image: all black",
      "image": IMAGE_A, "box": [50.0, 40.0, 62.0, 44.0], "config": DEFAULT},
+    {"about": "the 384 px wide crop with side margin 0.4 (the next reference reader's): 263 columns, more than 256",
+     "image": IMAGE_B, "box": [1.0, 2.0, 16.0, 3.4],
+     "config": {"height": 32, "width": 384, "margin": 0.2, "side_margin": 0.4}},
 ]
 
 
@@ -467,7 +483,6 @@ def build_deskew_section() -> dict:
     }
 
 
-SECTION_BUILDERS: dict[str, Callable[[], dict]] = {SECTION: build_section, DESKEW_SECTION: build_deskew_section}
 DESKEW_CASES = VECTORS.get(DESKEW_SECTION, {}).get("cases", [])
 
 
@@ -554,6 +569,181 @@ def test_real_regions_crop_like_the_whole_photo():
         part = box_crop(region, tuple(shifted), DESKEW_CONFIG, spec["field"], deskew=True)
         assert whole.content_width == part.content_width
         assert np.abs(whole.pixels.astype(int) - part.pixels.astype(int)).max() <= 1
+
+
+# --- Section "reader_crop_file": the reader's packed crop.txt (parse_crop) -----------------------------------
+
+CROP_FILE_SECTION = "reader_crop_file"
+CROP_FILE_SOURCE = f"{INT8_FILE}: {CROP_FILE}"  # as TfliteReader names it; ktp-core parseCropConfig's default
+NEXT_READER = {"width": 384, "side_margin": 0.4}
+_LINES = "height=32\nwidth=384\nmargin=0.2\nside_margin=0.4\n"  # the next reader's crop.txt
+DIGITS_4300 = "0" * 4298 + "32"
+
+
+def _with(key: str, value: str) -> str:
+    """The next reader's crop.txt with ``key``'s value text replaced."""
+    return "".join(f"{k}={value if k == key else v}\n" for k, v in (line.split("=") for line in _LINES.splitlines()))
+
+
+# "written": the CropConfig fields crop_txt writes the text of; "text": a text by hand.
+# An invalid case names its kind and words that every refusal of it must contain.
+CROP_FILE_SPECS = [
+    {"about": "the default crop, as crop_txt writes it", "written": {}},
+    {"about": "the next reference reader's crop (384 px wide, side margin 0.4), as crop_txt writes it",
+     "written": NEXT_READER},
+    {"about": "the keys in another order, no line break at the end",
+     "text": "side_margin=0.4\nmargin=0.2\nwidth=384\nheight=32"},
+    {"about": "Windows and old Mac line ends", "text": "height=32\r\nwidth=384\rmargin=0.2\r\nside_margin=0.4\r\n"},
+    {"about": "other line breaks of str.splitlines: vertical tab, form feed, file and group separators",
+     "text": "height=32\x0bwidth=384\x0cmargin=0.2\x1cside_margin=0.4\x1d"},
+    {"about": "other line breaks of str.splitlines: record separator, NEL, line and paragraph separators",
+     "text": "margin=0.2\x1eheight=32\x85width=384\u2028side_margin=0.4\u2029"},
+    {"about": "whitespace around the values: spaces, a tab, a no-break space, an em and an ideographic space",
+     "text": "height= 32 \nwidth=\t384\u00a0\nmargin=\u3000 0.2\nside_margin=0.4\u2003\n"},
+    {"about": "int() and float() syntax: a sign, leading zeros, _ between digits, an exponent, no leading digit",
+     "text": "height=+0_32\nwidth=03_84\nmargin=2e-1\nside_margin=.4\n"},
+    {"about": "float() syntax: no digit after the point, _ in the mantissa, a capital E with a sign",
+     "text": "height=32\nwidth=384\nmargin=1.\nside_margin=4_0E-2\n"},
+    {"about": "Unicode decimal digits: fullwidth, Arabic-Indic, a mathematical bold digit (outside the BMP)",
+     "text": "height=\uff13\uff12\nwidth=\u0663\u0668\u0664\nmargin=0.\U0001d7d0\nside_margin=0.4\n"},
+    {"about": "the limits: width = height = 8, margins 0 (written -0) and 2",
+     "text": "height=8\nwidth=8\nmargin=-0\nside_margin=2\n"},
+    {"about": "an exponent below the smallest double: margin 0", "text": _with("margin", "1e-400")},
+    {"about": "a height of 4300 digits (leading zeros): as many as Python's int() reads",
+     "text": _with("height", DIGITS_4300)},
+    # Invalid: the line rules.
+    {"about": "an empty file", "text": "", "kind": "missing", "names": "missing height, width, margin, side_margin"},
+    {"about": "a key missing", "text": "height=32\nwidth=384\nmargin=0.2\n", "kind": "missing",
+     "names": "missing side_margin"},
+    {"about": "a key twice", "text": _LINES + "margin=0.3\n", "kind": "line", "names": "line 5"},
+    {"about": "an unknown key", "text": _LINES + "depth=3\n", "kind": "line", "names": "line 5"},
+    {"about": "a line without =", "text": "height=32\nwidth 384\nmargin=0.2\nside_margin=0.4\n", "kind": "line",
+     "names": "line 2"},
+    {"about": "an empty line between two", "text": "height=32\n\nwidth=384\nmargin=0.2\nside_margin=0.4\n",
+     "kind": "line", "names": "line 2"},
+    {"about": "an empty last line (two line breaks at the end)", "text": _LINES + "\n", "kind": "line",
+     "names": "line 5"},
+    {"about": "a space before the =", "text": _LINES.replace("width=", "width ="), "kind": "line", "names": "line 2"},
+    {"about": "a key in capitals", "text": _LINES.replace("height", "HEIGHT"), "kind": "line", "names": "line 1"},
+    {"about": "a byte-order mark before the first key", "text": "\ufeff" + _LINES, "kind": "line",
+     "names": "line 1"},
+    # Invalid: values that are not int() or float() syntax.
+    {"about": "a height with a point", "text": _with("height", "32.0"), "kind": "value", "names": "'32.0'"},
+    {"about": "a height in hex", "text": _with("height", "0x20"), "kind": "value", "names": "'0x20'"},
+    {"about": "a width with two underscores in a row", "text": _with("width", "3__84"), "kind": "value",
+     "names": "'3__84'"},
+    {"about": "a width with an underscore first", "text": _with("width", "_384"), "kind": "value",
+     "names": "'_384'"},
+    {"about": "a width with a space inside", "text": _with("width", "3 84"), "kind": "value", "names": "'3 84'"},
+    {"about": "a height followed by a unit separator (a space to str.isspace, not to int)",
+     "text": _with("height", "32\x1f"), "kind": "value", "names": "'32"},
+    {"about": "a height of 4301 digits: more than Python's int() reads", "text": _with("height", "0" + DIGITS_4300),
+     "kind": "value", "names": "height"},
+    {"about": "an empty margin", "text": _with("margin", ""), "kind": "value", "names": "''"},
+    {"about": "a second = in a value", "text": _with("margin", "0.2=0.3"), "kind": "value", "names": "'0.2=0.3'"},
+    {"about": "a float suffix (Java reads it, Python does not)", "text": _with("margin", "0.2f"), "kind": "value",
+     "names": "'0.2f'"},
+    {"about": "a hex float (Java reads it, Python does not)", "text": _with("side_margin", "0x1p-2"),
+     "kind": "value", "names": "'0x1p-2'"},
+    {"about": "a decimal comma", "text": _with("margin", "0,2"), "kind": "value", "names": "'0,2'"},
+    {"about": "an underscore next to the point", "text": _with("margin", "0_.2"), "kind": "value",
+     "names": "'0_.2'"},
+    {"about": "an exponent without digits", "text": _with("side_margin", "4e"), "kind": "value", "names": "'4e'"},
+    {"about": "a point alone", "text": _with("side_margin", "."), "kind": "value", "names": "'.'"},
+    {"about": "infinity misspelt", "text": _with("margin", "infinit"), "kind": "value", "names": "'infinit'"},
+    # Invalid: numbers a CropConfig cannot have.
+    {"about": "a height under 8", "text": _with("height", "7"), "kind": "value", "names": "crop size 384x7"},
+    {"about": "a negative height", "text": _with("height", "-32"), "kind": "value", "names": "crop size 384x-32"},
+    {"about": "a width under the height", "text": _with("width", "31"), "kind": "value", "names": "crop size 31x32"},
+    {"about": "a margin over 2", "text": _with("margin", "2.5"), "kind": "value", "names": "crop margin 2.5"},
+    {"about": "a negative side margin", "text": _with("side_margin", "-0.1"), "kind": "value",
+     "names": "crop side_margin -0.1"},
+    {"about": "a margin just over 2", "text": _with("margin", "2.0000001"), "kind": "value",
+     "names": "crop margin 2.0000001"},
+    {"about": "a margin nan (float() reads it)", "text": _with("margin", "NaN"), "kind": "value",
+     "names": "crop margin"},
+    {"about": "a margin inf (float() reads it)", "text": _with("margin", "inf"), "kind": "value",
+     "names": "crop margin"},
+    {"about": "a side margin -Infinity (float() reads it)", "text": _with("side_margin", "-Infinity"),
+     "kind": "value", "names": "crop side_margin"},
+    {"about": "a margin that overflows to inf", "text": _with("margin", "1e400"), "kind": "value",
+     "names": "crop margin"},
+]
+
+
+def _changed_key(text: str) -> str | None:
+    """The key whose value alone ``text`` changes in the next reader's crop.txt (:func:`_with`), else None."""
+    for line in text.split("\n"):
+        key, _, value = line.partition("=")
+        if key in CROP_KEYS and text == _with(key, value) != _LINES:
+            return key
+    return None
+
+
+def crop_file_case(spec: dict) -> dict:
+    """What parse_crop makes of one crop-file spec (the expected values of the vectors)."""
+    text = spec["text"] if "text" in spec else crop_txt(CropConfig(**spec["written"]))
+    case = {"about": spec["about"], "text": text}
+    if "kind" not in spec:
+        return {**case, "config": dataclasses.asdict(parse_crop(text, CROP_FILE_SOURCE))}
+    with pytest.raises(ReaderModelError) as refused:
+        parse_crop(text, CROP_FILE_SOURCE)
+    error = str(refused.value)
+    # "value": parse_crop re-raised int()'s, float()'s or CropConfig's error; "line" and "missing" are its own.
+    assert (refused.value.__context__ is not None) == (spec["kind"] == "value"), (spec["about"], error)
+    assert spec["names"] in error and error.startswith(f"{CROP_FILE_SOURCE}: "), (spec["about"], error)
+    return {**case, "kind": spec["kind"], "names": spec["names"], "error": error}
+
+
+def build_crop_file_section() -> dict:
+    return {
+        "about": ("The reader's packed crop.txt (ktp_tflite.convert.reader.parse_crop; Kotlin "
+                  "ReaderModel.parseCropConfig in :ktp-core), read as the reader names it: 'ktp_reader_int8.tflite: "
+                  "crop.txt'. text: the file. config: the CropConfig of a valid one (height, width, margin, "
+                  "side_margin). An invalid one has kind: line (a line not KEY=VALUE with one of the four keys, or "
+                  "a key again), missing (a key not there) or value (not int()/float() syntax, or a crop no "
+                  "CropConfig can be); error: Python's message; names: words every refusal of it contains. "
+                  "Regenerate: python tests/test_reader_vectors.py --write reader_crop_file."),
+        "cases": [crop_file_case(spec) for spec in CROP_FILE_SPECS],
+    }
+
+
+SECTION_BUILDERS: dict[str, Callable[[], dict]] = {SECTION: build_section, DESKEW_SECTION: build_deskew_section,
+                                                   CROP_FILE_SECTION: build_crop_file_section}
+CROP_FILE_CASES = VECTORS.get(CROP_FILE_SECTION, {}).get("cases", [])
+
+
+def test_crop_file_vectors_are_parse_crops():
+    assert VECTORS[CROP_FILE_SECTION] == build_crop_file_section()
+
+
+@pytest.mark.parametrize("case", CROP_FILE_CASES, ids=[case["about"] for case in CROP_FILE_CASES])
+def test_parse_crop_reproduces_the_crop_file_vectors(case):
+    if "config" in case:
+        config = parse_crop(case["text"], CROP_FILE_SOURCE)
+        assert json.dumps(dataclasses.asdict(config)) == json.dumps(case["config"])  # -0.0 too
+        assert parse_crop(crop_txt(config)) == config
+    else:
+        with pytest.raises(ReaderModelError) as refused:
+            parse_crop(case["text"], CROP_FILE_SOURCE)
+        assert str(refused.value) == case["error"]
+
+
+def test_crop_file_vectors_cover_the_rules():
+    valid = [case for case in CROP_FILE_CASES if "config" in case]
+    invalid = [case for case in CROP_FILE_CASES if "config" not in case]
+    texts = [case["text"] for case in valid]
+    assert crop_txt(CropConfig()) in texts and crop_txt(CropConfig(**NEXT_READER)) in texts
+    assert {case["kind"] for case in invalid} == {"line", "missing", "value"}
+    # Each key refused for a value of its own: not its syntax (int() for the sizes, float() for the
+    # margins), and a number no crop can have.
+    for key in CROP_KEYS:
+        refused = [case for case in invalid if case["kind"] == "value" and _changed_key(case["text"]) == key]
+        assert any("crop " in case["error"] for case in refused), key
+        assert any("crop " not in case["error"] for case in refused), key
+    # Python accepts, and the vectors keep, syntax Java's parsers read otherwise: both ways.
+    assert any("\u3000" in text or "\u00a0" in text for text in texts)
+    assert any(case["config"]["margin"] == 0.0 and math.copysign(1, case["config"]["margin"]) < 0 for case in valid)
 
 
 if __name__ == "__main__":

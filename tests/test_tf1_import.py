@@ -17,6 +17,7 @@ from ktp_tflite.train.anchors import generate_anchors
 from ktp_tflite.train.config import preset, with_overrides
 from ktp_tflite.train.model import build_model, tf1_variable_map
 from ktp_tflite.train.pipeline_config import PipelineConfigError
+from ktp_tflite.train.run_folder import RunFolder
 from ktp_tflite.train.tf1_import import (
     CheckpointImportError,
     import_checkpoint,
@@ -25,7 +26,7 @@ from ktp_tflite.train.tf1_import import (
     match_variables,
     model_config_from_pipeline,
 )
-from ktp_tflite.train.trainer import CHECKPOINT_DIR, make_optimizer, restore_model, train
+from ktp_tflite.train.trainer import make_optimizer, restore_model, train
 
 DATA = Path(__file__).parent / "data"
 COCO_CONFIG = DATA / "tf1" / "ssd_mobilenet_v2_coco.config"
@@ -414,7 +415,7 @@ def test_resume_with_a_new_class_count_reinitialises_only_the_class_heads(tiny, 
     optimizer.build(model.trainable_variables)
     step = tf.Variable(5, dtype=tf.int64)
     tf.train.Checkpoint(step=step, model=model, optimizer=optimizer).restore(
-        tf.train.latest_checkpoint(str(run_dir / CHECKPOINT_DIR))).assert_existing_objects_matched()
+        tf.train.latest_checkpoint(str(RunFolder(run_dir).checkpoints))).assert_existing_objects_matched()
     assert int(step.numpy()) == 0
     logs: list[str] = []
     five = with_overrides(preset("tiny"), steps=0)  # 5 KTP classes; no steps yet
@@ -437,4 +438,4 @@ def test_resume_with_a_new_class_count_reinitialises_only_the_class_heads(tiny, 
     result = train(with_overrides(preset("tiny"), steps=2), small_synth, run_dir, resume=True,
                    log=logs.append)
     assert (result.first_step, result.last_step) == (0, 2)
-    assert tf.train.latest_checkpoint(str(run_dir / CHECKPOINT_DIR)).endswith("ckpt-2")
+    assert tf.train.latest_checkpoint(str(RunFolder(run_dir).checkpoints)).endswith("ckpt-2")

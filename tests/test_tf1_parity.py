@@ -1,4 +1,4 @@
-"""benchmarks/tf1_parity.py: the raw-output comparison behind the TF1 export check."""
+"""benchmarks/tools/tf1_parity.py: the raw-output comparison behind the TF1 export check."""
 
 from __future__ import annotations
 
@@ -31,19 +31,19 @@ def _images(count=3):
 
 
 def test_same_weights_give_equal_raw_outputs(graphs):
-    from ktp_tflite.benchmarks.tf1_parity import compare_raw_outputs
+    from ktp_tflite.benchmarks.tools.tf1_parity import compare_raw_outputs
 
     result = compare_raw_outputs(graphs["a"], graphs["a_again"], _images())
     assert result == {"images": 3, "box_codes": 0.0, "scores": 0.0, "detections": 0.0}
 
 
 def test_other_weights_are_reported_with_their_difference(graphs):
-    from ktp_tflite.benchmarks.tf1_parity import compare_raw_outputs
+    from ktp_tflite.benchmarks.tools.tf1_parity import compare_raw_outputs
 
     result = compare_raw_outputs(graphs["a"], graphs["b"], _images())
     assert result["box_codes"] > 1e-3 and result["scores"] > 1e-3
     # The score difference is what the raw tensors say: recompute it directly.
-    from ktp_tflite.benchmarks.tf1_parity import _interpreter, _raw_tensor_indices, _run
+    from ktp_tflite.benchmarks.tools.tf1_parity import _interpreter, _raw_tensor_indices, _run
 
     image = _images(1)[0]
     a = _run(_interpreter(graphs["a"]), _raw_tensor_indices(graphs["a"]), image)

@@ -14,11 +14,8 @@ from ktp_tflite.train import config as config_lib
 from ktp_tflite.train.augment import augment_and_resize, crop_keeping_boxes, zoom_out
 from ktp_tflite.train.config import AugmentConfig, ConfigError, preset, run_config_from_json
 from ktp_tflite.train.model import build_model
+from ktp_tflite.train.run_folder import RunDirError, RunFolder
 from ktp_tflite.train.trainer import (
-    CHECKPOINT_DIR,
-    HISTORY_FILE,
-    METRICS_FILE,
-    RunDirError,
     build_seeded_model,
     reestimate_batch_norm,
     restore_model,
@@ -27,7 +24,7 @@ from ktp_tflite.train.trainer import (
 
 
 def _history(run_dir):
-    return [json.loads(line) for line in (run_dir / HISTORY_FILE).read_text().splitlines()]
+    return [json.loads(line) for line in RunFolder(run_dir).history.read_text().splitlines()]
 
 
 def test_loss_decreases_and_resume_continues_the_step_count(tmp_path, small_synth):
@@ -41,7 +38,7 @@ def test_loss_decreases_and_resume_continues_the_step_count(tmp_path, small_synt
     losses = [h["loss"] for h in history]
     assert np.mean(losses[-2:]) < 0.8 * losses[0], losses
     assert any(line.startswith("step 20/20") and "img/s" in line for line in logs)
-    metrics = json.loads((run_dir / METRICS_FILE).read_text())
+    metrics = json.loads(RunFolder(run_dir).metrics.read_text())
     assert metrics["step"] == 20 and 0.0 <= metrics["map50"] <= 1.0
     assert set(metrics["per_class_ap"]) == set(config_lib.CLASSES)
     stored = run_config_from_json((run_dir / "config.json").read_text())
@@ -55,7 +52,7 @@ def test_loss_decreases_and_resume_continues_the_step_count(tmp_path, small_synt
     assert (resumed.first_step, resumed.last_step) == (20, 25)
     assert any("resumed from" in line and "step 20" in line for line in logs)
     assert _history(run_dir)[-1]["step"] == 25
-    assert tf.train.latest_checkpoint(str(run_dir / CHECKPOINT_DIR)).endswith("ckpt-25")
+    assert tf.train.latest_checkpoint(str(RunFolder(run_dir).checkpoints)).endswith("ckpt-25")
     restored_config, model = restore_model(run_dir)
     assert restored_config.train.steps == 25
     assert model.outputs[0].shape[1:] == (150, 4)

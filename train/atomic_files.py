@@ -16,9 +16,10 @@ A command calls :func:`check_output` before any long work, then writes through
   turns SIGTERM into an exit that runs the same cleanup). Only SIGKILL can
   leave one, always under a hidden ``.NAME.*.tmp`` name, never the final one.
 
-:func:`atomic_write_bytes` and :func:`staged_directory` are the unchecked,
-replacing primitives, for files a command writes inside its own staging
-folder or replaces by design (the app's assets).
+:func:`atomic_write_bytes`, :func:`atomic_write_files` (several files that
+appear together) and :func:`staged_directory` are the unchecked, replacing
+primitives, for files a command writes inside its own staging folder or
+replaces by design (the app's assets).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import errno
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 from ktp_tflite.train.errors import KtpError
@@ -232,6 +233,27 @@ def atomic_write_bytes(path: PathLike, data: bytes) -> None:
         raise OutputPathError(f"{path}: folder {_parent(path)} does not exist; create it first")
     with atomic_output(path, force=True) as temporary:
         temporary.write_bytes(data)
+
+
+def atomic_write_files(contents: Mapping[PathLike, bytes]) -> None:
+    """Write several files, each through a temporary beside it; rename them only once all are written.
+
+    The unchecked, replacing primitive of :func:`atomic_write_bytes` for files
+    that belong together (a report and its table): a failure while writing
+    any of them (a missing folder, a folder in the way, a full disk, Ctrl-C)
+    leaves every file as it was and no temporary behind. The renames come
+    last, one per file.
+
+    Raises:
+      OutputPathError: a parent folder is missing, or a path is a folder.
+    """
+    paths = [Path(path) for path in contents]
+    for path in paths:
+        if not _parent(path).is_dir():
+            raise OutputPathError(f"{path}: folder {_parent(path)} does not exist; create it first")
+    with contextlib.ExitStack() as stack:
+        for path, data in zip(paths, contents.values()):
+            stack.enter_context(atomic_output(path, force=True)).write_bytes(data)
 
 
 def _publish_folder(staging: Path, path: Path, force: bool, marker: str | None) -> None:

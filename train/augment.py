@@ -170,8 +170,9 @@ def resize_sampled(
     """Stretch ``image`` to ``output_size`` with ``methods[method]``, moved by ``shift``.
 
     ``shift`` is [dy, dx] in output pixels (ignored by the box-kernel methods
-    "area" and "nearest"); the boxes (normalised) move with the pixels exactly, including the corner-aligned grid's own offset of
-    ``0.5 - 0.5 * scale`` output pixels, so every method keeps them aligned.
+    "area" and "nearest"); the boxes (normalised) move with the pixels exactly,
+    including the corner-aligned grid's own offset of ``0.5 - 0.5 * scale``
+    output pixels, so every method keeps them aligned.
     ``methods[i] == "antialias"`` with zero shift is :func:`tf_resize_rgb`.
 
     Returns:

@@ -70,7 +70,7 @@ def _load_source(source: str, config: ModelConfig):
         rows = height if height == width and height in (96, 128, 160, 192, 224) else 224
         try:
             return _keras_backbone(config, "imagenet")
-        except Exception as error:  # noqa: BLE001 - the download raises many types
+        except Exception as error:  # the download raises many types (re-raised as BackboneWeightsError)
             raise BackboneWeightsError(
                 "cannot download the ImageNet MobileNetV2 weights with Keras "
                 f"({type(error).__name__}: {error}); on a machine without internet, download "

@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -59,7 +60,8 @@ class CocoMetrics:
 
 
 def _ground_truth(dataset: Dataset) -> dict:
-    images, annotations = [], []
+    images: list[dict[str, Any]] = []
+    annotations: list[dict[str, Any]] = []
     for number, example in enumerate(dataset.examples, start=1):
         images.append({"id": number, "width": example.width, "height": example.height})
         for box in example.boxes:

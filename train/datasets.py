@@ -29,6 +29,7 @@ does too, or with ``skip_bad=True`` that image is dropped and listed in
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import xml.etree.ElementTree as ET
@@ -331,8 +332,7 @@ def _iter_tfrecord(path: Path) -> Iterator[bytes]:
     import tensorflow as tf
 
     try:
-        for raw in tf.data.TFRecordDataset(str(path)).as_numpy_iterator():
-            yield raw
+        yield from tf.data.TFRecordDataset(str(path)).as_numpy_iterator()
     except tf.errors.OpError as error:  # DataLossError for a torn file, others for worse
         first = (error.message or type(error).__name__).splitlines()[0]
         raise DatasetError(f"{path}: corrupt or truncated TFRecord ({first})") from None
@@ -365,6 +365,16 @@ def read_label_map(path: str | Path) -> dict[int, str]:
     return mapped
 
 
+def _feature_floats(feature, key: str) -> list[float]:
+    """The float list of ``key`` in a tf.train.Example's feature map; [] when absent."""
+    return list(feature[key].float_list.value) if key in feature else []
+
+
+def _feature_bytes(feature, key: str) -> list[bytes]:
+    """The bytes list of ``key`` in a tf.train.Example's feature map; [] when absent."""
+    return list(feature[key].bytes_list.value) if key in feature else []
+
+
 def read_tfrecord(path: Path, *, skip_bad: bool = False, label_map: str | Path | None = None,
                   max_pixels: int | None = None) -> Dataset:
     """Read a Roboflow / OD API TFRecord with its label map."""
@@ -386,17 +396,14 @@ def read_tfrecord(path: Path, *, skip_bad: bool = False, label_map: str | Path |
         where = f"{record} record {index}"
         try:
             example = tf.train.Example.FromString(raw)
-        except Exception as error:  # protobuf DecodeError has no stable import path
+        # on hostile bytes the pure-Python protobuf of this stack raises UnicodeDecodeError (a map
+        # key) and RecursionError (nested groups), not only google.protobuf.message.DecodeError
+        except Exception as error:  # noqa: BLE001 - protobuf raises more than DecodeError (above)
             collector.report(where, f"not a tf.train.Example ({error})")
             continue
         feature = example.features.feature
-
-        def floats(key: str) -> list[float]:
-            return list(feature[key].float_list.value) if key in feature else []
-
-        def strings(key: str) -> list[bytes]:
-            return list(feature[key].bytes_list.value) if key in feature else []
-
+        floats = functools.partial(_feature_floats, feature)
+        strings = functools.partial(_feature_bytes, feature)
         filename = (strings("image/filename") or strings("image/source_id") or [b""])[0].decode(
             "utf-8", "replace"
         ) or f"record_{index:06d}.jpg"
@@ -679,7 +686,8 @@ def write_coco(dataset: Dataset, out_dir: str | Path, progress: Callable[[int], 
     if not out_dir.parent.is_dir():
         raise DatasetError(f"{out_dir}: parent folder {out_dir.parent} does not exist")
     out_dir.mkdir(exist_ok=True)
-    images, annotations = [], []
+    images: list[dict[str, Any]] = []
+    annotations: list[dict[str, Any]] = []
     for image_id, example in enumerate(dataset.examples, start=1):
         target = out_dir / example.image_id
         if not target.exists() or target.read_bytes() != example.encoded():
@@ -752,7 +760,7 @@ def read_voc(path: Path, *, skip_bad: bool = False, max_pixels: int | None = Non
                 if bnd is None:
                     raise DatasetError(f"{where}: object {i} has no bndbox")
                 try:
-                    x0, y0, x1, y1 = (float(bnd.findtext(k)) for k in ("xmin", "ymin", "xmax", "ymax"))
+                    x0, y0, x1, y1 = (float(bnd.findtext(k, "")) for k in ("xmin", "ymin", "xmax", "ymax"))
                 except (TypeError, ValueError):
                     raise DatasetError(f"{where}: object {i} has a bad bndbox (xmin, ymin, xmax "
                                        "and ymax must be numbers in pixels)") from None
@@ -788,9 +796,10 @@ def read_image_folder(path: Path, *, skip_bad: bool = False, max_pixels: int | N
 
 
 def to_tf_dataset(dataset: Dataset):
-    """A ``tf.data.Dataset`` of dicts: ``image`` uint8 [H, W, 3], ``boxes`` float32 [N, 4]
-    (ymin, xmin, ymax, xmax normalised), ``classes`` int32 [N] (0-based), ``image_id`` string.
+    """A ``tf.data.Dataset`` of dicts: ``image``, ``boxes``, ``classes``, ``image_id``.
 
+    ``image`` is uint8 [H, W, 3], ``boxes`` float32 [N, 4] (ymin, xmin, ymax,
+    xmax normalised), ``classes`` int32 [N] (0-based), ``image_id`` a string.
     Encoded bytes come from Python; decoding runs in parallel inside TensorFlow.
     """
     import numpy as np

@@ -34,6 +34,7 @@ import numpy as np
 from ktp_tflite.train.anchors import generate_anchors
 from ktp_tflite.train.config import ModelConfig
 from ktp_tflite.train.errors import KtpError
+from ktp_tflite.train.scratch import private_tempdir
 
 POSTPROCESS_OP = "TFLite_Detection_PostProcess"
 INPUT_NAME = "normalized_input_image_tensor"
@@ -170,7 +171,8 @@ def float_tflite(saved_model_dir: str | Path, min_bytes: int | None = None) -> b
     concrete = loaded.signatures[SIGNATURE_KEY]
     converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete], loaded)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-    result = _outputs_in_tf1_order(converter.convert())
+    with private_tempdir("ktp-convert-"):  # the converter's own temporaries go in it too (Ctrl-C)
+        result = _outputs_in_tf1_order(converter.convert())
     if min_bytes is None:
         shapes = tf.train.load_checkpoint(str(folder / "variables" / "variables"))
         weights = sum(
@@ -281,7 +283,7 @@ def export_run(
     with atomic_output_dir(out, inputs=(run_dir,), force=force, marker=EXPORT_SUMMARY) as staging:
         tflite = write_export(model, config.model, export, staging)
         summary = {
-            "checkpoint": Path(checkpoint).name,
+            "checkpoint": Path(checkpoint).name if checkpoint else None,
             "preset": config.preset,
             "input_size": list(config.model.input_size),
             "num_classes": config.model.num_classes,

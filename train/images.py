@@ -29,6 +29,7 @@ import os
 import re
 import warnings
 from collections.abc import Iterator
+from typing import BinaryIO
 
 import numpy as np
 
@@ -113,13 +114,14 @@ def _opened(source: ImageSource, name: str, max_pixels: int | None) -> Iterator:
     from PIL import Image, UnidentifiedImageError
 
     limit = max_pixels_limit(max_pixels)
+    handle: BinaryIO
     if isinstance(source, bytes):
         if not source:
             raise ImageReadError(f"{name}: image is empty (0 bytes)")
         handle = io.BytesIO(source)
     else:
         try:
-            handle = open(source, "rb")  # noqa: SIM115 (closed below)
+            handle = open(source, "rb")  # closed by `with handle` below
         except (OSError, ValueError) as error:
             reason = getattr(error, "strerror", None) or _scrub(error)
             raise ImageReadError(f"{name}: cannot read the file ({reason})") from None
@@ -145,7 +147,7 @@ def _opened(source: ImageSource, name: str, max_pixels: int | None) -> Iterator:
         except UnidentifiedImageError:
             raise ImageReadError(f"{name}: cannot read the image: not a JPEG, PNG, BMP, GIF or "
                                  "WebP file, or its header is corrupt") from None
-        except Exception as error:  # a malformed header can make PIL raise almost anything
+        except Exception as error:  # noqa: BLE001 - a malformed header can make PIL raise almost anything
             raise ImageReadError(f"{name}: cannot read the image header ({_scrub(error)}); the "
                                  "file is corrupt or not an image") from None
         with image:
@@ -160,7 +162,7 @@ def _opened(source: ImageSource, name: str, max_pixels: int | None) -> Iterator:
 def _orientation(image) -> int:
     try:
         value = image.getexif().get(EXIF_ORIENTATION_TAG, 1)
-    except Exception:  # a corrupt EXIF block: the pixels are still usable as stored
+    except Exception:  # noqa: BLE001 - a corrupt EXIF block (any error): the pixels are still usable as stored
         return 1
     return value if isinstance(value, int) and 1 <= value <= 8 else 1
 
@@ -177,7 +179,7 @@ def _decode(image, name: str) -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # e.g. "Truncated File Read" chatter, palette notes
             image.load()
-    except Exception as error:  # truncated or corrupt data: PIL raises many types
+    except Exception as error:  # noqa: BLE001 - truncated or corrupt data: PIL raises many types
         raise ImageReadError(f"{name}: cannot decode image ({_scrub(error)}); the file is "
                              "truncated or not an image") from None
 

@@ -39,7 +39,6 @@ from ktp_tflite.train.config import AugmentConfig, ModelConfig, TrainConfig
 from ktp_tflite.train.preprocess import tf_resize_rgb, tf_to_model_input
 from ktp_tflite.train.records import Dataset, DatasetError
 
-
 # Every random change disabled (``ktpconvert train --no-augment``). TF's random
 # contrast and saturation reject an empty range, so this value is recognised
 # and the photo is only resized, which is what augmenting with it would do.
@@ -68,6 +67,7 @@ def _source_tensors(dataset: Dataset, num_classes: int):
             boxes[i, j] = (box.ymin, box.xmin, box.ymax, box.xmax)
             classes[i, j] = box.class_index
         num_boxes[i] = len(example.boxes)
+    images: list[str] | list[bytes]  # file paths, or the encoded images themselves
     if all(e.image_path is not None for e in dataset.examples):
         images = [str(e.image_path) for e in dataset.examples]
         from_files = True

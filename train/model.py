@@ -59,7 +59,7 @@ _TF1_SUFFIX = {
 
 
 def make_divisible(value: float, divisor: int = 8, min_value: int | None = None) -> int:
-    """slim's ``_make_divisible``: round to a multiple, never more than 10 % down."""
+    """TF-Slim's ``_make_divisible``: round to a multiple, never more than 10 % down."""
     if min_value is None:
         min_value = divisor
     rounded = max(min_value, int(value + divisor / 2) // divisor * divisor)
@@ -240,7 +240,8 @@ def feature_map_shapes(model: keras.Model) -> list[tuple[int, int, int]]:
         layer_in = layer.input
         if isinstance(layer_in, list):
             layer_in = layer_in[0]
-        shapes.append(tuple(int(d) for d in layer_in.shape[1:]))
+        height, width, depth = (int(d) for d in layer_in.shape[1:])
+        shapes.append((height, width, depth))
         index += 1
     return shapes
 

@@ -137,7 +137,7 @@ def _unquote(literal: str) -> str:
 
 
 def _number(text: str) -> int | float:
-    """int or float of a number token (ValueError for one Python will not convert)."""
+    """The int or float of a number token (ValueError for one Python will not convert)."""
     text = text.rstrip("fF") if not text.lower().endswith(("inf", "infinity")) else text
     if re.fullmatch(r"[-+]?\d+", text):
         return int(text)

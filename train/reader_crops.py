@@ -21,7 +21,10 @@ Two kinds of crop use that one function (:func:`crop_quad`):
   perspective), so a tilted line is straightened.
 - **box** (:func:`box_crop`, :func:`crops_from_boxes`): the axis-aligned
   pixel box a detector returns, with the same margins; this is what the app
-  reads from, so the reader is trained on those too.
+  reads from, so the reader is trained on those too;
+- **detector** (:func:`detector_value_crops`): a real detector's box on a
+  rendered photo (through the app's runtime: the caller runs it), so the
+  reader also learns that detector's box errors.
 
 Pixels are taken from the decoded JPEG of the photo (what the detector sees).
 """
@@ -32,19 +35,24 @@ import dataclasses
 from collections.abc import Mapping
 
 import numpy as np
+from PIL import Image
+
 from ktp_tflite.train.errors import KtpError
 from ktp_tflite.train.images import load_image
 from ktp_tflite.train.labels import CLASSES
+from ktp_tflite.train.records import iou
 from ktp_tflite.train.synth import (
     TRAIN,
+    RenderedCard,
     SynthConfig,
     apply_homography,
     homography,
     render_card,
 )
-from PIL import Image
 
 CROP_KINDS = ("rectified", "box")
+DETECTOR_KIND = "detector"  # a detector's own box on a rendered photo (:func:`detector_value_crops`)
+DETECTOR_MIN_IOU = 0.5
 DESKEW_MAX_DEG = 16.0  # the renderer rolls cards up to 15 degrees; a phone held by hand, less
 DESKEW_STEP_DEG = 0.5
 MIN_LINE_HEIGHT = 2.0  # px: a slanted rectangle thinner than this is no text line (the box is kept)
@@ -273,7 +281,7 @@ def jitter_box(box: tuple[float, float, float, float], amount: float, rng: np.ra
 
 def render_value_crops(seed: int, index: int, synth_config: SynthConfig = TRAIN,
                        crop: CropConfig = CropConfig(), kinds: tuple[str, ...] = CROP_KINDS,
-                       box_jitter: float = 0.0) -> list[FieldCrop]:
+                       box_jitter: float = 0.0, deskew: bool = False) -> list[FieldCrop]:
     """The five fields of rendered card ``(seed, index)`` as crops with their printed texts.
 
     Args:
@@ -282,15 +290,26 @@ def render_value_crops(seed: int, index: int, synth_config: SynthConfig = TRAIN,
       box_jitter: move each edge of the "box" crops by up to this many box
         heights (:func:`jitter_box`; 0 = the exact box). The draws depend on
         (seed, index) only.
+      deskew: "box" crops are deskewed (:func:`box_crop`), as ``scan --reader``
+        and the app crop a detector's box.
 
     Returns:
       One crop per field and kind, in CLASSES order (rectified first).
     """
+    card = render_card(seed, index, synth_config)
+    photo = load_image(card.jpeg, where=f"rendered card {seed}/{index}")
+    return card_value_crops(card, photo, (seed, index), crop, kinds, box_jitter, deskew)
+
+
+def card_value_crops(card: RenderedCard, photo: np.ndarray, key: tuple[int, int], crop: CropConfig,
+                     kinds: tuple[str, ...], box_jitter: float, deskew: bool) -> list[FieldCrop]:
+    """:func:`render_value_crops` of an already rendered card (``photo``: its decoded JPEG).
+
+    ``key`` (seed, index) seeds the box jitter.
+    """
     bad = [k for k in kinds if k not in CROP_KINDS]
     if bad or not kinds:
         raise CropError(f"crop kinds {kinds}: use one or both of {', '.join(CROP_KINDS)}")
-    card = render_card(seed, index, synth_config)
-    photo = load_image(card.jpeg, where=f"rendered card {seed}/{index}")
     crops = []
     if "rectified" in kinds:
         for field, quad in card.value_quads.items():
@@ -299,11 +318,38 @@ def render_value_crops(seed: int, index: int, synth_config: SynthConfig = TRAIN,
             crops.append(FieldCrop(field, "rectified", pixels, content, grown.astype(np.float32),
                                    card.texts[field], quad_sides(quad.astype(np.float64))[1]))
     if "box" in kinds:
-        rng = np.random.default_rng([seed, index, 7])
-        size = (synth_config.width, synth_config.height)
+        rng = np.random.default_rng([*key, 7])
+        size = (photo.shape[1], photo.shape[0])
         for box in card.boxes:
             pixel_box = box.to_pixels(*size)
             if box_jitter > 0:
                 pixel_box = jitter_box(pixel_box, box_jitter, rng, size)
-            crops.append(box_crop(photo, pixel_box, crop, box.label, card.texts[box.label]))
+            crops.append(box_crop(photo, pixel_box, crop, box.label, card.texts[box.label], deskew=deskew))
+    return crops
+
+
+def detector_value_crops(card: RenderedCard, photo: np.ndarray,
+                         found: Mapping[str, tuple[float, float, float, float]],
+                         crop: CropConfig) -> list[FieldCrop]:
+    """Deskewed crops of a detector's boxes on a rendered card, with the printed texts (kind "detector").
+
+    ``found``: the detector's top box per field, (left, top, right, bottom)
+    pixels of ``photo``. A box whose IoU with its field's ground-truth box is
+    under :data:`DETECTOR_MIN_IOU` is left out: the value is not in it, and a
+    reader taught to "read" it would learn to make text up. So is a field
+    the detector did not find. In CLASSES order.
+    """
+    size = (photo.shape[1], photo.shape[0])
+    truth: dict[str, tuple[float, float, float, float]] = {}
+    for labelled in card.boxes:
+        truth.setdefault(labelled.label, labelled.to_pixels(*size))
+    crops = []
+    for field in CLASSES:
+        box = found.get(field)
+        if box is None or field not in truth or iou(box, truth[field]) < DETECTOR_MIN_IOU:
+            continue
+        if box[2] - box[0] < 1 or box[3] - box[1] < 1:
+            continue
+        made = box_crop(photo, box, crop, field, card.texts[field], deskew=True)
+        crops.append(dataclasses.replace(made, kind=DETECTOR_KIND))
     return crops

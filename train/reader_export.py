@@ -6,8 +6,10 @@
   (preprocessed as in training) for every op in int8, uint8 input, float32
   logits; :func:`ktp_tflite.convert.reader_quantize.int8_tflite` pins its
   input range (uint8 input == pixel values, scale 1/127.5) and quantizes it.
-- :func:`compare_with_keras`: runs a .tflite in LiteRT on crops and compares
-  with the Keras model (max logit difference, greedy texts that agree).
+
+LiteRT runs a reader through :class:`ktp_tflite.convert.reader.TfliteReader`
+only (the comparison with Keras is
+:func:`ktp_tflite.convert.reader_quantize.compare_with_keras`).
 
 The int8 steps are the detector's (``convert/quantize.py``): calibrate only
 (here), pin the input range and quantize with the MLIR quantizer (in
@@ -20,15 +22,13 @@ Functions return bytes or dicts; only the CLI writes files.
 from __future__ import annotations
 
 import contextlib
-import tempfile
 from collections.abc import Iterator, Sequence
 
-import numpy as np
 from ktp_tflite.train.errors import KtpError
 from ktp_tflite.train.preprocess import to_model_input
 from ktp_tflite.train.reader_crops import FieldCrop
-from ktp_tflite.train.reader_grammar import NUM_CLASSES, greedy_decode
 from ktp_tflite.train.reader_model import INPUT_NAME, OUTPUT_NAME, ReaderConfig
+from ktp_tflite.train.scratch import private_tempdir
 
 
 class ReaderExportError(KtpError, RuntimeError):
@@ -57,7 +57,7 @@ def _converter(model, config: ReaderConfig) -> Iterator:
             return {OUTPUT_NAME: self.model(crop, training=False)}
 
     module = Serving()
-    with tempfile.TemporaryDirectory() as folder:
+    with private_tempdir("ktp-reader-") as folder:  # the converter's own temporaries go in it too
         tf.saved_model.save(module, folder, signatures={"serving_default": module.serve})
         loaded = tf.saved_model.load(folder)
         converter = tf.lite.TFLiteConverter.from_concrete_functions(
@@ -106,40 +106,3 @@ def calibrated_tflite(model, config: ReaderConfig, representative: Sequence[Fiel
         converter.inference_output_type = tf.float32
         converter._experimental_calibrate_only = True  # pylint: disable=protected-access
         return _convert(converter, "calibration")
-
-
-def tflite_logits(tflite_model: bytes, crops: Sequence[FieldCrop]) -> np.ndarray:
-    """Logits [N, T, NUM_CLASSES] of a reader .tflite in LiteRT (uint8 or float input, fed accordingly).
-
-    Raises:
-      ReaderExportError: the model does not have the reader's input and output.
-    """
-    from ai_edge_litert.interpreter import Interpreter
-
-    interpreter = Interpreter(model_content=bytes(tflite_model), num_threads=1)
-    interpreter.allocate_tensors()
-    inputs, outputs = interpreter.get_input_details(), interpreter.get_output_details()
-    if len(inputs) != 1 or len(outputs) != 1 or outputs[0]["shape"][-1] != NUM_CLASSES:
-        raise ReaderExportError(f"not a reader model: {len(inputs)} inputs, {len(outputs)} outputs "
-                                f"(expected 1 crop input and logits [1, T, {NUM_CLASSES}])")
-    rows = []
-    for crop in crops:
-        if inputs[0]["dtype"] == np.uint8:
-            value = crop.pixels[None]
-        else:
-            value = to_model_input(crop.pixels)[None].astype(inputs[0]["dtype"])
-        interpreter.set_tensor(inputs[0]["index"], value)
-        interpreter.invoke()
-        rows.append(interpreter.get_tensor(outputs[0]["index"])[0].copy())
-    return np.stack(rows)
-
-
-def compare_with_keras(tflite_model: bytes, model, crops: Sequence[FieldCrop]) -> dict:
-    """LiteRT against Keras on ``crops``: max |logit difference| and the share of equal greedy texts."""
-    from ktp_tflite.train.reader_train import crop_batch
-
-    ours = tflite_logits(tflite_model, crops)
-    reference = model(crop_batch(crops), training=False).numpy()
-    same = [greedy_decode(a).text == greedy_decode(b).text for a, b in zip(ours, reference)]
-    return {"crops": len(crops), "max_abs_logit_diff": float(np.max(np.abs(ours - reference))),
-            "logit_range": float(np.ptp(reference)), "greedy_agreement": float(np.mean(same))}

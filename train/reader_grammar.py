@@ -34,6 +34,7 @@ import math
 import string
 
 import numpy as np
+
 from ktp_tflite.train.errors import KtpError
 from ktp_tflite.train.identity import GENDERS, MARITAL_STATUSES
 from ktp_tflite.train.labels import CLASSES
@@ -188,7 +189,7 @@ def greedy_decode(logits: np.ndarray, allowed: str | None = None) -> GreedyReadi
 
 
 def ctc_log_likelihood(logits: np.ndarray, text: str) -> float:
-    """log p(text | logits) under CTC (forward algorithm); -inf when ``text`` needs more steps."""
+    """The log-likelihood log p(text | logits) under CTC (forward algorithm); -inf when ``text`` needs more steps."""
     log_probs = log_softmax(logits)
     labels = encode_text(text)
     extended = [BLANK]

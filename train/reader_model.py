@@ -30,7 +30,7 @@ import json
 from typing import Any
 
 from ktp_tflite.train.errors import KtpError
-from ktp_tflite.train.reader_crops import CropConfig
+from ktp_tflite.train.reader_crops import CROP_KINDS, DETECTOR_KIND, CropConfig
 from ktp_tflite.train.reader_grammar import NUM_CLASSES
 
 INPUT_NAME = "crop"
@@ -59,10 +59,20 @@ class ReaderConfig:
       train_seed / train_cards: rendered cards the training crops come from
         (5 fields x the crop kinds per card).
       val_seed / val_cards: rendered cards of the evaluation crops.
-      crop_kinds: "rectified" and/or "box" (see :mod:`ktp_tflite.train.reader_crops`).
+      crop_kinds: "rectified", "box" and/or "detector" (see
+        :mod:`ktp_tflite.train.reader_crops`); "detector" crops need a
+        detector when the training crops are rendered and are never
+        validation crops (those are the exact boxes).
       box_jitter: training "box" crops have each edge moved by up to this
         many box heights (a detector's box errors); validation crops use the
         exact boxes.
+      deskew_boxes: "box" crops are deskewed, as the app and ``scan --reader``
+        crop a detector's box (runs before this setting: False).
+      detector: the detector whose boxes made the "detector" crops (file name
+        and SHA-256 prefix), "" without them.
+      init_from: the checkpoint whose model weights started this run (a
+        warm start; the architecture must match, the crop width may differ),
+        "" for random initial weights.
       frame_sizes: (width, height) of the training photos, cycled by card
         index (three 640x480 cards to one 1280x960: the app reads from the
         analysis frame or a larger capture).
@@ -83,6 +93,9 @@ class ReaderConfig:
     val_cards: int = 300
     crop_kinds: tuple[str, ...] = ("rectified", "box")
     box_jitter: float = 0.12
+    deskew_boxes: bool = True
+    detector: str = ""
+    init_from: str = ""
     frame_sizes: tuple[tuple[int, int], ...] = ((640, 480), (640, 480), (640, 480), (1280, 960))
     checkpoint_every: int = 500
 
@@ -99,10 +112,19 @@ class ReaderConfig:
         for name in ("batch_size", "train_cards", "val_cards", "checkpoint_every"):
             if getattr(self, name) < 1:
                 raise ReaderConfigError(f"{name} must be >= 1")
+        bad = [k for k in self.crop_kinds if k not in (*CROP_KINDS, DETECTOR_KIND)]
+        if bad or not set(self.crop_kinds) & set(CROP_KINDS):
+            raise ReaderConfigError(f"crop_kinds {self.crop_kinds}: use \"rectified\" and/or \"box\", "
+                                    f"optionally with \"{DETECTOR_KIND}\"")
         if not 0.0 <= self.box_jitter <= 0.5:
             raise ReaderConfigError(f"box_jitter {self.box_jitter} must lie in 0..0.5 (box heights)")
         if not self.frame_sizes or any(len(s) != 2 or min(s) < 64 for s in self.frame_sizes):
             raise ReaderConfigError(f"frame_sizes {self.frame_sizes}: give (width, height) pairs of >= 64 px")
+
+    @property
+    def validation_kinds(self) -> tuple[str, ...]:
+        """The crop kinds of validation (and calibration) crops: the config's, without "detector"."""
+        return tuple(k for k in self.crop_kinds if k != DETECTOR_KIND)
 
     @property
     def time_steps(self) -> int:
@@ -125,6 +147,7 @@ def reader_config_from_json(text: str, source: str = "config.json") -> ReaderCon
         crop = CropConfig(**data.pop("crop"))
         for key in ("channels", "crop_kinds"):
             data[key] = tuple(data[key])
+        data.setdefault("deskew_boxes", False)  # written before box crops were deskewed
         if "frame_sizes" in data:
             data["frame_sizes"] = tuple(tuple(size) for size in data["frame_sizes"])
         return ReaderConfig(crop=crop, **data)

@@ -26,19 +26,26 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
+
 from ktp_tflite.train.atomic_files import atomic_write_bytes
 from ktp_tflite.train.errors import KtpError
+from ktp_tflite.train.images import load_image
 from ktp_tflite.train.labels import CLASSES
 from ktp_tflite.train.nik import levenshtein
 from ktp_tflite.train.preprocess import to_model_input
-from ktp_tflite.train.reader_crops import FieldCrop, render_value_crops
+from ktp_tflite.train.reader_crops import (
+    DETECTOR_KIND,
+    FieldCrop,
+    card_value_crops,
+    detector_value_crops,
+)
 from ktp_tflite.train.reader_grammar import FieldReading, decode_field, encode_text
 from ktp_tflite.train.reader_model import (
     ReaderConfig,
     build_reader,
     reader_config_from_json,
 )
-from ktp_tflite.train.synth import TRAIN, SynthConfig
+from ktp_tflite.train.synth import TRAIN, RenderedCard, SynthConfig, render_card
 
 
 class ReaderRunError(KtpError, ValueError):
@@ -55,43 +62,80 @@ class ReaderTrainResult:
     metrics: dict
 
 
-def _card_crops(args: tuple) -> list[FieldCrop]:
-    seed, index, config, synth_config, box_jitter = args
+BoxDetector = Callable[[list[np.ndarray]], list[dict[str, tuple[float, float, float, float]]]]
+"""Photos (uint8 RGB) -> each one's top box per field, (left, top, right, bottom) pixels: a detector
+as the app runs it (the convert layer builds one: :func:`ktp_tflite.convert.reader_detector.app_box_detector`)."""
+
+DETECT_CHUNK = 256  # cards rendered, then detected together, per round
+
+
+def _card_crops(args: tuple) -> tuple[list[FieldCrop], RenderedCard | None]:
+    seed, index, config, synth_config, box_jitter, kinds, keep_card = args
     width, height = config.frame_sizes[index % len(config.frame_sizes)]
-    sized = dataclasses.replace(synth_config, width=width, height=height)
-    return render_value_crops(seed, index, sized, config.crop, config.crop_kinds, box_jitter)
+    card = render_card(seed, index, dataclasses.replace(synth_config, width=width, height=height))
+    photo = load_image(card.jpeg, where=f"rendered card {seed}/{index}")
+    crops = card_value_crops(card, photo, (seed, index), config.crop, kinds, box_jitter, config.deskew_boxes)
+    return crops, card if keep_card else None
 
 
 def render_crops(seed: int, cards: int, config: ReaderConfig, synth_config: SynthConfig = TRAIN,
-                 box_jitter: float = 0.0, workers: int = 1) -> list[FieldCrop]:
-    """The crops of ``cards`` rendered cards of ``seed`` (5 fields x the config's crop kinds each).
+                 box_jitter: float = 0.0, workers: int = 1, detect: BoxDetector | None = None,
+                 kinds: tuple[str, ...] | None = None) -> list[FieldCrop]:
+    """The crops of ``cards`` rendered cards of ``seed`` (5 fields x ``kinds`` each, per card).
 
     Card ``i`` is rendered at ``config.frame_sizes[i % len]``; the result does
-    not depend on ``workers`` (processes).
+    not depend on ``workers`` (processes). ``kinds`` defaults to the config's
+    crop kinds; "detector" crops come from ``detect`` run on the rendered
+    photos :data:`DETECT_CHUNK` cards at a time
+    (:func:`ktp_tflite.train.reader_crops.detector_value_crops`).
+
+    Raises:
+      ReaderRunError: "detector" crops asked for without ``detect``.
     """
-    jobs = [(seed, index, config, synth_config, box_jitter) for index in range(cards)]
+    kinds = config.crop_kinds if kinds is None else kinds
+    with_detector = DETECTOR_KIND in kinds
+    if with_detector and detect is None:
+        raise ReaderRunError(f"crop kind {DETECTOR_KIND!r} needs a detector's boxes; pass the detector "
+                             "(`ktpconvert train-reader --detector MODEL`)")
+    base = tuple(k for k in kinds if k != DETECTOR_KIND)
+    jobs = [(seed, index, config, synth_config, box_jitter, base, with_detector) for index in range(cards)]
+    pool = None
     if workers > 1 and cards > 1:
         import multiprocessing
 
-        with multiprocessing.get_context("fork").Pool(workers) as pool:
-            per_card = pool.map(_card_crops, jobs, chunksize=16)
-    else:
-        per_card = [_card_crops(job) for job in jobs]
-    return [crop for crops in per_card for crop in crops]
+        pool = multiprocessing.get_context("fork").Pool(workers)
+    try:
+        crops: list[FieldCrop] = []
+        step = DETECT_CHUNK if with_detector else max(1, len(jobs))
+        for start in range(0, len(jobs), step):
+            chunk = jobs[start:start + step]
+            done = pool.map(_card_crops, chunk, chunksize=16) if pool else [_card_crops(job) for job in chunk]
+            if not with_detector:
+                crops += [crop for card_crops, _ in done for crop in card_crops]
+                continue
+            cards_done = [card for _, card in done if card is not None]  # kept: with_detector
+            photos = [load_image(card.jpeg, where="rendered card") for card in cards_done]
+            found_boxes = detect(photos) if detect is not None else []
+            for (card_crops, _), card, photo, found in zip(done, cards_done, photos, found_boxes, strict=True):
+                crops += card_crops + detector_value_crops(card, photo, found, config.crop)
+        return crops
+    finally:
+        if pool is not None:
+            pool.close()
+            pool.join()
 
 
 def save_crops(path: Path, crops: list[FieldCrop]) -> None:
-    """Write crops (pixels, geometry, texts) to an .npz file, atomically."""
-    import io
+    """Write crops (pixels, geometry, texts) to an .npz file, atomically (through a temporary file)."""
+    from ktp_tflite.train.atomic_files import atomic_output
 
-    buffer = io.BytesIO()
-    np.savez(buffer, pixels=np.stack([c.pixels for c in crops]),
-             content_width=np.array([c.content_width for c in crops], dtype=np.int32),
-             quad=np.stack([c.quad for c in crops]).astype(np.float32),
-             text_height=np.array([c.text_height for c in crops], dtype=np.float32),
-             field=np.array([c.field for c in crops]), kind=np.array([c.kind for c in crops]),
-             text=np.array([c.text or "" for c in crops]))
-    atomic_write_bytes(path, buffer.getvalue())
+    with atomic_output(path, force=True) as temporary, temporary.open("wb") as handle:
+        np.savez(handle, pixels=np.stack([c.pixels for c in crops]),
+                 content_width=np.array([c.content_width for c in crops], dtype=np.int32),
+                 quad=np.stack([c.quad for c in crops]).astype(np.float32),
+                 text_height=np.array([c.text_height for c in crops], dtype=np.float32),
+                 field=np.array([c.field for c in crops]), kind=np.array([c.kind for c in crops]),
+                 text=np.array([c.text or "" for c in crops]))
 
 
 def load_crops(path: Path) -> list[FieldCrop]:
@@ -197,13 +241,40 @@ def validation_crops(run_dir: Path, config: ReaderConfig, synth_config: SynthCon
                      workers: int = 1) -> list[FieldCrop]:
     """The run's validation crops (exact boxes): ``crops-val.npz`` of the run folder, rendered once."""
     return _cached_crops(Path(run_dir) / "crops-val.npz", lambda: render_crops(
-        config.val_seed, config.val_cards, config, synth_config, 0.0, workers))
+        config.val_seed, config.val_cards, config, synth_config, 0.0, workers, kinds=config.validation_kinds))
+
+
+def _warm_start(model, config: ReaderConfig) -> None:
+    """Load the model weights of checkpoint ``config.init_from`` (not its optimizer or step)."""
+    import tensorflow as tf
+
+    try:
+        status = tf.train.Checkpoint(model=model).restore(config.init_from)
+        status.expect_partial().assert_existing_objects_matched()
+    except (tf.errors.OpError, ValueError, AssertionError) as error:
+        raise ReaderRunError(f"{config.init_from}: cannot start from this checkpoint ({str(error).splitlines()[0]}); "
+                             "it must be a reader checkpoint with the same channels and head") from error
+
+
+def newest_checkpoint(run_dir: str | Path) -> str:
+    """The newest checkpoint of a reader run folder (a path prefix, as ``tf.train`` names it).
+
+    Raises:
+      ReaderRunError: no checkpoint there.
+    """
+    import tensorflow as tf
+
+    latest = tf.train.latest_checkpoint(str(Path(run_dir) / "checkpoints"))
+    if latest is None:
+        raise ReaderRunError(f"{run_dir}: no checkpoint in checkpoints/; pass a folder written by "
+                             "`ktpconvert train-reader`")
+    return latest
 
 
 def train_reader(config: ReaderConfig, run_dir: str | Path, resume: bool = False,
                  synth_config: SynthConfig = TRAIN, train_crops: list[FieldCrop] | None = None,
                  val_crops: list[FieldCrop] | None = None, workers: int = 1,
-                 extra_crops: list[FieldCrop] = ()) -> ReaderTrainResult:
+                 extra_crops: Sequence[FieldCrop] = (), detect: BoxDetector | None = None) -> ReaderTrainResult:
     """Train (or continue) a reader run in ``run_dir``; see the module docstring for the layout.
 
     Args:
@@ -215,7 +286,9 @@ def train_reader(config: ReaderConfig, run_dir: str | Path, resume: bool = False
         cards (rendered ones are kept in ``crops-train.npz`` / ``crops-val.npz``
         of the run folder, so a resumed run does not render them again).
       workers: processes rendering the crops.
-      extra_crops: more training crops (for example from a detector's boxes).
+      extra_crops: more training crops.
+      detect: the detector of the config's "detector" crops (needed only
+        while the training crops are rendered, not when they are cached).
 
     Raises:
       ReaderRunError: the folder is not new (without resume) or has no run (with it).
@@ -230,7 +303,7 @@ def train_reader(config: ReaderConfig, run_dir: str | Path, resume: bool = False
     if train_crops is None:
         _stderr(f"crops of {config.train_cards} training cards")
         train_crops = _cached_crops(run_dir / "crops-train.npz", lambda: render_crops(
-            config.train_seed, config.train_cards, config, synth_config, config.box_jitter, workers))
+            config.train_seed, config.train_cards, config, synth_config, config.box_jitter, workers, detect))
     if val_crops is None:
         _stderr(f"crops of {config.val_cards} validation cards")
         val_crops = validation_crops(run_dir, config, synth_config, workers)
@@ -251,6 +324,8 @@ def train_reader(config: ReaderConfig, run_dir: str | Path, resume: bool = False
         if manager.latest_checkpoint is None:
             raise ReaderRunError(f"{run_dir}: no checkpoint to resume from")
         checkpoint.restore(manager.latest_checkpoint).expect_partial()
+    elif config.init_from:
+        _warm_start(model, config)
     first = int(step.numpy())
     logit_length = tf.fill([config.batch_size], config.time_steps)
 
@@ -298,9 +373,7 @@ def restore_reader(run_dir: str | Path):
     if not stored.is_file():
         raise ReaderRunError(f"{run_dir}: no config.json; pass a folder written by `ktpconvert train-reader`")
     config = reader_config_from_json(stored.read_text(), str(stored))
-    latest = tf.train.latest_checkpoint(str(run_dir / "checkpoints"))
-    if latest is None:
-        raise ReaderRunError(f"{run_dir}: no checkpoint in checkpoints/")
+    latest = newest_checkpoint(run_dir)
     model = build_reader(config)
     tf.train.Checkpoint(model=model).restore(latest).expect_partial()
     return config, model

@@ -21,6 +21,19 @@ class DatasetError(KtpError, ValueError):
     """A data set file or record is unusable; the message names it and the fix."""
 
 
+def iou(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
+    """Intersection over union of two boxes given as (min, min, max, max) of the same two axes.
+
+    Either order works, (ymin, xmin, ymax, xmax) or pixel (left, top, right,
+    bottom), as long as both boxes use the same one.
+    """
+    inter_h = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    inter_w = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = inter_h * inter_w
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
 @dataclasses.dataclass(frozen=True)
 class Box:
     """One labelled box, normalised coordinates in [0, 1], (ymin, xmin, ymax, xmax)."""

@@ -261,7 +261,7 @@ def _find_font(key: str) -> Path:
     )
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _unhinted_font_file(key: str) -> bytes:
     """The font file of ``key`` without its TrueType hinting programs.
 
@@ -279,7 +279,7 @@ def _unhinted_font_file(key: str) -> bytes:
     return buffer.getvalue()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _font(key: str, size: int) -> ImageFont.FreeTypeFont:
     font = ImageFont.truetype(io.BytesIO(_unhinted_font_file(key)), size)
     font.key = key  # type: ignore[attr-defined]  # which FONT_FILES entry, for RenderedCard.fonts
@@ -374,7 +374,7 @@ def _text_mask(font: ImageFont.FreeTypeFont, text: str, anchor: str) -> tuple[Im
     (left, top) from the anchor point; ``right`` is the text's right edge.
     """
     left, top, right, bottom = font.getbbox(text, anchor=anchor)
-    x0, y0 = int(math.floor(left)) - 1, int(math.floor(top)) - 1
+    x0, y0 = math.floor(left) - 1, math.floor(top) - 1
     w, h = int(right - left) + 3, int(bottom - top) + 3
     mask = Image.new("L", (w, h), 0)
     ImageDraw.Draw(mask).text((-x0, -y0), text, font=font, fill=255, anchor=anchor)
@@ -424,8 +424,8 @@ def _render_card(
     background = _guilloche(int(rng.integers(4)))
     tint = rng.uniform(0.93, 1.05, size=3).astype(np.float32)
     card = Image.fromarray((np.clip(background * tint, 0, 1) * 255).astype(np.uint8))
-    ink_color = tuple(int(c) for c in rng.integers(0, 45, size=3))
-    painter = _CardPainter(card, ink_color, omit)
+    red, green, blue = (int(c) for c in rng.integers(0, 45, size=3))
+    painter = _CardPainter(card, (red, green, blue), omit)
     regular = config.text_fonts[int(rng.integers(len(config.text_fonts)))]
     bold = regular + "-bold"
     painter.family = regular
@@ -507,10 +507,11 @@ def _render_card(
     photo_y0 = nik_y - int(rng.integers(20, 30))
     photo_box = (photo_x0, photo_y0, photo_x0 + 170, photo_y0 + 215)
     _draw_photo(None if "photo" in omit else card, photo_box, rng)
-    small = _font(regular, int(rng.integers(15, 18)))
+    small_size = int(rng.integers(15, 18))
+    small = _font(regular, small_size)
     right_centre = (photo_box[0] + photo_box[2]) / 2
     painter.text("issue:city", (right_centre, photo_box[3] + 26), identity.issue_city,
-                 _fit_font(regular, small.size, identity.issue_city, 200), anchor="ms")
+                 _fit_font(regular, small_size, identity.issue_city, 200), anchor="ms")
     painter.text("issue:date", (right_centre, photo_box[3] + 48), f"{identity.issue_date:%d-%m-%Y}", small, anchor="ms")
     signature_box = (photo_box[0] + 10, photo_box[3] + 56, photo_box[2] - 10, photo_box[3] + 100)
     _draw_signature(scratch if "signature" in omit else draw, signature_box, rng)
@@ -555,7 +556,12 @@ def _card_quad(rng: np.random.Generator, config: SynthConfig, card_w: float, car
     direction = rng.uniform(0, 2 * math.pi)  # which way the card leans away from the camera
     pitch, yaw = tilt * math.sin(direction), tilt * math.cos(direction)
     corners = np.array(
-        [[-card_w / 2, -card_h / 2, 0], [card_w / 2, -card_h / 2, 0], [card_w / 2, card_h / 2, 0], [-card_w / 2, card_h / 2, 0]]
+        [
+            [-card_w / 2, -card_h / 2, 0],
+            [card_w / 2, -card_h / 2, 0],
+            [card_w / 2, card_h / 2, 0],
+            [-card_w / 2, card_h / 2, 0],
+        ]
     )
     distance = card_w * rng.uniform(1.2, 2.5)  # closer means stronger perspective
     cam = corners @ _rotation(roll, pitch, yaw).T + np.array([0, 0, distance])
@@ -673,7 +679,7 @@ def _thumb(rng: np.random.Generator, quad: np.ndarray, size) -> tuple | None:
         inward = -inward
     turn = rng.uniform(-0.45, 0.45)
     direction = np.array([[math.cos(turn), -math.sin(turn)], [math.sin(turn), math.cos(turn)]]) @ inward
-    card_h = 0.5 * (np.linalg.norm(quad[2] - quad[1]) + np.linalg.norm(quad[0] - quad[3]))
+    card_h = 0.5 * float(np.linalg.norm(quad[2] - quad[1]) + np.linalg.norm(quad[0] - quad[3]))
     width = rng.uniform(0.28, 0.42) * card_h
     tip = at + direction * (rng.uniform(0.05, 0.25) * card_h - width / 2)  # centre of the round tip
     base = at - direction * 1.5 * card_h
@@ -705,7 +711,9 @@ def _object(rng: np.random.Generator, kind: str, card_w: float, size) -> tuple |
     colour = rng.integers(20, 256, size=3)
     if kind == "card":
         w, h = card_w * rng.uniform(0.9, 1.1) / 2, card_w * 0.63 * rng.uniform(0.9, 1.1) / 2
-        corners = np.stack([centre + sx * w * axis + sy * h * normal for sx, sy in ((-1, -1), (1, -1), (1, 1), (-1, 1))])
+        corners = np.stack(
+            [centre + sx * w * axis + sy * h * normal for sx, sy in ((-1, -1), (1, -1), (1, 1), (-1, 1))]
+        )
         points, pad = corners, 2.0
     elif kind == "coin":
         r = card_w * rng.uniform(0.1, 0.16)
@@ -774,7 +782,8 @@ def _occluders(
     if rng.random() < config.thumb_share:
         kinds.append("thumb")
     if config.max_objects > 0 and rng.random() < config.object_share:
-        kinds += [("card", "coin", "pen")[int(rng.integers(3))] for _ in range(int(rng.integers(1, config.max_objects + 1)))]
+        count = int(rng.integers(1, config.max_objects + 1))
+        kinds += [("card", "coin", "pen")[int(rng.integers(3))] for _ in range(count)]
     # the soft edge (Gaussian, sigma 0.7) spreads under 3 px: keep the hard shape that much further out
     keep_out_hard = [(x0 - 3, y0 - 3, x1 + 3, y1 + 3) for x0, y0, x1, y1 in keep_out]
     placed = []

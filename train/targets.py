@@ -11,7 +11,11 @@ The OD API's argmax matcher as configured for SSD (``matched_threshold``,
 3. Force match: each ground-truth box also claims its single best anchor,
    whatever the IoU, so that no box goes without a positive (small, thin
    text lines often overlap no anchor by 0.5). When two boxes claim the same
-   anchor, the later box wins (as in the OD API's scatter).
+   anchor, the later box wins here on the CPU (``tensor_scatter_nd_update``,
+   whose order for duplicate indices TF leaves undefined); the OD API's
+   ``ArgMaxMatcher`` gives it to the first (an argmax over the boxes), a
+   difference on rare collisions only, kept because the reference was trained
+   this way (issue 15 check against official.vision's copy of the matcher).
 
 Padding rows (``num_boxes`` beyond the real count) never match.
 All functions are TensorFlow graph code (used inside ``tf.data.map``).

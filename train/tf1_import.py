@@ -3,7 +3,8 @@
 Input: a TF1 checkpoint prefix (``model.ckpt-N``, read with
 ``tf.train.load_checkpoint``, no TF1 needed) and its ``pipeline.config``.
 Output: a run folder as ``ktpconvert train`` writes it (``config.json`` and
-``checkpoints/ckpt-0`` holding step 0, the model and a fresh optimizer), which
+``checkpoints/ckpt-0`` holding step 0, the model and a fresh optimizer; plus
+``tf1_import.json``; layout in :mod:`ktp_tflite.train.run_folder`), which
 ``ktpconvert export``, ``quantize`` and ``train --resume`` accept.
 
 The model is built by :func:`ktp_tflite.train.model.build_model` from the
@@ -44,9 +45,10 @@ from ktp_tflite.train.pipeline_config import (
     parse_text_proto,
     ssd_config_from_message,
 )
+from ktp_tflite.train.run_folder import IMPORT_FILE as IMPORT_FILE  # the marker of `import-tf1 --force`
+from ktp_tflite.train.run_folder import RunFolder
 
 IMPORT_PRESET = "tf1-import"
-IMPORT_FILE = "tf1_import.json"
 EMA_SUFFIX = "/ExponentialMovingAverage"
 # The ssd_mobilenet_v2 feature extractor's fixed layout (OD API
 # ssd_mobilenet_v2_feature_extractor.py): layer_15/expansion_output, layer_19,
@@ -450,9 +452,10 @@ def import_checkpoint(
     import tensorflow as tf
 
     from ktp_tflite.train.model import build_model
-    from ktp_tflite.train.trainer import CHECKPOINT_DIR, CONFIG_FILE, make_optimizer
+    from ktp_tflite.train.trainer import make_optimizer
 
     out = Path(out_run_dir)
+    folder = RunFolder(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise CheckpointImportError(f"{out}: exists and is not an empty folder")
     pipeline = load_pipeline(pipeline_config_path)
@@ -471,7 +474,7 @@ def import_checkpoint(
     optimizer.build(model.trainable_variables)
     step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
     checkpoint = tf.train.Checkpoint(step=step, model=model, optimizer=optimizer)
-    manager = tf.train.CheckpointManager(checkpoint, str(out / CHECKPOINT_DIR), max_to_keep=3)
+    manager = tf.train.CheckpointManager(checkpoint, str(folder.checkpoints), max_to_keep=3)
     manager.save(checkpoint_number=0)
     post = pipeline.ssd.post_processing
     record = {
@@ -481,6 +484,6 @@ def import_checkpoint(
                         "iou_threshold": post.iou_threshold,
                         "max_total_detections": post.max_total_detections},
     }
-    (out / IMPORT_FILE).write_text(json.dumps(record, indent=2) + "\n")
-    (out / CONFIG_FILE).write_text(run_config.to_json())
+    folder.tf1_import.write_text(json.dumps(record, indent=2) + "\n")
+    folder.config.write_text(run_config.to_json())
     return report

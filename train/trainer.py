@@ -1,7 +1,7 @@
 """The training loop: checkpoints, exact resume, TensorBoard, evaluation.
 
-Run folder (``RUN_DIR``), read by ``ktpconvert export``, ``quantize`` and
-later ``import-tf1``:
+What the run folder (``RUN_DIR``, its layout in
+:mod:`ktp_tflite.train.run_folder`) receives from training:
 
 - ``config.json``: the full resolved :class:`~ktp_tflite.train.config.RunConfig`
   (the one source of truth when resuming or exporting);
@@ -62,24 +62,16 @@ import tensorflow as tf
 
 from ktp_tflite.train import box_coder
 from ktp_tflite.train.atomic_files import atomic_write_bytes
-from ktp_tflite.train.config import ModelConfig, RunConfig, TrainConfig, run_config_from_json
+from ktp_tflite.train.config import ModelConfig, RunConfig, TrainConfig
 from ktp_tflite.train.errors import KtpError
 from ktp_tflite.train.input_pipeline import anchor_tensors, eval_dataset, train_dataset
 from ktp_tflite.train.losses import LossConfig, detection_loss
 from ktp_tflite.train.model import build_model
 from ktp_tflite.train.records import Dataset
+from ktp_tflite.train.run_folder import RunDirError, RunFolder
 
-CONFIG_FILE = "config.json"
-CHECKPOINT_DIR = "checkpoints"
-METRICS_FILE = "metrics.json"
-HISTORY_FILE = "history.jsonl"
-EVAL_HISTORY_FILE = "eval_history.jsonl"
 STRATEGIES = ("default", "mirrored", "multiworker")
 GRADIENT_CLIP_NORM = 10.0  # global norm of the gradient of the global batch
-
-
-class RunDirError(KtpError, ValueError):
-    """A run folder that is missing, incomplete, or would be overwritten."""
 
 
 class ClusterError(KtpError, RuntimeError):
@@ -220,21 +212,9 @@ def _append_line(path: Path, record: dict) -> None:
         handle.write(json.dumps(record) + "\n")
 
 
-def read_run_config(run_dir: str | Path) -> RunConfig:
-    """The ``config.json`` of a run folder.
-
-    Raises:
-      RunDirError: the folder or its config is missing.
-    """
-    path = Path(run_dir) / CONFIG_FILE
-    if not path.is_file():
-        raise RunDirError(f"{run_dir}: no {CONFIG_FILE}; is this a folder `ktpconvert train` wrote?")
-    return run_config_from_json(path.read_text(), str(path))
-
-
 def latest_checkpoint(run_dir: str | Path) -> str | None:
-    """Prefix of the newest checkpoint of a run folder, or None."""
-    return tf.train.latest_checkpoint(str(Path(run_dir) / CHECKPOINT_DIR))
+    """Prefix of the newest checkpoint of a run folder, or None (:meth:`RunFolder.latest_checkpoint`)."""
+    return RunFolder(run_dir).latest_checkpoint()
 
 
 def restore_model(run_dir: str | Path):
@@ -243,10 +223,9 @@ def restore_model(run_dir: str | Path):
     Raises:
       RunDirError: no config or no checkpoint.
     """
-    config = read_run_config(run_dir)
-    prefix = latest_checkpoint(run_dir)
-    if prefix is None:
-        raise RunDirError(f"{run_dir}: no checkpoint in {CHECKPOINT_DIR}/; train first")
+    folder = RunFolder(run_dir)
+    config = folder.read_config()
+    prefix = folder.require_checkpoint()
     model = build_model(config.model)
     checkpoint = tf.train.Checkpoint(model=model)
     checkpoint.restore(prefix).expect_partial().assert_existing_objects_matched()
@@ -445,20 +424,19 @@ def _stderr(message: str) -> None:
 
 
 def _prepare_run_dir(
-    run_dir: Path, config: RunConfig, resume: bool, write: bool = True
+    folder: RunFolder, config: RunConfig, resume: bool, write: bool = True
 ) -> tuple[RunConfig, ModelConfig | None]:
     """(config to train, the stored model config when the class count changes).
 
     ``write=False`` (a worker that is not the chief) checks and reads only.
     """
-    config_path = run_dir / CONFIG_FILE
-    has_checkpoint = latest_checkpoint(run_dir) is not None
+    has_checkpoint = folder.latest_checkpoint() is not None
     if resume:
-        if not config_path.is_file():
+        if not folder.config.is_file():
             where = "" if write else (" (every worker must be able to read the chief's run "
                                       "folder: use the same path on a shared file system)")
-            raise RunDirError(f"{run_dir}: nothing to resume (no {CONFIG_FILE}){where}")
-        stored = read_run_config(run_dir)
+            raise RunDirError(f"{folder.path}: nothing to resume (no {folder.config.name}){where}")
+        stored = folder.read_config()
         # The stored architecture wins; only the step budget may grow, and the
         # class count (fine-tuning a run, e.g. an imported TF1 one, on a new label
         # map: the class heads are re-initialised).
@@ -471,12 +449,12 @@ def _prepare_run_dir(
             return config, stored.model
     elif has_checkpoint:
         raise RunDirError(
-            f"{run_dir}: already holds checkpoints; pass --resume to continue, "
+            f"{folder.path}: already holds checkpoints; pass --resume to continue, "
             "or choose a new --out folder"
         )
     if write:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        _atomic_write_text(config_path, config.to_json())
+        folder.path.mkdir(parents=True, exist_ok=True)
+        _atomic_write_text(folder.config, config.to_json())
     return config, None
 
 
@@ -552,13 +530,13 @@ def train(
       ClusterError: another worker was lost while training.
       KtpError: bad data, weights or batch size.
     """
-    run_dir = Path(run_dir)
+    folder = RunFolder(run_dir)
     strategy = strategy or tf.distribute.get_strategy()
     task_type, task_index = _task(strategy)
     chief = strategy.extended.should_checkpoint
-    config, stored_model = _prepare_run_dir(run_dir, config, resume, write=chief)
+    config, stored_model = _prepare_run_dir(folder, config, resume, write=chief)
     if resume:
-        log(f"resuming with {run_dir / CONFIG_FILE} (preset {config.preset}); "
+        log(f"resuming with {folder.config} (preset {config.preset}); "
             "of the command-line options only the step budget applies")
     tc = config.train
     replicas = strategy.num_replicas_in_sync
@@ -569,20 +547,21 @@ def train(
     scratch = None
     if not chief:
         scratch = Path(tempfile.mkdtemp(prefix=f"ktp-{task_type}{task_index}-checkpoints-"))
-        log(f"{task_type} {task_index}: the chief writes {run_dir}; this worker's checkpoints go "
-            f"to {scratch}, removed at the end")
+        log(f"{task_type} {task_index}: the chief writes {folder.path}; this worker's checkpoints "
+            f"go to {scratch}, removed at the end")
+    checkpoint_dir = folder.checkpoints if scratch is None else scratch
     try:
-        return _train(config, train_data, run_dir, val_data=val_data, resume=resume,
+        return _train(config, train_data, folder, val_data=val_data, resume=resume,
                       stored_model=stored_model, backbone_weights=backbone_weights,
                       strategy=strategy, freeze_batch_norm=freeze_batch_norm,
-                      checkpoint_dir=run_dir / CHECKPOINT_DIR if chief else scratch, log=log)
+                      checkpoint_dir=checkpoint_dir, log=log)
     finally:
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _train(
-    config: RunConfig, train_data: Dataset, run_dir: Path, *, val_data: Dataset | None,
+    config: RunConfig, train_data: Dataset, folder: RunFolder, *, val_data: Dataset | None,
     resume: bool, stored_model: ModelConfig | None, backbone_weights: str,
     strategy: tf.distribute.Strategy, freeze_batch_norm: bool, checkpoint_dir: Path,
     log: Callable[[str], None],
@@ -603,12 +582,12 @@ def _train(
         checkpoint, str(checkpoint_dir), max_to_keep=tc.keep_checkpoints if chief else 1
     )
     # Every worker restores the chief's newest checkpoint.
-    restored = latest_checkpoint(run_dir) if resume else None
+    restored = folder.latest_checkpoint() if resume else None
     if restored and stored_model is not None:
         fresh = restore_with_new_class_heads(model, stored_model, restored, step)
         manager.save(checkpoint_number=int(step.numpy()))
         if chief:
-            _atomic_write_text(run_dir / CONFIG_FILE, config.to_json())
+            _atomic_write_text(folder.config, config.to_json())
         log(f"resumed from {restored} at step {int(step.numpy())} with "
             f"{config.model.num_classes} classes instead of {stored_model.num_classes}: "
             f"re-initialised {', '.join(fresh)}; fresh optimizer")
@@ -632,8 +611,8 @@ def _train(
 
     iterator = iter(strategy.distribute_datasets_from_function(dataset_fn))
     if chief:
-        writer = tf.summary.create_file_writer(str(run_dir / "tensorboard" / "train"))
-        val_writer = tf.summary.create_file_writer(str(run_dir / "tensorboard" / "val"))
+        writer = tf.summary.create_file_writer(str(folder.tensorboard("train")))
+        val_writer = tf.summary.create_file_writer(str(folder.tensorboard("val")))
     else:
         writer = val_writer = tf.summary.create_noop_writer()
     metrics = None
@@ -645,11 +624,11 @@ def _train(
         f"{len(train_data)} training images, {replicas} replica(s)"
         + (", batch norm frozen" if freeze_batch_norm else ""))
 
-    def run_eval(at_step: int):
-        result = evaluate(model, config, val_data, tc.batch_size)
+    def run_eval(at_step: int, data: Dataset):
+        result = evaluate(model, config, data, tc.batch_size)
         record = {"step": at_step, **result.to_dict()}
-        _atomic_write_text(run_dir / METRICS_FILE, json.dumps(record, indent=2) + "\n")
-        _append_line(run_dir / EVAL_HISTORY_FILE, record)
+        _atomic_write_text(folder.metrics, json.dumps(record, indent=2) + "\n")
+        _append_line(folder.eval_history, record)
         with val_writer.as_default(step=at_step):
             for key in ("map", "map50", "map75"):
                 tf.summary.scalar(key, record[key])
@@ -678,7 +657,7 @@ def _train(
                     f"lr {lr:.2e}  {rate:.1f} img/s  eta {remaining / 60:.0f} min")
                 record = {"step": current, **values, "lr": lr, "images_per_second": rate}
                 if chief:
-                    _append_line(run_dir / HISTORY_FILE, record)
+                    _append_line(folder.history, record)
                 with writer.as_default(step=current):
                     for key, value in record.items():
                         if key != "step":
@@ -691,12 +670,12 @@ def _train(
                 manager.save(checkpoint_number=current)
             if (chief and val_data is not None and tc.eval_every and current % tc.eval_every == 0
                     and current < tc.steps):  # the last step is evaluated after precise BN
-                metrics = run_eval(current)
+                metrics = run_eval(current, val_data)
     except KeyboardInterrupt:
         if multi_worker:
             # A save may wait for the other workers, which may be gone.
             log(f"interrupted at step {current}; restart every worker with --resume to continue "
-                f"from the chief's last checkpoint ({latest_checkpoint(run_dir)})")
+                f"from the chief's last checkpoint ({folder.latest_checkpoint()})")
         else:
             manager.save(checkpoint_number=current)
             log(f"interrupted at step {current}; checkpoint saved, continue with --resume")
@@ -712,7 +691,7 @@ def _train(
             f"training stopped at step {current}: the cluster lost "
             f"{' and '.join(lost) if lost else 'a worker'} ({type(error).__name__}); restart "
             f"every worker with --resume to continue from the chief's last checkpoint "
-            f"({latest_checkpoint(run_dir)})"
+            f"({folder.latest_checkpoint()})"
         ) from error
 
     # Stop the input pipeline (it keeps prefetching in the background) before the
@@ -725,7 +704,7 @@ def _train(
             log(f"batch-norm statistics re-estimated on {used} training images")
         manager.save(checkpoint_number=current)
         if chief and val_data is not None:
-            metrics = run_eval(current)
+            metrics = run_eval(current, val_data)
     writer.flush()
     val_writer.flush()
     return TrainResult(

@@ -17,9 +17,9 @@ import contextlib
 import importlib
 import importlib.metadata
 import os
-import warnings
 import signal
 import threading
+import warnings
 from collections.abc import Iterator
 
 import click
@@ -81,7 +81,8 @@ def main() -> None:
     # Python exceptions. Explicit TF_CPP_MIN_LOG_LEVEL / GLOG_minloglevel win.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("GLOG_minloglevel", "2")
-    # google-api-core (through tf-models-official) warns about Python 3.11's end of life
+    # google-api-core warns about Python 3.11's end of life (a venv made while
+    # tf-models-official was a dependency still has it)
     warnings.filterwarnings("ignore", message="You are using a Python version", category=FutureWarning)
 
 

@@ -43,7 +43,8 @@ def bundled_reader() -> Path:
 
 def _run(ctx: click.Context, name: str, args: list[str]) -> None:
     """Run a sibling command of the top-level group with command-line arguments."""
-    command = ctx.parent.command.get_command(ctx.parent, name) if ctx.parent else None
+    group = ctx.parent.command if ctx.parent else None
+    command = group.get_command(ctx.parent, name) if ctx.parent and isinstance(group, click.Group) else None
     if command is None:
         raise click.ClickException(f"command {name!r} is not available in this installation")
     click.echo(f"== ktpconvert {name} {' '.join(args)}", err=True)

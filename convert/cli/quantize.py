@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -28,7 +29,7 @@ def _model_info(labels: Path | None, pipeline, name: str | None, version: str | 
     from ktp_tflite.convert.metadata import ModelInfo, read_labels
 
     info = ModelInfo()
-    changes = {key: value for key, value in (("name", name), ("version", version),
+    changes: dict[str, Any] = {key: value for key, value in (("name", name), ("version", version),
                ("author", author), ("license", license_)) if value is not None}
     if labels is not None:
         changes["labels"] = read_labels(labels)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -36,24 +37,58 @@ import click
               help="Steps between checkpoints [default: 500].")
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
               help="Processes rendering the crops (the crops do not depend on it).")
+@click.option("--crop-width", type=click.IntRange(min=32), default=None,
+              help="Crop width in pixels, a multiple of 4 (longer lines are squeezed to it) [default: 256].")
+@click.option("--side-margin", type=click.FloatRange(0.0, 2.0), default=None,
+              help="Crop margin left and right, in text heights [default: 0.1].")
+@click.option("--box-jitter", type=click.FloatRange(0.0, 0.5), default=None,
+              help="Training box crops move each edge by up to this many box heights [default: 0.12].")
+@click.option("--detector", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
+              help="Also train on crops of this detector's boxes on the training photos (run through "
+                   "--detector-runtime with the app's box mapping).")
+@click.option("--detector-runtime", type=click.Choice(["litert", "task-library", "mediapipe"]),
+              default="task-library", show_default=True, help="Runtime of --detector (the app's: task-library).")
+@click.option("--init-from", type=click.Path(file_okay=False, exists=True, path_type=Path), default=None,
+              help="Start from the model weights of this reader run's newest checkpoint (same channels; "
+                   "the crop width may differ).")
 @click.option("--resume", is_flag=True, help="Continue the newest checkpoint in --out (its stored config).")
 def train_reader_command(run_dir: Path, steps: int | None, batch_size: int | None, learning_rate: float | None,
                          train_cards: int | None, val_cards: int | None, seed: int | None,
-                         checkpoint_every: int | None, workers: int, resume: bool) -> None:
+                         checkpoint_every: int | None, workers: int, crop_width: int | None,
+                         side_margin: float | None, box_jitter: float | None, detector: Path | None,
+                         detector_runtime: str, init_from: Path | None, resume: bool) -> None:
     """Train the field reader; prints a JSON summary (steps, loss, metrics) on stdout."""
     import dataclasses
 
+    from ktp_tflite.train.reader_crops import DETECTOR_KIND
     from ktp_tflite.train.reader_model import ReaderConfig
-    from ktp_tflite.train.reader_train import train_reader
+    from ktp_tflite.train.reader_train import newest_checkpoint, train_reader
 
     overrides = {"steps": steps, "batch_size": batch_size, "learning_rate": learning_rate,
                  "train_cards": train_cards, "val_cards": val_cards, "seed": seed,
-                 "checkpoint_every": checkpoint_every}
-    config = dataclasses.replace(ReaderConfig(), **{k: v for k, v in overrides.items() if v is not None})
-    if resume and any(v is not None for k, v in overrides.items() if k != "steps"):
-        raise click.UsageError("--resume keeps the stored config; pass only --steps with it")
+                 "checkpoint_every": checkpoint_every, "box_jitter": box_jitter}
+    crop_overrides = {"width": crop_width, "side_margin": side_margin}
+    if resume and any(v is not None for k, v in {**overrides, **crop_overrides}.items() if k != "steps"):
+        raise click.UsageError("--resume keeps the stored config; pass only --steps (and --detector, "
+                               "when its crops are not rendered yet) with it")
+    if resume and init_from is not None:
+        raise click.UsageError("--init-from starts a new run; --resume continues one: pass one of them")
+    config = ReaderConfig()
+    crop_changes: dict[str, Any] = {k: v for k, v in crop_overrides.items() if v is not None}
+    changes: dict[str, Any] = {k: v for k, v in overrides.items() if v is not None}
+    config = dataclasses.replace(config, crop=dataclasses.replace(config.crop, **crop_changes), **changes)
+    detect = None
+    if detector is not None:
+        from ktp_tflite.convert.reader_detector import app_box_detector, detector_name
+
+        detect = app_box_detector(detector, detector_runtime)
+        if not resume:
+            config = dataclasses.replace(config, crop_kinds=(*config.crop_kinds, DETECTOR_KIND),
+                                         detector=f"{detector_name(detector)} via {detector_runtime}")
+    if init_from is not None:
+        config = dataclasses.replace(config, init_from=newest_checkpoint(init_from))
     try:
-        result = train_reader(config, run_dir, resume=resume, workers=workers)
+        result = train_reader(config, run_dir, resume=resume, workers=workers, detect=detect)
     except KeyboardInterrupt:
         sys.exit(130)
     click.echo(json.dumps({"run_dir": str(run_dir), "first_step": result.first_step,

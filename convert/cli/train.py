@@ -1,6 +1,6 @@
 """``ktpconvert train`` and ``ktpconvert export``.
 
-``train`` writes a run folder (layout in :mod:`ktp_tflite.train.trainer`):
+``train`` writes a run folder (layout in :mod:`ktp_tflite.train.run_folder`):
 ``config.json`` (full resolved config), ``checkpoints/``, ``tensorboard/``,
 ``history.jsonl`` (training curve), ``metrics.json`` and
 ``eval_history.jsonl`` (COCO metrics on ``--val``). ``--resume`` continues
@@ -147,11 +147,11 @@ def export_command(run_dir: Path, out: Path, max_detections: int, score_threshol
                    iou_threshold: float, regular_nms: bool, force: bool) -> None:
     """Export a run folder's newest checkpoint to a SavedModel and a float .tflite."""
     from ktp_tflite.train.export import ExportConfig, export_run
-    from ktp_tflite.train.trainer import latest_checkpoint
+    from ktp_tflite.train.run_folder import RunFolder
 
     export = ExportConfig(max_detections=max_detections, score_threshold=score_threshold,
                           iou_threshold=iou_threshold, use_regular_nms=regular_nms)
-    click.echo(f"exporting {latest_checkpoint(run_dir)}", err=True)
+    click.echo(f"exporting {RunFolder(run_dir).require_checkpoint()}", err=True)
     summary = export_run(run_dir, out, export, force=force)
     _echo_json({"out": str(out), **summary})
 

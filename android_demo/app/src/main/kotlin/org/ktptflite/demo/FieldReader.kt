@@ -25,30 +25,35 @@ import org.tensorflow.lite.support.metadata.MetadataExtractor
  * Reads the five field values with the project's int8 CTC reader (`ktp_reader_int8.tflite` in the
  * assets) in the LiteRT [Interpreter]: one crop per detected box (ktp-core [ReaderCrop.deskewedCrop],
  * the crop `ktpconvert scan --reader` takes: along the line's slant in the box), decoded under each
- * field's grammar and the NIK checked (ktp-core [ScanReader]).
+ * field's grammar and the NIK checked (ktp-core [ScanReader]). Crops have the geometry the reader
+ * was trained on, from the crop.txt in its metadata (ktp-core [ReaderModel.cropConfig]; a reader
+ * without one gets the default margins at its input's size), as `ktpconvert scan --reader` crops.
  *
  * Throws java.io.IOException when the asset is missing and IllegalArgumentException when it is not a
- * reader this app can decode (shapes, types, charset). Not thread-safe: create, use and close it on
- * one background thread.
+ * reader this app can decode (shapes, types, charset, crop.txt). Not thread-safe: create, use and
+ * close it on one background thread.
  */
 class FieldReader(context: Context, threads: Int) : Closeable {
-    private val config = ReaderCropConfig()
+    private val config: ReaderCropConfig
     private val interpreter: Interpreter
     private val timeSteps: Int
-    private val input = ByteBuffer.allocateDirect(config.height * config.width * 3).order(ByteOrder.nativeOrder())
+    private val input: ByteBuffer
 
     init {
         val model = ModelAssets.load(context, ReaderModel.ASSET)
         val metadata = MetadataExtractor(model.duplicate())
+        var cropFile: String? = null
         if (metadata.hasMetadata()) {
             ReaderModel.checkCharset(
                 metadata.getAssociatedFile(ReaderModel.CHARSET_FILE).bufferedReader().use { it.readText() }
             )
+            cropFile = packedFile(metadata, ReaderModel.CROP_FILE)
         }
         interpreter = Interpreter(model, Interpreter.Options().setNumThreads(threads))
         try {
             val crop = interpreter.getInputTensor(0)
             val logits = interpreter.getOutputTensor(0)
+            config = ReaderModel.cropConfig(crop.shape(), cropFile)
             timeSteps = ReaderModel.timeSteps(crop.shape(), logits.shape(), config)
             require(crop.dataType() == DataType.UINT8 && logits.dataType() == DataType.FLOAT32) {
                 "${ReaderModel.ASSET}: input ${crop.dataType()} and output ${logits.dataType()}; the app " +
@@ -58,6 +63,23 @@ class FieldReader(context: Context, threads: Int) : Closeable {
             interpreter.close()
             throw error
         }
+        input = ByteBuffer.allocateDirect(config.height * config.width * 3).order(ByteOrder.nativeOrder())
+    }
+
+    /**
+     * The text of the file [name] packed in the model's metadata, or null when there is none:
+     * MetadataExtractor.getAssociatedFile throws IllegalArgumentException for a name the model
+     * does not pack (and IllegalStateException for metadata without packed files, which a reader
+     * with its charset is not).
+     */
+    private fun packedFile(metadata: MetadataExtractor, name: String): String? {
+        val stream =
+            try {
+                metadata.getAssociatedFile(name)
+            } catch (error: IllegalArgumentException) {
+                return null
+            }
+        return stream.bufferedReader().use { it.readText() }
     }
 
     /**

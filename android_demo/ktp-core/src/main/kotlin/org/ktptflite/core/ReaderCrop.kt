@@ -26,7 +26,10 @@ import kotlin.math.floor
  * Coordinates are PIL's: pixel (x, y) covers [x, x + 1) x [y, y + 1).
  */
 
-/** The crop geometry: the twin of ktp_tflite.train.reader_crops.CropConfig. */
+/**
+ * The crop geometry: the twin of ktp_tflite.train.reader_crops.CropConfig, with its rules and messages.
+ * Any [width] >= [height] is a crop (a reader's own comes from its crop.txt: ReaderModel.cropConfig).
+ */
 data class ReaderCropConfig(
     val height: Int = 32,
     val width: Int = 256,
@@ -39,7 +42,7 @@ data class ReaderCropConfig(
         }
         require(margin in 0.0..2.0) { "crop margin $margin must lie in 0..2 (a fraction of the text height)" }
         require(sideMargin in 0.0..2.0) {
-            "crop side margin $sideMargin must lie in 0..2 (a fraction of the text height)"
+            "crop side_margin $sideMargin must lie in 0..2 (a fraction of the text height)"
         }
     }
 }

@@ -129,6 +129,8 @@ class ReaderCropTest {
         assertTrue(cases.any { it["pad_rgb"] == null } && cases.any { it["pad_rgb"] != null })
         assertTrue(cases.zip(configs).any { (case, config) -> int(case["content_width"]) * config.height % 2 == 1 })
         assertTrue(configs.any { it == ReaderCropConfig() })
+        // Wider than the default too, as a reader's crop.txt may say: content beyond 256 columns.
+        assertTrue(cases.zip(configs).any { (case, config) -> config.width > 256 && int(case["content_width"]) > 256 })
     }
 
     @Test
@@ -208,6 +210,8 @@ class ReaderCropTest {
                     "quadrilateral of 0.3 x 8.0 px is too small to crop",
                 { ReaderCropConfig(margin = 2.5) } to
                     "crop margin 2.5 must lie in 0..2 (a fraction of the text height)",
+                { ReaderCropConfig(sideMargin = -0.1) } to
+                    "crop side_margin -0.1 must lie in 0..2 (a fraction of the text height)",
                 { ArgbWindow(IntArray(5), 2, 3) } to "window of 2x3 needs 6 pixels, got 5",
                 { ArgbWindow(IntArray(4), 2, 2, 39, 0, 40, 30) } to
                     "window 2x2 at (39, 0) does not lie in the 40x30 frame",

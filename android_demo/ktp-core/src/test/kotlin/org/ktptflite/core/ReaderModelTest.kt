@@ -38,6 +38,36 @@ class ReaderModelTest {
     }
 
     @Test
+    fun cropConfigOfAModel() {
+        val next = "height=32\nwidth=384\nmargin=0.2\nside_margin=0.4\n"
+        val input = intArrayOf(1, 32, 384, 3)
+        // The reader's own geometry, and the time steps of its 384 px wide input.
+        val config = ReaderModel.cropConfig(input, next)
+        assertEquals(ReaderCropConfig(32, 384, 0.2, 0.4), config)
+        assertEquals(96, ReaderModel.timeSteps(input, intArrayOf(1, 96, 42), config))
+        // No crop.txt (an older export): the default margins at the input's height and width.
+        assertEquals(ReaderCropConfig(32, 384, 0.2, 0.1), ReaderModel.cropConfig(input, null))
+        assertEquals(ReaderCropConfig(), ReaderModel.cropConfig(intArrayOf(1, 32, 256, 3), null))
+        val refusals =
+            listOf(
+                { ReaderModel.cropConfig(intArrayOf(1, 32, 256, 3), next) } to
+                    "ktp_reader_int8.tflite: crop.txt says 384x32 crops, the input is 256x32",
+                { ReaderModel.cropConfig(intArrayOf(1, 16, 384, 3), next, "r.tflite") } to
+                    "r.tflite: crop.txt says 384x32 crops, the input is 384x16",
+                { ReaderModel.cropConfig(input, "height=32\nwidth=384\n") } to
+                    "ktp_reader_int8.tflite: crop.txt: missing margin, side_margin",
+                { ReaderModel.cropConfig(intArrayOf(1, 32, 384), null) } to
+                    "ktp_reader_int8.tflite: input [1, 32, 384] is not a field reader's crop ([1, height, width, 3])",
+                { ReaderModel.cropConfig(intArrayOf(1, 32, 16, 3), null) } to
+                    "ktp_reader_int8.tflite: its input [1, 32, 16, 3]: crop size 16x32: height must be >= 8 and " +
+                    "width >= height"
+            )
+        for ((call, message) in refusals) {
+            assertEquals(message, assertThrows(IllegalArgumentException::class.java) { call() }.message)
+        }
+    }
+
+    @Test
     fun shapes() {
         assertEquals(64, ReaderModel.timeSteps(intArrayOf(1, 32, 256, 3), intArrayOf(1, 64, 42)))
         assertEquals(

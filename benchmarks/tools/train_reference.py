@@ -1,4 +1,4 @@
-"""Train the bundled reference model from scratch on synthetic KTP photos.
+r"""Train the bundled reference model from scratch on synthetic KTP photos.
 
 A long background run, not a test. It is safe to interrupt and re-run with
 the same arguments: the data is rendered once into ``OUT/data`` (written as
@@ -17,7 +17,7 @@ checkpoint in ``OUT/run``. Steps:
 Then copy ``OUT/export/model_float.tflite`` to ``train/reference/`` and fill
 ``train/reference/MODEL_CARD.md`` from ``reference.json``. Run::
 
-    nohup python -m ktp_tflite.benchmarks.train_reference --out runs/reference \\
+    nohup python -m ktp_tflite.benchmarks.tools.train_reference --out runs/reference \
         --steps 20000 > runs/reference.log 2>&1 &
 
 Progress goes to stderr (the log), the final summary JSON to stdout.
@@ -32,9 +32,16 @@ import sys
 import time
 from pathlib import Path
 
+from ktp_tflite.train.run_folder import RunFolder, saved_model_variables
+
 
 def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
+
+
+def data_folder(out: Path, split: str, seed: int, count: int) -> Path:
+    """``OUT/data/<split>_<seed>_<count>``: where the photos of one rendered set are kept."""
+    return out / "data" / f"{split}_{seed}_{count}"
 
 
 def rendered_dataset(folder: Path, count: int, seed: int, workers: int):
@@ -47,6 +54,7 @@ def rendered_dataset(folder: Path, count: int, seed: int, workers: int):
 
     if not folder.is_dir():
         _log(f"rendering {count} photos (seed {seed}) into {folder}")
+        folder.parent.mkdir(parents=True, exist_ok=True)
         write_synthetic(folder, count, seed, fmt="coco", workers=workers)
     dataset = read_dataset(folder)
     if len(dataset) != count:
@@ -54,7 +62,7 @@ def rendered_dataset(folder: Path, count: int, seed: int, workers: int):
     return dataset
 
 
-def _plot(run_dir: Path, out: Path) -> None:
+def _plot(run: RunFolder, out: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -62,9 +70,8 @@ def _plot(run_dir: Path, out: Path) -> None:
 
     from ktp_tflite.train.atomic_files import atomic_write_bytes
 
-    history = [json.loads(x) for x in (run_dir / "history.jsonl").read_text().splitlines()]
-    evals_path = run_dir / "eval_history.jsonl"
-    evals = [json.loads(x) for x in evals_path.read_text().splitlines()] if evals_path.exists() else []
+    history = run.history_records()
+    evals = run.eval_records()
     figure, loss_axis = plt.subplots(figsize=(8, 4.5))
     loss_axis.plot([h["step"] for h in history], [h["loss"] for h in history], label="loss")
     loss_axis.set_xlabel("step")
@@ -109,18 +116,19 @@ def init_from_saved_model(run_dir: Path, config, saved_model: Path) -> None:
     import tensorflow as tf
 
     from ktp_tflite.train.atomic_files import atomic_output_dir
-    from ktp_tflite.train.trainer import CHECKPOINT_DIR, CONFIG_FILE, build_seeded_model, make_optimizer
+    from ktp_tflite.train.trainer import build_seeded_model, make_optimizer
 
     model = build_seeded_model(config.model, config.train.seed)
     source = tf.train.Checkpoint(detector=model)
-    source.read(str(saved_model / "variables" / "variables")).expect_partial().assert_existing_objects_matched()
+    source.read(str(saved_model_variables(saved_model))).expect_partial().assert_existing_objects_matched()
     optimizer, _ = make_optimizer(config.train)
     optimizer.build(model.trainable_variables)
     step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
     with atomic_output_dir(run_dir) as staging:
-        (staging / CONFIG_FILE).write_text(config.to_json())
+        run = RunFolder(staging)
+        run.config.write_text(config.to_json())
         tf.train.CheckpointManager(tf.train.Checkpoint(step=step, model=model, optimizer=optimizer),
-                                   str(staging / CHECKPOINT_DIR), max_to_keep=1).save(checkpoint_number=0)
+                                   str(run.checkpoints), max_to_keep=1).save(checkpoint_number=0)
     _log(f"{run_dir}: step 0 from the weights of {saved_model}")
 
 
@@ -153,15 +161,15 @@ def main(argv: list[str] | None = None) -> None:
 
     from ktp_tflite.train import config as config_lib
     from ktp_tflite.train.atomic_files import atomic_write_bytes
-    from ktp_tflite.train.trainer import latest_checkpoint, train
+    from ktp_tflite.train.trainer import train
 
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "data").mkdir(exist_ok=True)
-    train_data = rendered_dataset(args.out / "data" / f"train_{args.train_seed}_{args.train_images}",
-                           args.train_images, args.train_seed, args.render_workers)
-    val_data = rendered_dataset(args.out / "data" / f"val_{args.val_seed}_{args.val_images}",
-                         args.val_images, args.val_seed, args.render_workers)
+    train_data = rendered_dataset(data_folder(args.out, "train", args.train_seed, args.train_images),
+                                  args.train_images, args.train_seed, args.render_workers)
+    val_data = rendered_dataset(data_folder(args.out, "val", args.val_seed, args.val_images),
+                                args.val_images, args.val_seed, args.render_workers)
     run_dir = args.out / "run"
+    run = RunFolder(run_dir)
     config = config_lib.with_overrides(
         config_lib.preset(args.preset), steps=args.steps, batch_size=args.batch_size,
         eval_every=args.eval_every, checkpoint_every=args.checkpoint_every,
@@ -172,15 +180,15 @@ def main(argv: list[str] | None = None) -> None:
         init_from_saved_model(run_dir, config, args.init_from)
     started = time.time()
     result = train(config, train_data, run_dir, val_data=val_data,
-                   resume=latest_checkpoint(run_dir) is not None)
+                   resume=run.latest_checkpoint() is not None)
     from ktp_tflite.train.export import export_run
 
     tflite_bytes = export_run(run_dir, args.out / "export", force=True)["float_tflite_bytes"]
-    _plot(run_dir, args.out / "curve.png")
-    metrics = json.loads((run_dir / "metrics.json").read_text())
+    _plot(run, args.out / "curve.png")
+    metrics = run.read_metrics()
     summary = {
         "preset": args.preset,
-        "config": json.loads((run_dir / "config.json").read_text()),
+        "config": json.loads(run.config.read_text()),
         "data": {"train": f"synth seed {args.train_seed}, {args.train_images} photos 640x480",
                  "val": f"synth seed {args.val_seed}, {args.val_images} photos 640x480"},
         "steps": result.last_step,
@@ -189,7 +197,7 @@ def main(argv: list[str] | None = None) -> None:
         "final_loss": result.final_loss,
         "metrics_float_keras": metrics,
         "float_tflite_bytes": tflite_bytes,
-        "reproduce": "python -m ktp_tflite.benchmarks.train_reference " + " ".join(
+        "reproduce": "python -m ktp_tflite.benchmarks.tools.train_reference " + " ".join(
             argv if argv is not None else sys.argv[1:]),
     }
     text = json.dumps(summary, indent=2) + "\n"

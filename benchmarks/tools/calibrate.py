@@ -1,9 +1,15 @@
 """Calibrate the device profiles against the published Pixel latencies.
 
-Usage::
+Usage (from a checkout; ``--out`` is required, nothing is written into the
+installed package)::
 
-    python -m ktp_tflite.benchmarks.calibrate            # refit from the stored op costs
-    python -m ktp_tflite.benchmarks.calibrate --rebuild  # rebuild the reference models first
+    python -m ktp_tflite.benchmarks.tools.calibrate --out benchmarks/profiles  # refit from the stored op costs
+    python -m ktp_tflite.benchmarks.tools.calibrate --rebuild --out DIR        # rebuild the reference models first
+
+``--out`` receives the five profile JSONs (and, with ``--rebuild``,
+``reference_costs.json``); give ``benchmarks/profiles`` of a checkout to
+update what the project ships. Without ``--rebuild`` the op costs are read
+from ``--costs`` (default: the bundled ``profiles/reference_costs.json``).
 
 ``--rebuild`` builds the reference architectures with random weights (latency
 does not depend on weight values) and converts them to .tflite: MobileNet v1
@@ -18,7 +24,8 @@ Every model's per-op costs are stored in ``profiles/reference_costs.json``
 so the fit (and its test) can be rerun without TensorFlow.
 
 The fit and its leave-one-out errors (:mod:`ktp_tflite.benchmarks.projection`)
-are written into every bundled profile JSON with the device facts and sources.
+are written into every profile JSON with the device facts (:data:`DEVICES`)
+and sources.
 EfficientDet-Lite0/1/2 (Pixel 4 int8 rows in
 docs/REFERENCES.md, 'Pixel CPU latency, TFLite benchmark_model') are not
 built: BiFPN is out of scope here, so those rows are not used.
@@ -48,6 +55,7 @@ from ktp_tflite.benchmarks.projection import (
     PRIOR_SIGMA,
     PRIORS,
     REFERENCE_ROWS,
+    ReferenceRow,
     fit_with_loo,
     project,
     project_rows,
@@ -60,83 +68,112 @@ CORES_SOURCE = (
     "docs/REFERENCES.md, 'Pixel CPU cores' (clusters, clocks; SIMD pipes: 'A76 and A78: 2x128-bit "
     "NEON pipes with int8 dot product; X1: 4x128-bit pipes')"
 )
-# name: (display name, SoC, [(core, count, GHz, 128-bit pipes, dot product)], status, facts source, notes)
-DEVICES: dict[str, tuple] = {
-    "pixel3": (
-        "Pixel 3 (Snapdragon 845)",
-        "Snapdragon 845",
-        [
-            ("Kryo 385 Gold (Cortex-A75)", 4, 2.80, 1.0, False),
-            ("Kryo 385 Silver (Cortex-A55)", 4, 1.77, 0.5, False),
-        ],
-        "fitted",
-        "NOT in docs/REFERENCES.md (general knowledge, uncertain): Snapdragon 845 = 4x A75-class 2.8 GHz + "
-        "4x A55-class 1.77 GHz; A75 SIMD taken as 2x64-bit (one 128-bit pipe equivalent). No dot "
-        "product: SDOT/UDOT raise 'illegal instruction' on the Snapdragon 845, which does not support "
-        "them, the 855 does (gemmlowp maintainer, github.com/google/gemmlowp/issues/175); consistent "
-        "with the published int8/float ratio of 1.8x on Pixel 3 against 2.8x on Pixel 4",
-        ["Kept as a calibration device: its 5 published rows double the reference set."],
+
+@dataclasses.dataclass(frozen=True)
+class DeviceFacts:
+    """What is known of a phone before the fit: its CPU and where that comes from.
+
+    Attributes:
+      display_name: e.g. "Pixel 4 (Snapdragon 855)".
+      soc: the system on chip.
+      cores: the CPU clusters.
+      status: "fitted" (its published rows are in the fit) or "derived" (core facts only).
+      facts_source: where the core facts come from.
+      notes: caveats copied into the profile.
+    """
+
+    display_name: str
+    soc: str
+    cores: tuple[CoreCluster, ...]
+    status: str
+    facts_source: str
+    notes: tuple[str, ...] = ()
+
+
+DEVICES: dict[str, DeviceFacts] = {
+    "pixel3": DeviceFacts(
+        display_name="Pixel 3 (Snapdragon 845)",
+        soc="Snapdragon 845",
+        cores=(
+            CoreCluster("Kryo 385 Gold (Cortex-A75)", count=4, ghz=2.80, neon_pipes_128b=1.0, dotprod=False),
+            CoreCluster("Kryo 385 Silver (Cortex-A55)", count=4, ghz=1.77, neon_pipes_128b=0.5, dotprod=False),
+        ),
+        status="fitted",
+        facts_source=(
+            "NOT in docs/REFERENCES.md (general knowledge, uncertain): Snapdragon 845 = 4x A75-class 2.8 GHz + "
+            "4x A55-class 1.77 GHz; A75 SIMD taken as 2x64-bit (one 128-bit pipe equivalent). No dot "
+            "product: SDOT/UDOT raise 'illegal instruction' on the Snapdragon 845, which does not support "
+            "them, the 855 does (gemmlowp maintainer, github.com/google/gemmlowp/issues/175); consistent "
+            "with the published int8/float ratio of 1.8x on Pixel 3 against 2.8x on Pixel 4"
+        ),
+        notes=("Kept as a calibration device: its 5 published rows double the reference set.",),
     ),
-    "pixel4": (
-        "Pixel 4 (Snapdragon 855)",
-        "Snapdragon 855",
-        [
-            ("Cortex-A76 prime", 1, 2.84, 2.0, True),
-            ("Cortex-A76", 3, 2.42, 2.0, True),
-            ("Cortex-A55", 4, 1.80, 0.5, True),
-        ],
-        "fitted",
-        CORES_SOURCE,
-        [],
+    "pixel4": DeviceFacts(
+        display_name="Pixel 4 (Snapdragon 855)",
+        soc="Snapdragon 855",
+        cores=(
+            CoreCluster("Cortex-A76 prime", count=1, ghz=2.84, neon_pipes_128b=2.0, dotprod=True),
+            CoreCluster("Cortex-A76", count=3, ghz=2.42, neon_pipes_128b=2.0, dotprod=True),
+            CoreCluster("Cortex-A55", count=4, ghz=1.80, neon_pipes_128b=0.5, dotprod=True),
+        ),
+        status="fitted",
+        facts_source=CORES_SOURCE,
     ),
-    "pixel6": (
-        "Pixel 6 (Google Tensor G1)",
-        "Tensor G1",
-        [
-            ("Cortex-X1", 2, 2.80, 4.0, True),
-            ("Cortex-A76", 2, 2.25, 2.0, True),
-            ("Cortex-A55", 4, 1.80, 0.5, True),
-        ],
-        "derived",
-        CORES_SOURCE,
-        [
+    "pixel6": DeviceFacts(
+        display_name="Pixel 6 (Google Tensor G1)",
+        soc="Tensor G1",
+        cores=(
+            CoreCluster("Cortex-X1", count=2, ghz=2.80, neon_pipes_128b=4.0, dotprod=True),
+            CoreCluster("Cortex-A76", count=2, ghz=2.25, neon_pipes_128b=2.0, dotprod=True),
+            CoreCluster("Cortex-A55", count=4, ghz=1.80, neon_pipes_128b=0.5, dotprod=True),
+        ),
+        status="derived",
+        facts_source=CORES_SOURCE,
+        notes=(
             "No published benchmark_model rows: numbers follow from the core facts with the shared fit.",
-            "Assumes the 4 threads land on 2x X1 + 2x A76 and that XNNPACK's dynamic work split "
-            "uses their summed throughput.",
-        ],
+            (
+                "Assumes the 4 threads land on 2x X1 + 2x A76 and that XNNPACK's dynamic work split "
+                "uses their summed throughput."
+            ),
+        ),
     ),
-    "pixel7": (
-        "Pixel 7 (Google Tensor G2)",
-        "Tensor G2",
-        [
-            ("Cortex-X1", 2, 2.85, 4.0, True),
-            ("Cortex-A78", 2, 2.35, 2.0, True),
-            ("Cortex-A55", 4, 1.80, 0.5, True),
-        ],
-        "derived",
-        CORES_SOURCE,
-        ["No published rows: derived from core facts (A78 treated like A76 per clock)."],
+    "pixel7": DeviceFacts(
+        display_name="Pixel 7 (Google Tensor G2)",
+        soc="Tensor G2",
+        cores=(
+            CoreCluster("Cortex-X1", count=2, ghz=2.85, neon_pipes_128b=4.0, dotprod=True),
+            CoreCluster("Cortex-A78", count=2, ghz=2.35, neon_pipes_128b=2.0, dotprod=True),
+            CoreCluster("Cortex-A55", count=4, ghz=1.80, neon_pipes_128b=0.5, dotprod=True),
+        ),
+        status="derived",
+        facts_source=CORES_SOURCE,
+        notes=("No published rows: derived from core facts (A78 treated like A76 per clock).",),
     ),
-    "pixel8": (
-        "Pixel 8 (Google Tensor G3)",
-        "Tensor G3",
-        [
-            ("Cortex-X3", 1, 2.91, 4.0, True),
-            ("Cortex-A715", 4, 2.37, 2.0, True),
-            ("Cortex-A510", 4, 1.70, 0.5, True),
-        ],
-        "derived",
-        "Clusters and clocks: docs/REFERENCES.md, 'Pixel CPU cores'. NOT in docs/REFERENCES.md: X3 "
-        "taken as 4x128-bit and A715 as 2x128-bit SIMD pipes (Arm's public core descriptions); the "
-        "int8 matrix-multiply (i8mm) extension of these Armv9 cores is not modelled, so int8 may be "
-        "underestimated",
-        ["No published rows: derived from core facts; A715 treated like A76 per clock and pipe."],
+    "pixel8": DeviceFacts(
+        display_name="Pixel 8 (Google Tensor G3)",
+        soc="Tensor G3",
+        cores=(
+            CoreCluster("Cortex-X3", count=1, ghz=2.91, neon_pipes_128b=4.0, dotprod=True),
+            CoreCluster("Cortex-A715", count=4, ghz=2.37, neon_pipes_128b=2.0, dotprod=True),
+            CoreCluster("Cortex-A510", count=4, ghz=1.70, neon_pipes_128b=0.5, dotprod=True),
+        ),
+        status="derived",
+        facts_source=(
+            "Clusters and clocks: docs/REFERENCES.md, 'Pixel CPU cores'. NOT in docs/REFERENCES.md: X3 "
+            "taken as 4x128-bit and A715 as 2x128-bit SIMD pipes (Arm's public core descriptions); the "
+            "int8 matrix-multiply (i8mm) extension of these Armv9 cores is not modelled, so int8 may be "
+            "underestimated"
+        ),
+        notes=("No published rows: derived from core facts; A715 treated like A76 per clock and pipe.",),
     ),
 }
-PIXEL6_CHECK = (
-    "ssd_mobilenet_v2_256/float",
-    36.3,
-    "MediaPipe object detector, SSD MobileNetV2 256x256 fp32, Pixel 6 CPU, whole task "
+# A published latency kept out of the fit: the held-out check of the derived Pixel 6 profile.
+PIXEL6_CHECK = ReferenceRow(
+    model="ssd_mobilenet_v2_256",
+    precision="float",
+    device="pixel6",
+    ms=36.3,
+    source="MediaPipe object detector, SSD MobileNetV2 256x256 fp32, Pixel 6 CPU, whole task "
     "(ai.google.dev mediapipe object_detector page; "
     "docs/REFERENCES.md, 'MediaPipe object detector, Pixel 6 CPU')",
 )
@@ -144,20 +181,20 @@ PIXEL6_CHECK = (
 
 def device_profile(name: str, params: dict[str, float] | None = None, band: float = 100.0) -> DeviceProfile:
     """A profile from :data:`DEVICES` with given (or prior) parameter values."""
-    display, soc, cores, status, facts, notes = DEVICES[name]
+    facts = DEVICES[name]
     params = params or {n: PRIORS[n][0] for n in PARAMETER_NAMES}
     return DeviceProfile(
         name=name,
-        display_name=display,
-        soc=soc,
+        display_name=facts.display_name,
+        soc=facts.soc,
         threads=4,
-        status=status,
-        cores=tuple(CoreCluster(n, c, g, p, d) for n, c, g, p, d in cores),
-        facts_source=facts,
+        status=facts.status,
+        cores=facts.cores,
+        facts_source=facts.facts_source,
         parameters={n: Parameter(params[n], PARAMETER_UNITS[n], "prior") for n in PARAMETER_NAMES},
         error_band_percent=band,
         error_band_source="",
-        notes=tuple(notes),
+        notes=facts.notes,
     )
 
 
@@ -307,7 +344,7 @@ def build_reference(key: str, work: Path) -> bytes:
 def reference_keys() -> list[str]:
     """Every model whose costs the calibration stores."""
     keys = list(dict.fromkeys(row.key for row in REFERENCE_ROWS))
-    return keys + [PIXEL6_CHECK[0], "ktp_default/int8", "ktp_default/float"]
+    return keys + [PIXEL6_CHECK.key, "ktp_default/int8", "ktp_default/float"]
 
 
 def build_costs(work: Path) -> dict:
@@ -329,7 +366,7 @@ def build_costs(work: Path) -> dict:
     return {
         "schema": 1,
         "note": "per-op (class, dtype, MACs, bytes) of random-weight reference models "
-        "built by `python -m ktp_tflite.benchmarks.calibrate --rebuild`",
+        "built by `python -m ktp_tflite.benchmarks.tools.calibrate --rebuild`",
         "models": models,
     }
 
@@ -359,15 +396,15 @@ def fit_document(costs: dict) -> dict:
     fit["band_fitted_percent"] = band_fitted
     fit["band_derived_percent"] = band_fitted + DERIVED_EXTRA_BAND
     pixel6 = device_profile("pixel6", fit["params"])
-    check_key, check_ms, check_source = PIXEL6_CHECK
-    if check_key in rows:
-        projected = project_rows(rows[check_key], pixel6)["total"]
+    check = PIXEL6_CHECK
+    if check.key in rows:
+        projected = project_rows(rows[check.key], pixel6)["total"]
         fit["pixel6_check"] = {
-            "model": check_key,
-            "published_ms": check_ms,
+            "model": check.key,
+            "published_ms": check.ms,
             "projected_ms": round(projected, 2),
-            "error_percent": round(100 * (projected - check_ms) / check_ms, 1),
-            "source": check_source,
+            "error_percent": round(100 * (projected - check.ms) / check.ms, 1),
+            "source": check.source,
             "used_in_fit": False,
         }
     return fit
@@ -450,19 +487,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--out",
         type=Path,
-        default=Path(str(files("ktp_tflite.benchmarks").joinpath("profiles"))),
-        help="folder of the profile JSONs and reference_costs.json",
+        required=True,
+        help="folder to write the profile JSONs (and, with --rebuild, reference_costs.json) into; "
+        "benchmarks/profiles of a checkout updates the shipped ones",
+    )
+    parser.add_argument(
+        "--costs",
+        type=Path,
+        default=None,
+        help=f"op costs to fit on, without --rebuild [default: the bundled profiles/{COSTS_FILE}]",
     )
     args = parser.parse_args(argv)
+    if args.rebuild and args.costs is not None:
+        parser.error("--costs and --rebuild exclude each other (--rebuild writes OUT/" + COSTS_FILE + ")")
     from ktp_tflite.train.atomic_files import atomic_write_bytes
 
+    args.out.mkdir(parents=True, exist_ok=True)
     if args.rebuild:
         work = args.work or Path(tempfile.mkdtemp(prefix="ktp_calibrate_"))
         work.mkdir(parents=True, exist_ok=True)
         costs = build_costs(work)
         atomic_write_bytes(args.out / COSTS_FILE, (json.dumps(costs, separators=(",", ":")) + "\n").encode())
     else:
-        costs = load_costs(args.out / COSTS_FILE)
+        costs = load_costs(args.costs)
     fit = fit_document(costs)
     for name, doc in profile_documents(fit).items():
         atomic_write_bytes(args.out / f"{name}.json", (json.dumps(doc, indent=2) + "\n").encode())

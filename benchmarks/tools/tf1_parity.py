@@ -1,9 +1,9 @@
-"""Check `import-tf1` against the TF1 OD API's own export of the same checkpoint.
+r"""Check `import-tf1` against the TF1 OD API's own export of the same checkpoint.
 
 Usage::
 
-    python -m ktp_tflite.benchmarks.tf1_parity --checkpoint path/model.ckpt-N \\
-        --pipeline-config path/pipeline.config --tflite-graph path/tflite_graph.pb \\
+    python -m ktp_tflite.benchmarks.tools.tf1_parity --checkpoint path/model.ckpt-N \
+        --pipeline-config path/pipeline.config --tflite-graph path/tflite_graph.pb \
         [--images DATA | --images synth:20] [--tolerance 1e-4] [--json OUT]
 
 ``tflite_graph.pb`` is what ``object_detection/export_tflite_ssd_graph.py``
@@ -96,6 +96,7 @@ def compare_raw_outputs(model_a: bytes, model_b: bytes, images: list[np.ndarray]
 def _our_tflite(checkpoint: str, pipeline_config: Path, source, work: Path) -> bytes:
     """import-tf1 + export with the TF1 graph's post-process settings."""
     from ktp_tflite.train.export import ExportConfig, float_tflite, save_serving
+    from ktp_tflite.train.run_folder import ExportFolder
     from ktp_tflite.train.tf1_import import import_checkpoint
     from ktp_tflite.train.trainer import restore_model
 
@@ -108,7 +109,7 @@ def _our_tflite(checkpoint: str, pipeline_config: Path, source, work: Path) -> b
                           max_classes_per_detection=int(post.get("max_classes_per_detection", 1)),
                           detections_per_class=int(post.get("detections_per_class", 100)),
                           use_regular_nms=bool(post.get("use_regular_nms", False)))
-    return float_tflite(save_serving(model, config.model, export, work / "saved_model"))
+    return float_tflite(save_serving(model, config.model, export, ExportFolder(work).saved_model))
 
 
 def _images(spec: str, count: int, height: int, width: int) -> list[np.ndarray]:
@@ -146,7 +147,9 @@ def main(argv: list[str] | None = None) -> int:
                        and result["scores"] <= args.tolerance)
     text = json.dumps(result, indent=2)
     if args.json:
-        args.json.write_text(text + "\n")
+        from ktp_tflite.train.atomic_files import atomic_write_bytes
+
+        atomic_write_bytes(args.json, (text + "\n").encode())
     print(text)
     return 0 if result["equal"] else 1
 

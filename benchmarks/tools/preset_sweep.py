@@ -1,9 +1,9 @@
-"""Choose the ktp preset's input size and width: accuracy vs projected latency.
+r"""Choose the ktp preset's input size and width: accuracy vs projected latency.
 
 Usage::
 
-    nohup python -m ktp_tflite.benchmarks.preset_sweep --out runs/sweep \\
-        --variants 320x0.75,256x0.75,384x0.75,320x0.5,320x1.0,320x0.75@1 --steps 3000 \\
+    nohup python -m ktp_tflite.benchmarks.tools.preset_sweep --out runs/sweep \
+        --variants 320x0.75,256x0.75,384x0.75,320x0.5,320x1.0,320x0.75@1 --steps 3000 \
         > runs/sweep.log 2>&1 &
 
 Each variant is the ``ktp`` preset with another input size and width
@@ -36,6 +36,8 @@ import json
 import math
 import sys
 from pathlib import Path
+
+from ktp_tflite.train.run_folder import ExportFolder, RunFolder
 
 PROFILES = ("pixel4", "pixel6")
 BUDGET_PROFILE = "pixel4"
@@ -105,10 +107,10 @@ def _variant_config(size: int, width: float, seed: int, steps: int):
     )
 
 
-def _model_columns(export_dir: Path, name: str) -> dict:
+def _model_columns(export: ExportFolder, name: str) -> dict:
     """Sizes and projected latencies of an exported variant."""
-    float_model = (export_dir / "model_float.tflite").read_bytes()
-    int8_model = _int8_for_cost(export_dir / "saved_model")
+    float_model = export.float_tflite.read_bytes()
+    int8_model = _int8_for_cost(export.saved_model)
     return {
         "float_bytes": len(float_model),
         "int8_bytes": len(int8_model),
@@ -121,19 +123,19 @@ def run_variant(out: Path, size: int, width: float, seed: int, args, train_data,
     """Train (or resume), evaluate, export and project one variant."""
     from ktp_tflite.train.export import export_run
     from ktp_tflite.train.model import build_model, count_parameters
-    from ktp_tflite.train.trainer import latest_checkpoint, train
+    from ktp_tflite.train.trainer import train
 
     name = variant_name(size, width, seed)
-    run_dir = out / name / "run"
-    run_dir.parent.mkdir(parents=True, exist_ok=True)
+    run = RunFolder(out / name / "run")
+    run.path.parent.mkdir(parents=True, exist_ok=True)
     config = _variant_config(size, width, seed, args.steps)
-    result = train(config, train_data, run_dir, val_data=val_data,
-                   resume=latest_checkpoint(run_dir) is not None)
+    result = train(config, train_data, run.path, val_data=val_data,
+                   resume=run.latest_checkpoint() is not None)
     # Already trained to the budget: the run folder holds the final evaluation.
-    stored = result.metrics or json.loads((run_dir / "metrics.json").read_text())
-    export_dir = out / name / "export"
-    if not (export_dir / "model_float.tflite").is_file():
-        export_run(run_dir, export_dir, force=True)
+    stored = result.metrics or run.read_metrics()
+    export = ExportFolder(out / name / "export")
+    if not export.float_tflite.is_file():
+        export_run(run.path, export.path, force=True)
     return {
         "variant": name,
         "architecture": variant_name(size, width),
@@ -145,28 +147,28 @@ def run_variant(out: Path, size: int, width: float, seed: int, args, train_data,
         "map": round(stored["map"], 4),
         "map50": round(stored["map50"], 4),
         "map75": round(stored["map75"], 4),
-        **_model_columns(export_dir, name),
-        "training_images_per_second": round(_median_rate(run_dir / "history.jsonl"), 2),
+        **_model_columns(export, name),
+        "training_images_per_second": round(_median_rate(run.history), 2),
     }
 
 
 def project_variant(out: Path, size: int, width: float) -> dict:
     """Size and projected latency of an untrained variant (latency does not depend on the weights)."""
-    from ktp_tflite.benchmarks.train_reference import export_model
+    from ktp_tflite.benchmarks.tools.train_reference import export_model
     from ktp_tflite.train.model import count_parameters
     from ktp_tflite.train.trainer import build_seeded_model
 
     name = variant_name(size, width)
     config = _variant_config(size, width, 0, 0)
-    export_dir = out / name / "export-untrained"
-    export_dir.parent.mkdir(parents=True, exist_ok=True)
+    export = ExportFolder(out / name / "export-untrained")
+    export.path.parent.mkdir(parents=True, exist_ok=True)
     model = build_seeded_model(config.model, 0)
-    if not (export_dir / "model_float.tflite").is_file():
-        export_model(model, config.model, export_dir)
+    if not export.float_tflite.is_file():
+        export_model(model, config.model, export.path)
     return {
         "variant": name, "architecture": name, "seed": 0, "input_size": size, "width": width,
         "parameters": count_parameters(model), "steps": 0, "map": None, "map50": None, "map75": None,
-        **_model_columns(export_dir, name), "training_images_per_second": None,
+        **_model_columns(export, name), "training_images_per_second": None,
     }
 
 
@@ -180,8 +182,9 @@ class Architecture:
     band_percent: float
 
     @property
-    def mean_map(self) -> float | None:
-        return sum(self.maps) / len(self.maps) if self.maps else None
+    def mean_map(self) -> float:
+        """Mean mAP@[.5:.95] over the seeds (NaN when not trained)."""
+        return sum(self.maps) / len(self.maps) if self.maps else math.nan
 
     @property
     def worst_case_ms(self) -> float:
@@ -261,12 +264,16 @@ def choice_markdown(rows: list[dict], budget_ms: float = BUDGET_MS, profile: str
 
 def markdown(rows: list[dict], args) -> str:
     lines = [
-        f"# ktp preset sweep: {args.steps} steps each, batch 8, "
-        f"{args.train_images} training photos (seed {args.train_seed}), "
-        f"{args.val_images} validation photos (seed {args.val_seed})",
+        (
+            f"# ktp preset sweep: {args.steps} steps each, batch 8, "
+            f"{args.train_images} training photos (seed {args.train_seed}), "
+            f"{args.val_images} validation photos (seed {args.val_seed})"
+        ),
         "",
-        "Accuracy: float Keras model, COCO metrics. Latency: projections from the per-op cost "
-        "model onto the bundled profiles (estimates with their error band, not measurements).",
+        (
+            "Accuracy: float Keras model, COCO metrics. Latency: projections from the per-op cost "
+            "model onto the bundled profiles (estimates with their error band, not measurements)."
+        ),
         "",
         "| variant | params | int8 size (of float) | mAP@[.5:.95] | mAP@.5 | mAP@.75 | "
         + " | ".join(f"{p} int8 / float ms" for p in PROFILES) + " | training img/s |",
@@ -341,15 +348,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.train_seed == args.val_seed:
         raise SystemExit("--val-seed must differ from --train-seed")
 
-    from ktp_tflite.benchmarks.train_reference import rendered_dataset
+    from ktp_tflite.benchmarks.tools.train_reference import data_folder, rendered_dataset
 
     variants = [parse_variant(v) for v in args.variants.split(",") if v]
     untrained = [parse_variant(v) for v in args.project_only.split(",") if v]
-    (args.out / "data").mkdir(parents=True, exist_ok=True)
-    train_data = rendered_dataset(args.out / "data" / f"train_{args.train_seed}_{args.train_images}",
-                           args.train_images, args.train_seed, args.render_workers)
-    val_data = rendered_dataset(args.out / "data" / f"val_{args.val_seed}_{args.val_images}",
-                         args.val_images, args.val_seed, args.render_workers)
+    args.out.mkdir(parents=True, exist_ok=True)
+    train_data = rendered_dataset(data_folder(args.out, "train", args.train_seed, args.train_images),
+                                  args.train_images, args.train_seed, args.render_workers)
+    val_data = rendered_dataset(data_folder(args.out, "val", args.val_seed, args.val_images),
+                                args.val_images, args.val_seed, args.render_workers)
     rows = []
     for size, width, seed in variants:
         _log(f"variant {variant_name(size, width, seed)}")

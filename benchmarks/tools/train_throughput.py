@@ -13,7 +13,7 @@ size (default 8), on synthetic 640x480 photos:
 The pipeline is not the bottleneck when its rate is well above the step rate
 and end-to-end is close to step-only. Run::
 
-    python -m ktp_tflite.benchmarks.train_throughput --steps 30 > throughput.json
+    python -m ktp_tflite.benchmarks.tools.train_throughput --steps 30 > throughput.json
 
 JSON goes to stdout, progress to stderr. The issue's target: at least 3.8
 images/s end to end for 300x300 width 1.0 batch 8 on a 2-core machine.

@@ -1,6 +1,6 @@
 """Where `ktpconvert quantize` spends its time: graph conversion vs calibration.
 
-Usage: python -m ktp_tflite.benchmarks.quantize_bench MODEL [--representative synth:300]
+Usage: python -m ktp_tflite.benchmarks.tools.quantize_bench MODEL [--representative synth:300]
        [--num-samples 300] [--pipeline-config pipeline.config] [--val DATA] [--json OUT]
 
 MODEL is a ``tflite_graph.pb`` or a SavedModel. Steps, each timed:
@@ -30,6 +30,7 @@ import os
 import platform
 import sys
 import time
+from typing import Any
 
 
 def size_breakdown(model: bytes) -> dict[str, int]:
@@ -64,13 +65,13 @@ def accuracy(models: dict[str, bytes], val: str) -> dict:
 
     dataset = read_dataset(val)
     with tempfile.TemporaryDirectory() as folder:
-        paths = []
+        paths: list[str | Path] = []
         for name, content in models.items():
             path = Path(folder) / f"{name}.tflite"
             path.write_bytes(content)
             paths.append(path)
         report = evaluate_models(paths, dataset, progress=False)
-    result = {"data": val, "images": report.num_images, "boxes": report.num_boxes}
+    result: dict[str, Any] = {"data": val, "images": report.num_images, "boxes": report.num_boxes}
     for evaluation in report.models:
         name = Path(evaluation.model).stem
         m = evaluation.metrics
@@ -79,6 +80,11 @@ def accuracy(models: dict[str, bytes], val: str) -> dict:
         if evaluation.model in report.drops:
             result[name]["drop_points"] = report.drops[evaluation.model]
     return result
+
+
+def _returning(value):
+    """A loader that returns ``value`` (an image already drawn and resized)."""
+    return lambda: value
 
 
 def measure(model: str, representative: str, num_samples: int, pipeline_config: str | None,
@@ -101,7 +107,7 @@ def measure(model: str, representative: str, num_samples: int, pipeline_config: 
     start = time.perf_counter()
     samples = load_representative(representative, num_samples, seed)
     pixels = [resize_rgb(load(), source.height, source.width) for load in samples.loaders]
-    preloaded = dataclasses.replace(samples, loaders=tuple((lambda p=p: p) for p in pixels))
+    preloaded = dataclasses.replace(samples, loaders=tuple(_returning(p) for p in pixels))
     seconds["load_and_preprocess"] = time.perf_counter() - start
 
     result = quantize_detector(source, QuantizeConfig(), representative=preloaded, info=ModelInfo())
@@ -160,8 +166,9 @@ def main() -> None:
                      args.seed, args.val)
     text = json.dumps(result, indent=2)
     if args.json:
-        with open(args.json, "w", encoding="utf-8") as handle:
-            handle.write(text + "\n")
+        from ktp_tflite.train.atomic_files import atomic_write_bytes
+
+        atomic_write_bytes(args.json, (text + "\n").encode())
     print(text)
     print(f"quantize end to end: {result['seconds']['quantize_end_to_end']} s", file=sys.stderr)
 

@@ -20,7 +20,7 @@ For every input, asserted (a violation is a crash):
   same files, and ``ktpconvert scan --json`` (image target, when a model is
   given) leaves its output only on success, never a temporary.
 
-``python -m ktp_tflite.benchmarks.fuzz_readers --seconds 600 --out runs/fuzz``
+``python -m ktp_tflite.benchmarks.tools.fuzz_readers --seconds 600 --out runs/fuzz``
 runs each target for its share of the time and prints inputs tried per
 reader, seconds and crashes; crashing inputs and the seed corpus are written
 under ``--out``. ``tests/test_fuzz.py`` runs the same targets briefly.
@@ -75,7 +75,9 @@ def _png(width: int = 24, height: int = 16, mode: str = "RGB", **save) -> bytes:
     from PIL import Image
 
     buffer = io.BytesIO()
-    color = {"RGB": (200, 40, 10), "L": 90, "P": 3, "RGBA": (1, 2, 3, 4), "I;16": 40000}[mode]
+    colors: dict[str, float | tuple[float, ...]] = {
+        "RGB": (200, 40, 10), "L": 90, "P": 3, "RGBA": (1, 2, 3, 4), "I;16": 40000}
+    color = colors[mode]
     Image.new(mode, (width, height), color).save(buffer, format="PNG", **save)
     return buffer.getvalue()
 
@@ -241,8 +243,8 @@ def voc_documents(draw) -> bytes:
     dtd = draw(st.sampled_from((
         "", '<!DOCTYPE a [<!ENTITY x "card1.png">]>',
         '<!DOCTYPE a [<!ENTITY x SYSTEM "file:///etc/passwd">]>',
-        '<!DOCTYPE a [<!ENTITY a "aaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;"><!ENTITY x '
-        '"&b;&b;&b;&b;&b;&b;&b;&b;">]>')))
+        ('<!DOCTYPE a [<!ENTITY a "aaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;"><!ENTITY x '
+         '"&b;&b;&b;&b;&b;&b;&b;&b;">]>'))))
     name = "&x;" if dtd and draw(st.booleans()) else escape(filename)
     body = f'{dtd}<annotation><filename>{name}</filename>{"".join(objects)}</annotation>'
     data = body.encode("utf-8", "surrogatepass")
@@ -300,7 +302,7 @@ _FEATURE_KEYS = ("image/encoded", "image/filename", "image/source_id", "image/fo
 def tf_examples(draw) -> list[dict[str, tuple[str, list]]]:
     """Examples as {feature key: (kind, values)}: a valid card with features swapped or dropped."""
     seeds = image_seeds()
-    valid = {
+    valid: dict[str, tuple[str, list[Any]]] = {
         "image/encoded": ("bytes", [seeds["rgb.png"]]), "image/filename": ("bytes", [b"card.png"]),
         "image/format": ("bytes", [b"png"]), "image/height": ("int", [16]),
         "image/width": ("int", [24]), "image/object/bbox/xmin": ("float", [0.1, 0.5]),

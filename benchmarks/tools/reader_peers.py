@@ -1,6 +1,6 @@
 """Peer comparison: Tesseract and RapidOCR against the field reader, on the same crops, same run.
 
-Usage: python -m ktp_tflite.benchmarks.reader_peers --cards 200 --seed 4000 --out DIR
+Usage: python -m ktp_tflite.benchmarks.tools.reader_peers --cards 200 --seed 4000 --out DIR
            [--reader READER.tflite] [--engines tesseract,tesseract-line,rapidocr-rec]
            [--variants box32,...] [--peers-python PYTHON] [--width 640] [--height 480]
            [--preset train|stress] [--force]
@@ -28,7 +28,8 @@ Peers (:data:`ENGINES`), each reading every chosen variant: ``tesseract``
 recognition, models from the wheel; slow on line crops, so not in the
 default list) and ``rapidocr-rec`` (its recognizer alone, the crop taken as
 one line). The reader (``--reader``, a reader .tflite) reads ``box32`` in
-LiteRT (:func:`~ktp_tflite.train.reader_export.tflite_logits`) and decodes
+LiteRT (:class:`~ktp_tflite.convert.reader.TfliteReader`, cropped with the
+geometry of its own crop.txt) and decodes
 under each field's grammar (:func:`~ktp_tflite.train.reader_grammar.decode_field`).
 
 Scores: exact match per field after :func:`normalise` (upper case, colons
@@ -82,7 +83,7 @@ import numpy as np
 
 try:  # the benchmark side; the peers' worker runs this file where the project may not be installed
     from ktp_tflite.benchmarks.report import _cpu_name
-    from ktp_tflite.convert.tflite_model import parse_model
+    from ktp_tflite.convert.reader import TfliteReader
     from ktp_tflite.train.atomic_files import check_output, write_output
     from ktp_tflite.train.errors import KtpError
     from ktp_tflite.train.images import load_image
@@ -90,12 +91,11 @@ try:  # the benchmark side; the peers' worker runs this file where the project m
     from ktp_tflite.train.nik import levenshtein
     from ktp_tflite.train.reader_crops import (
         CropConfig,
-        quad_sides,
         box_crop,
         crop_quad,
         expand_quad,
+        quad_sides,
     )
-    from ktp_tflite.train.reader_export import tflite_logits
     from ktp_tflite.train.reader_grammar import FIELD_GRAMMARS, decode_field
     from ktp_tflite.train.synth import SynthConfig, preset_config, render_card
 except ModuleNotFoundError as error:
@@ -399,10 +399,10 @@ def run_peer(python: str, engine: str, images: list[np.ndarray]) -> tuple[list[s
     return answer["texts"], answer["seconds"]
 
 
-def run_reader(tflite_model: bytes, crops: list) -> tuple[list[str], list[float]]:
+def run_reader(reader: TfliteReader, crops: list) -> tuple[list[str], list[float]]:
     """Texts of the reader on ``crops`` (LiteRT, one thread) and the seconds per crop (the mean)."""
     began = time.perf_counter()
-    logits = tflite_logits(tflite_model, crops)
+    logits = reader.logits(crops)
     texts = [decode_field(row, crop.field).text for row, crop in zip(logits, crops, strict=True)]
     elapsed = time.perf_counter() - began
     return texts, [elapsed / len(crops)] * len(crops)
@@ -463,10 +463,12 @@ def benchmark(cards: int, seed: int, synth_config: SynthConfig, engines: list[st
     reader_crop = CropConfig()
     reader_info = None
     if reader is not None:
-        shape = parse_model(reader, reader_name or "reader").inputs[0].shape
-        if len(shape) != 4 or shape[0] != 1 or shape[3] != 3:
-            raise PeerBenchmarkError(f"{reader_name}: input shape {list(shape)} is not a reader's [1, H, W, 3] crop")
-        reader_crop = CropConfig(height=int(shape[1]), width=int(shape[2]))
+        try:
+            runner = TfliteReader(reader, reader_name or "reader")
+        except KtpError as error:
+            raise PeerBenchmarkError(str(error)) from None
+        shape = runner.model.inputs[0].shape
+        reader_crop = runner.crop  # the geometry it was trained on (its crop.txt)
         reader_info = {"available": True, "file": Path(reader_name).name if reader_name else None,
                        "input": list(shape), "runtime": "LiteRT (ai-edge-litert), num_threads=1"}
 
@@ -483,9 +485,11 @@ def benchmark(cards: int, seed: int, synth_config: SynthConfig, engines: list[st
     images = {name: [c.pixels if name in READER_VARIANTS else c for c in items] for name, items in crops.items()}
 
     results = []
-    for name in READER_VARIANTS if reader is not None else ():
+    for name in READER_VARIANTS:
+        if reader is None:
+            break
         _log(f"reader: variant {name}, {len(crops[name])} crops")
-        texts, seconds = run_reader(reader, crops[name])
+        texts, seconds = run_reader(runner, crops[name])
         results.append({"engine": READER, "variant": name,
                         "as_read": score(truths, texts, seconds, lenient=False),
                         "lenient": score(truths, texts, seconds, lenient=True)})
@@ -505,7 +509,8 @@ def benchmark(cards: int, seed: int, synth_config: SynthConfig, engines: list[st
         "machine": {"cpu": _cpu_name(), "cpus": os.cpu_count(), "platform": platform.platform(),
                     "python": platform.python_version(), "peers_python": peers_python},
         "cards": cards, "seed": seed, "frame": f"{synth_config.width}x{synth_config.height}",
-        "fields": list(CLASSES), "variants": {v: VARIANTS[v] for v in variants}, "normalisation": NORMALISATION, "timing": TIMING,
+        "fields": list(CLASSES), "variants": {v: VARIANTS[v] for v in variants},
+        "normalisation": NORMALISATION, "timing": TIMING,
         "engines": engines_info,
         "headline": {"as_read": _best(results, "as_read"), "lenient": _best(results, "lenient")},
         "results": results,
@@ -613,14 +618,14 @@ def main(argv: list[str] | None = None) -> int:
             if not args.reader.is_file():
                 raise PeerBenchmarkError(f"{args.reader}: no such reader .tflite (--reader)")
             reader = args.reader.read_bytes()
-            parse_model(reader, str(args.reader))  # a bad file fails before any output folder is made
+            TfliteReader(reader, str(args.reader))  # a bad file fails before any output folder is made
         args.out.mkdir(parents=True, exist_ok=True)
         for name in ("reader_peers.json", "reader_peers.md"):
             check_output(args.out / name, inputs=[args.reader], force=args.force)
         result = benchmark(args.cards, args.seed, preset_config(args.preset, args.width, args.height),
                            args.engines, args.peers_python, reader, str(args.reader) if reader else None,
                            tuple(args.variants))
-        command = "python -m ktp_tflite.benchmarks.reader_peers " + " ".join(argv)
+        command = "python -m ktp_tflite.benchmarks.tools.reader_peers " + " ".join(argv)
         result["command"] = command
         paths = write_outputs(result, args.out, args.force, command)
     except KtpError as error:

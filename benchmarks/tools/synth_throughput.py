@@ -1,6 +1,6 @@
 """Renderer throughput: synthetic KTP photos per second, by worker count.
 
-Usage: python -m ktp_tflite.benchmarks.synth_throughput [--count 200] [--size 640x480]
+Usage: python -m ktp_tflite.benchmarks.tools.synth_throughput [--count 200] [--size 640x480]
            [--workers 1 2] [--preset train|stress]
 
 Prints one JSON line per worker count with images/s (rendering, photometric
