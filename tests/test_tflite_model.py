@@ -35,8 +35,6 @@ FLATBUFFER_READERS = re.compile(
 PENDING = {
     "train/export.py": "tflite_op_names and the output reorder use TF's schema and flatbuffer_utils; "
                        "train/ cannot import convert/, so they move with the export flow",
-    "benchmarks/tools/quantize_bench.py": "size_breakdown reads tensors with TF's schema "
-                                    "(TfliteModel.tensors has data_bytes and quantization)",
 }
 POSTPROCESS = "TFLite_Detection_PostProcess"
 

@@ -35,23 +35,17 @@ from typing import Any
 
 def size_breakdown(model: bytes) -> dict[str, int]:
     """Bytes of a .tflite by content: tensor data by dtype, quantization parameters."""
-    from tensorflow.lite.python import schema_py_generated as schema
+    from ktp_tflite.convert.tflite_model import parse_model
 
-    root = schema.Model.GetRootAsModel(model, 0)
-    graph = root.Subgraphs(0)
-    names = {v: k.lower() for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
     sizes: dict[str, int] = {"file": len(model)}
-    for index in range(graph.TensorsLength()):
-        tensor = graph.Tensors(index)
-        data = root.Buffers(tensor.Buffer()).DataLength()
-        if data:
-            key = f"{names[tensor.Type()]}_data"
-            sizes[key] = sizes.get(key, 0) + data
-        quantization = tensor.Quantization()
-        if quantization is not None:
-            sizes["quant_scales"] = sizes.get("quant_scales", 0) + 4 * quantization.ScaleLength()
+    for tensor in parse_model(model, "model").tensors:
+        if tensor.data_bytes:
+            key = f"{tensor.dtype}_data"
+            sizes[key] = sizes.get(key, 0) + tensor.data_bytes
+        if tensor.quantization is not None:
+            sizes["quant_scales"] = sizes.get("quant_scales", 0) + 4 * len(tensor.quantization.scale)
             sizes["quant_zero_points_int64"] = (sizes.get("quant_zero_points_int64", 0)
-                                                + 8 * quantization.ZeroPointLength())
+                                                + 8 * len(tensor.quantization.zero_point))
     return sizes
 
 

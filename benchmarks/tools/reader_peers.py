@@ -127,8 +127,8 @@ MARGINS = (0.15, 0.5)
 READER_VARIANTS = {"box32": False, "box32_deskew": True}  # the reader's own crops: variant -> deskew
 MIN_CROP_HEIGHT = 8  # CropConfig's smallest height
 VARIANTS: dict[str, str] = {
-    "box32": ("ground-truth box, the reader's crop (its input size, 32x256 without --reader; margins 0.2 "
-              "above and below, 0.1 left and right of the height; padded)"),
+    "box32": ("ground-truth box, the reader's crop (the geometry of its crop.txt: size and margins; without "
+              "--reader or crop.txt 32x256, margins 0.2 above and below, 0.1 left and right of the height; padded)"),
     "box32_deskew": ("box32 after the deskew `scan --reader` and the app apply (the line's slant in the box "
                      "undone, reader_crops.line_angle)"),
     **{f"rect_native_m{round(m * 100)}": f"value quadrilateral + {m:.0%} of its height on every side, "
