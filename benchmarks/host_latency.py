@@ -23,6 +23,11 @@ of the ops' medians is reported next to the full model's median from the
 same rounds (``coverage``). It differs from 1 by op fusion across ops,
 cache effects and per-invoke overhead, so treat the breakdown as shares,
 not exact times.
+
+Why one file: the parent (:func:`measure`) and the measuring child (``_child``,
+:func:`measure_in_process`) run this module, and the results' ``to_dict``/``from_dict`` are the
+JSON protocol between them, so they change together. If it grows, the isolated-op profile
+(:class:`OpTiming`, :class:`OpProfile`, :func:`isolated_op_profile`) could move to op_profile.py.
 """
 
 from __future__ import annotations

@@ -4,6 +4,11 @@ Measured numbers (this host, or a phone over adb) and projected numbers
 (device profiles) are kept in separate tables and labelled as such; every
 projection carries its error band and the word "projected". Reports hold
 model file names, sizes, timings and metrics only: no image content.
+
+Why one file: one :class:`BenchmarkReport` and its renderings (JSON, Markdown, HTML, three
+plots), written by :func:`write_report`; ``to_dict`` and :func:`markdown` both read
+:class:`ModelEntry` field by field, so they change together. If it grows, the plots
+(:func:`figure_png`, :func:`plot_latency`, ...) could move to report_plots.py.
 """
 
 from __future__ import annotations

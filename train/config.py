@@ -19,6 +19,11 @@ import time):
 
 Plus ``ssdlite`` (depthwise heads) and the width multiplier as overrides
 (:func:`with_overrides`).
+
+Why one file: it is the one definition of a run's configuration (dataclasses, presets,
+overrides, validation, the ``config.json`` round trip); a new field is declared, given preset
+values and checked here. If it grows, the MobileNetV2 layout (``MOBILENET_V2_BLOCKS``,
+:func:`backbone_endpoints`, :func:`endpoint_stride_count`) could move to backbone_layout.py.
 """
 
 from __future__ import annotations

@@ -25,6 +25,11 @@ naming it, the record and the fix; a bad record (unreadable, truncated or
 too large image, box outside the image or of zero area, unknown class name)
 does too, or with ``skip_bad=True`` that image is dropped and listed in
 ``Dataset.skipped``. Writers write to a temporary name and rename.
+
+Why one file: every reader shares the validation helpers (``_Collector``, ``_make_box``,
+``_relative_name``, :func:`describe`) and one contract (a :class:`Dataset`; a bad record raised
+or skipped), and :func:`read_dataset` dispatches over them. If it grows, split by format, helpers
+staying here: e.g. COCO (:func:`read_coco`, :func:`write_coco`, ``_coco_*``) to datasets_coco.py.
 """
 
 from __future__ import annotations

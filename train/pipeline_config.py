@@ -8,6 +8,11 @@ converter honour into a typed :class:`SsdPipelineConfig`. A field set to a value
 the builder cannot honour (another resizer, anchor generator, box coder, box
 predictor or feature extractor) is an error that names the field and the file,
 never silently ignored.
+
+Why one file: the typed reader (``_Reader``, ``_anchors``, ``_box_coder``, ...) is written against
+the parser's ``{field: [values]}`` shape and its :class:`PipelineConfigError` messages. If it
+grows, the generic parser (``_TOKEN``, ``_Parser``, :func:`parse_text_proto`), which the label
+map reader and tf1_import.py use too, could move to text_proto.py.
 """
 
 from __future__ import annotations

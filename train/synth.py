@@ -17,6 +17,11 @@ never cover a value box, so every box holds fully visible ink.
 
 Sample ``i`` of seed ``s`` depends only on ``(s, i)`` and the config: results
 are identical whatever the number of worker processes.
+
+Why one file: one render flow (:func:`render_card`) whose stages all draw from one generator in
+a fixed order, so a draw added to one stage changes every later one, in every sample. If it
+grows, the camera effects (``_lighting``, ``_motion_blur``, ``_sensor_noise``, ``_camera``) could
+go to synth_camera.py and the occluders (``_thumb``, ``_object``, ...) to synth_occluders.py.
 """
 
 from __future__ import annotations

@@ -26,6 +26,11 @@ Moving averages: the OD API exporters (``exporter.py``,
 (batch-norm moving statistics have no shadow and are read raw). This import
 does the same, so the default follows the config, and the caller may force it
 either way (``--use-moving-averages/--no-use-moving-averages``).
+
+Why one file: one import flow (pipeline.config -> :class:`ModelConfig` -> checkpoint variables
+matched by name -> run folder); the config half fixes the network whose TF1 names the checkpoint
+half matches. If it grows, the config checks (:class:`PipelineExtras`, :func:`pipeline_extras`,
+``_check_hyperparams``, :func:`model_config_from_pipeline`) could move to tf1_pipeline.py.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from ktp_tflite.train.atomic_files import atomic_write_files
 from ktp_tflite.train.config import AnchorConfig, ModelConfig, preset
 from ktp_tflite.train.errors import KtpError
 from ktp_tflite.train.pipeline_config import (
@@ -484,6 +490,6 @@ def import_checkpoint(
                         "iou_threshold": post.iou_threshold,
                         "max_total_detections": post.max_total_detections},
     }
-    folder.tf1_import.write_text(json.dumps(record, indent=2) + "\n")
-    folder.config.write_text(run_config.to_json())
+    atomic_write_files({folder.tf1_import: (json.dumps(record, indent=2) + "\n").encode(),
+                        folder.config: run_config.to_json().encode()})
     return report

@@ -41,6 +41,11 @@ are averaged over the replicas after every step. Only the chief writes
 ``RUN_DIR``; the others save their (collective) checkpoints into a temporary
 folder that is removed at the end. On ``--resume`` every worker restores the
 chief's newest checkpoint, so ``RUN_DIR`` must be readable by all of them.
+
+Why one file: one training flow whose parts share the distribution rules above: the step
+(:func:`make_train_step`) normalises by the global batch, :func:`train` picks who writes RUN_DIR,
+resume and precise BN keep every worker's weights equal. If it grows, the cluster setup
+(:func:`make_strategy`, ``_check_tf_config``, ``_task``, ``_cluster_size``) could go to cluster.py.
 """
 
 from __future__ import annotations

@@ -29,6 +29,11 @@ and sources.
 EfficientDet-Lite0/1/2 (Pixel 4 int8 rows in
 docs/REFERENCES.md, 'Pixel CPU latency, TFLite benchmark_model') are not
 built: BiFPN is out of scope here, so those rows are not used.
+
+Why one file: one offline flow (reference models -> op costs in ``reference_costs.json`` -> fit
+-> profile JSONs); ``REFERENCE_ROWS`` and ``PIXEL6_CHECK`` pick both what is built and what is fitted.
+If it grows, the model builders (``_efficientnet_lite0``, ``_ssd_mobilenet_v1_300``,
+``_classifier_tflite``, ``_ssd_tflite``, :func:`build_reference`) could move to reference_models.py.
 """
 
 from __future__ import annotations

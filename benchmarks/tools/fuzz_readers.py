@@ -24,6 +24,11 @@ For every input, asserted (a violation is a crash):
 runs each target for its share of the time and prints inputs tried per
 reader, seconds and crashes; crashing inputs and the seed corpus are written
 under ``--out``. ``tests/test_fuzz.py`` runs the same targets briefly.
+
+Why one file: each :class:`Target` pairs a hypothesis strategy with the writer that lays its
+input out and the reader calls it checks, so a new reader touches all three. If it grows, the
+strategies (:func:`byte_mutations`, :func:`mutated_json`, :func:`voc_documents`,
+:func:`token_mutations`, :func:`tf_examples`, ...) could move to fuzz_strategies.py.
 """
 
 from __future__ import annotations

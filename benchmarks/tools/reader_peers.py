@@ -58,6 +58,11 @@ written (no text, no image).
 Writes ``DIR/reader_peers.json`` and ``DIR/reader_peers.md`` (atomically) and
 prints the table. Exit status 1 when no engine and no reader can run (the
 missing engines are named with how to install them).
+
+Why one file: the peers' worker is this same file run by path (``_worker_command``), so
+:data:`ENGINES`, the engine settings and the pipe protocol (npz of crops in, last JSON line out)
+have one definition on both sides. If it grows, the Markdown report (:func:`markdown`, ``_row``,
+``_title``, :func:`write_outputs`) could move to reader_peers_report.py; the worker stays here.
 """
 
 from __future__ import annotations
