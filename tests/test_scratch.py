@@ -23,3 +23,25 @@ def test_temporaries_of_this_process_and_its_children_land_inside_and_go(tmp_pat
         raise KeyboardInterrupt  # a Ctrl-C inside the block
     assert not folder.exists() and list(tmp_path.iterdir()) == []
     assert os.environ["TMPDIR"] == str(tmp_path) and tempfile.tempdir is None
+
+
+def test_a_ctrl_c_just_after_the_folder_is_made_leaves_nothing(tmp_path, monkeypatch):
+    import signal
+
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    real_mkdir = Path.mkdir
+
+    def mkdir_then_ctrl_c(self, *args, **kwargs):
+        real_mkdir(self, *args, **kwargs)
+        os.kill(os.getpid(), signal.SIGINT)  # lands just after the folder exists, before the block runs
+
+    monkeypatch.setattr(Path, "mkdir", mkdir_then_ctrl_c)
+    ran = []
+    with pytest.raises(KeyboardInterrupt):
+        with private_tempdir("ktp-test-"):
+            ran.append(True)
+            import time
+
+            time.sleep(1)  # not reached: the Ctrl-C comes first
+    assert list(tmp_path.iterdir()) == [] and ran == []  # the folder went with it

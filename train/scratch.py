@@ -13,24 +13,40 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
+
+
+def _remove(folder: Path) -> None:
+    for _ in range(5):  # a library thread may still be closing a file in it
+        shutil.rmtree(folder, ignore_errors=True)
+        if not folder.exists():
+            return
+        time.sleep(0.05)
 
 
 @contextlib.contextmanager
 def private_tempdir(prefix: str = "ktp-") -> Iterator[Path]:
     """Yield a new folder that is the process's temporary folder until the block ends; then remove it.
 
-    Not for concurrent use from threads: ``tempfile.tempdir`` and ``TMPDIR``
-    are process-wide (restored on exit).
+    The folder's name is chosen before it is made, so a Ctrl-C at any moment,
+    even just after ``mkdir``, finds the cleanup knowing what to remove. Not
+    for concurrent use from threads: ``tempfile.tempdir`` and ``TMPDIR`` are
+    process-wide (restored on exit).
     """
-    saved_tempdir, saved_env = tempfile.tempdir, os.environ.get("TMPDIR")  # before mkdtemp caches one
-    folder = Path(tempfile.mkdtemp(prefix=prefix))
-    tempfile.tempdir = str(folder)
-    os.environ["TMPDIR"] = str(folder)
+    saved_tempdir, saved_env = tempfile.tempdir, os.environ.get("TMPDIR")
+    base = Path(tempfile.gettempdir())
+    folder = base / f"{prefix}{secrets.token_hex(8)}"
+    while folder.exists():  # 64 random bits: practically never
+        folder = base / f"{prefix}{secrets.token_hex(8)}"
     try:
+        folder.mkdir(mode=0o700)
+        tempfile.tempdir = str(folder)
+        os.environ["TMPDIR"] = str(folder)
         yield folder
     finally:
         tempfile.tempdir = saved_tempdir
@@ -38,4 +54,4 @@ def private_tempdir(prefix: str = "ktp-") -> Iterator[Path]:
             os.environ.pop("TMPDIR", None)
         else:
             os.environ["TMPDIR"] = saved_env
-        shutil.rmtree(folder, ignore_errors=True)
+        _remove(folder)
