@@ -46,7 +46,7 @@ from ktp_tflite.train.labels import CLASSES
 from ktp_tflite.train.reader_crops import crops_from_boxes
 from ktp_tflite.train.reader_grammar import decode_field, nik_report
 from ktp_tflite.train.reader_train import score_texts
-from ktp_tflite.train.records import Dataset
+from ktp_tflite.train.records import Dataset, field_pixel_boxes
 
 # Printed text height (ground-truth box height, photo pixels) bins: (key, low, high), low inclusive.
 TEXT_HEIGHT_BINS = (("under_6", 0.0, 6.0), ("6_to_8", 6.0, 8.0), ("8_to_10", 8.0, 10.0),
@@ -142,9 +142,7 @@ def evaluate_scan(detector_path: str | Path, reader: TfliteReader, dataset: Data
         second_passes += found.second_passes
         for example, image, detections in zip(chunk, images, found.app, strict=True):
             height, width = image.shape[:2]
-            truth_boxes: dict[str, tuple] = {}
-            for box in example.boxes:  # the first box of each field
-                truth_boxes.setdefault(box.label, box.to_pixels(width, height))
+            truth_boxes = field_pixel_boxes(example.boxes, width, height)
             truths = {f: texts[example.image_id][f] for f in truth_boxes if f in texts[example.image_id]}
             heights = {f: truth_boxes[f][3] - truth_boxes[f][1] for f in truths}
             width_bin = _bin(card_width_fraction(truth_boxes, width), CARD_WIDTH_BINS)

@@ -232,11 +232,9 @@ def test_deskew_finds_the_slant_of_rendered_lines_and_bounds_the_box():
 
 
 def _truth_boxes(card, photo):
-    size = (photo.shape[1], photo.shape[0])
-    boxes: dict = {}
-    for box in card.boxes:
-        boxes.setdefault(box.label, box.to_pixels(*size))
-    return boxes
+    from ktp_tflite.train.records import field_pixel_boxes
+
+    return field_pixel_boxes(card.boxes, photo.shape[1], photo.shape[0])
 
 
 def test_detector_crops_keep_boxes_on_the_value_and_drop_the_rest():

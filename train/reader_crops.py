@@ -40,7 +40,7 @@ from PIL import Image
 from ktp_tflite.train.errors import KtpError
 from ktp_tflite.train.images import load_image
 from ktp_tflite.train.labels import CLASSES
-from ktp_tflite.train.records import iou
+from ktp_tflite.train.records import field_pixel_boxes, iou
 from ktp_tflite.train.synth import (
     TRAIN,
     RenderedCard,
@@ -339,10 +339,7 @@ def detector_value_crops(card: RenderedCard, photo: np.ndarray,
     reader taught to "read" it would learn to make text up. So is a field
     the detector did not find. In CLASSES order.
     """
-    size = (photo.shape[1], photo.shape[0])
-    truth: dict[str, tuple[float, float, float, float]] = {}
-    for labelled in card.boxes:
-        truth.setdefault(labelled.label, labelled.to_pixels(*size))
+    truth = field_pixel_boxes(card.boxes, photo.shape[1], photo.shape[0])
     crops = []
     for field in CLASSES:
         box = found.get(field)

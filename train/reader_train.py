@@ -69,13 +69,14 @@ as the app runs it (the convert layer builds one: :func:`ktp_tflite.convert.read
 DETECT_CHUNK = 256  # cards rendered, then detected together, per round
 
 
-def _card_crops(args: tuple) -> tuple[list[FieldCrop], RenderedCard | None]:
+def _card_crops(args: tuple) -> tuple[list[FieldCrop], tuple[RenderedCard, np.ndarray] | None]:
+    """One card's crops, and with ``keep_card`` the card and its decoded photo (for the detector)."""
     seed, index, config, synth_config, box_jitter, kinds, keep_card = args
     width, height = config.frame_sizes[index % len(config.frame_sizes)]
     card = render_card(seed, index, dataclasses.replace(synth_config, width=width, height=height))
     photo = load_image(card.jpeg, where=f"rendered card {seed}/{index}")
     crops = card_value_crops(card, photo, (seed, index), config.crop, kinds, box_jitter, config.deskew_boxes)
-    return crops, card if keep_card else None
+    return crops, (card, photo) if keep_card else None
 
 
 def render_crops(seed: int, cards: int, config: ReaderConfig, synth_config: SynthConfig = TRAIN,
@@ -113,10 +114,9 @@ def render_crops(seed: int, cards: int, config: ReaderConfig, synth_config: Synt
             if not with_detector:
                 crops += [crop for card_crops, _ in done for crop in card_crops]
                 continue
-            cards_done = [card for _, card in done if card is not None]  # kept: with_detector
-            photos = [load_image(card.jpeg, where="rendered card") for card in cards_done]
-            found_boxes = detect(photos) if detect is not None else []
-            for (card_crops, _), card, photo, found in zip(done, cards_done, photos, found_boxes, strict=True):
+            kept = [pair for _, pair in done if pair is not None]  # every card: with_detector
+            found_boxes = detect([photo for _, photo in kept]) if detect is not None else []
+            for (card_crops, _), (card, photo), found in zip(done, kept, found_boxes, strict=True):
                 crops += card_crops + detector_value_crops(card, photo, found, config.crop)
         return crops
     finally:

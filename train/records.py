@@ -9,6 +9,7 @@ canonical class name from :mod:`ktp_tflite.train.labels`.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -52,6 +53,15 @@ class Box:
     def to_pixels(self, width: int, height: int) -> tuple[float, float, float, float]:
         """(xmin, ymin, xmax, ymax) in pixels."""
         return (self.xmin * width, self.ymin * height, self.xmax * width, self.ymax * height)
+
+
+def field_pixel_boxes(boxes: Iterable[Box], width: int,
+                      height: int) -> dict[str, tuple[float, float, float, float]]:
+    """Each field's first box as (left, top, right, bottom) pixels of a ``width`` x ``height`` image."""
+    found: dict[str, tuple[float, float, float, float]] = {}
+    for box in boxes:
+        found.setdefault(box.label, box.to_pixels(width, height))
+    return found
 
 
 @dataclasses.dataclass(frozen=True)
