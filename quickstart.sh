@@ -16,7 +16,7 @@ run=1
 
 SUDO=""
 if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
-APT_PACKAGES=(python3-venv fonts-ocr-a fonts-liberation2 fonts-croscore fonts-dejavu-core fonts-freefont-ttf fonts-noto-core libusb-1.0-0 junit5 default-jdk-headless npm)
+APT_PACKAGES=(python3-venv fonts-ocr-a fonts-liberation2 fonts-croscore fonts-dejavu-core fonts-freefont-ttf fonts-noto-core fonts-noto-mono libusb-1.0-0 junit5 default-jdk-headless npm)
 missing=()
 for package in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

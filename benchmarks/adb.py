@@ -138,8 +138,7 @@ def _adb(adb: str, serial: str | None, args: list[str], timeout: float) -> str:
         raise AdbError(f"`{' '.join(command)}` took longer than {timeout:.0f} s") from error
     if done.returncode != 0:
         raise AdbError(
-            f"`{' '.join(command)}` failed (exit {done.returncode}): "
-            f"{(done.stderr or done.stdout).strip()[-400:]}"
+            f"`{' '.join(command)}` failed (exit {done.returncode}): {(done.stderr or done.stdout).strip()[-400:]}"
         )
     return done.stdout + done.stderr
 

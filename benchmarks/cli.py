@@ -37,19 +37,17 @@ def check_eval_json(path: Path) -> None:
     for index, entry in enumerate(models):
         metrics = entry.get("metrics") if isinstance(entry, dict) else None
         if not isinstance(metrics, dict) or not isinstance(entry.get("model"), str):
-            raise KtpError(f"{path}: models[{index}] lacks a 'model' name or a 'metrics' object; "
-                           f"{EVAL_FIX}")
+            raise KtpError(f"{path}: models[{index}] lacks a 'model' name or a 'metrics' object; {EVAL_FIX}")
         for key in ("map", "map50", "map75"):
             value = metrics.get(key)
             if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
-                raise KtpError(f"{path}: models[{index}].metrics.{key} is {describe(value)}; "
-                               f"expected a number; {EVAL_FIX}")
+                raise KtpError(
+                    f"{path}: models[{index}].metrics.{key} is {describe(value)}; expected a number; {EVAL_FIX}"
+                )
 
 
 @click.command()
-@click.argument(
-    "models", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
-)
+@click.argument("models", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option(
     "--threads",
     type=click.IntRange(min=1),
@@ -118,9 +116,11 @@ def check_eval_json(path: Path) -> None:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="The android_aarch64 benchmark_model binary to push.",
 )
-@click.option("--force", is_flag=True,
-              help="Replace --report if it holds an earlier report (a folder of other files "
-              "is never replaced).")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Replace --report if it holds an earlier report (a folder of other files is never replaced).",
+)
 def benchmark(
     models: tuple[Path, ...],
     threads: int | None,
@@ -175,10 +175,8 @@ def benchmark(
         if report_dir is not None:
             from ktp_tflite.benchmarks.report import write_report
 
-            with atomic_output_dir(report_dir, inputs=inputs, force=force,
-                                   marker=REPORT_MARKER) as staging:
-                written = {k: report_dir / p.relative_to(staging)
-                           for k, p in write_report(report, staging).items()}
+            with atomic_output_dir(report_dir, inputs=inputs, force=force, marker=REPORT_MARKER) as staging:
+                written = {k: report_dir / p.relative_to(staging) for k, p in write_report(report, staging).items()}
             click.echo(f"report: {written['md']}, {written['html']}, {written['json']}", err=True)
     except KtpError as error:
         raise click.ClickException(str(error)) from error
@@ -297,9 +295,7 @@ def _summary(report) -> str:
     lines = []
     ratios = report.ratios()
     for m in report.models:
-        lines.append(
-            f"{m.name}  ({m.precision}, {m.size_bytes / 1e6:.2f} MB, {m.total_macs / 1e6:.0f} M MACs)"
-        )
+        lines.append(f"{m.name}  ({m.precision}, {m.size_bytes / 1e6:.2f} MB, {m.total_macs / 1e6:.0f} M MACs)")
         for h in m.host:
             pre = f", pre-proc {h.preprocess.p50_ms:.2f} ms" if h.preprocess else ""
             lines.append(
@@ -309,9 +305,7 @@ def _summary(report) -> str:
                 f"peak mem {h.peak_memory_kb / 1024:.1f} MB{pre}, measured"
             )
         for d in m.device_runs:
-            lines.append(
-                f"  {d.device} x{d.threads}: avg {d.avg_ms:.2f} ms, init {d.init_ms:.1f} ms, measured"
-            )
+            lines.append(f"  {d.device} x{d.threads}: avg {d.avg_ms:.2f} ms, init {d.init_ms:.1f} ms, measured")
         for p in m.projections:
             lines.append(f"  {p.text()}")
         for kernels, row in report.repeatability().get(m.name, {}).items():

@@ -231,9 +231,7 @@ def make_interpreter(model: bytes, threads: int, kernels: str, *, preserve: bool
     """A LiteRT interpreter with XNNPACK (default) or builtin kernels only, tensors allocated."""
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-    resolver = (
-        OpResolverType.AUTO if kernels == "xnnpack" else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
-    )
+    resolver = OpResolverType.AUTO if kernels == "xnnpack" else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
     interpreter = Interpreter(
         model_content=model,
         num_threads=threads,
@@ -351,8 +349,7 @@ def isolated_op_profile(model: TfliteModel, full, inputs: dict, config: HostConf
         capture.set_tensor(index, value)
     capture.invoke()
     costs = graph_cost(model)
-    load_time = {t.index: cost.index for cost in costs.ops if not cost.runtime
-                 for t in model.ops[cost.index].outputs}
+    load_time = {t.index: cost.index for cost in costs.ops if not cost.runtime for t in model.ops[cost.index].outputs}
     runtime_ops, interpreters = [], []
     for cost in costs.ops:
         if not cost.runtime:
@@ -481,8 +478,7 @@ def measure(path: str | Path, config: HostConfig, timeout_s: float = 1800) -> Ho
     ]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
     try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s, env=env,
-                              check=False)
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s, env=env, check=False)
     except subprocess.TimeoutExpired as error:
         raise HostBenchmarkError(f"{path}: measurement took longer than {timeout_s:.0f} s") from error
     sys.stderr.write(done.stderr if done.returncode == 0 else "")

@@ -156,8 +156,7 @@ def profile_from_dict(data: dict, source: str) -> DeviceProfile:
         cores.append(cluster)
     if sum(c.count for c in cores) < threads:
         raise ProfileError(
-            f"{source}: field 'threads' is {threads} but 'cores' lists only "
-            f"{sum(c.count for c in cores)} cores"
+            f"{source}: field 'threads' is {threads} but 'cores' lists only {sum(c.count for c in cores)} cores"
         )
     raw = _require(data, "parameters", dict, source)
     parameters = {}
@@ -227,9 +226,7 @@ def bundled_profile_text(name: str) -> str:
     from importlib.resources import files
 
     if name not in BUNDLED:
-        raise ProfileError(
-            f"no bundled profile {name!r}; choose one of {', '.join(BUNDLED)} or pass a JSON file path"
-        )
+        raise ProfileError(f"no bundled profile {name!r}; choose one of {', '.join(BUNDLED)} or pass a JSON file path")
     return files("ktp_tflite.benchmarks").joinpath("profiles", f"{name}.json").read_text(encoding="utf-8")
 
 

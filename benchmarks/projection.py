@@ -140,9 +140,7 @@ def capacity(profile: DeviceProfile, dotprod: bool = True) -> Capacity:
     used = profile.used_cores()
     return Capacity(
         peak_float=sum(n * c.ghz * 1e9 * c.neon_pipes_128b * 4 for c, n in used),
-        peak_int8=sum(
-            n * c.ghz * 1e9 * c.neon_pipes_128b * (16 if c.dotprod and dotprod else 8) for c, n in used
-        ),
+        peak_int8=sum(n * c.ghz * 1e9 * c.neon_pipes_128b * (16 if c.dotprod and dotprod else 8) for c, n in used),
         peak_int8_nodot=sum(n * c.ghz * 1e9 * c.neon_pipes_128b * 8 for c, n in used),
         sum_ghz=sum(n * c.ghz for c, n in used),
         fastest_ghz=max(c.ghz for c, _ in used),

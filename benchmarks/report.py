@@ -211,8 +211,10 @@ def load_eval_metrics(path: str | Path) -> dict[str, dict]:
             continue
         name = Path(str(entry["model"])).name
         if runtime == APP_RUNTIME or name not in out:
-            out[name] = {**{k2: metrics.get(k2) for k2 in ("map", "map50", "map75")},
-                         "runtime": f"{runtime}, ktp-core boxes" if runtime == APP_RUNTIME else runtime}
+            out[name] = {
+                **{k2: metrics.get(k2) for k2 in ("map", "map50", "map75")},
+                "runtime": f"{runtime}, ktp-core boxes" if runtime == APP_RUNTIME else runtime,
+            }
     return out
 
 
@@ -304,9 +306,7 @@ def plot_tradeoff(report: BenchmarkReport) -> bytes:
             axis.annotate(label, (size_mb, m.host[0].latency.p50_ms), fontsize=7)
         if m.projections:
             p = m.projections[0]
-            axis.errorbar(
-                size_mb, p.ms, yerr=p.ms * p.band_percent / 100, fmt="s", color="tab:orange", capsize=3
-            )
+            axis.errorbar(size_mb, p.ms, yerr=p.ms * p.band_percent / 100, fmt="s", color="tab:orange", capsize=3)
     axis.scatter([], [], marker="o", color="tab:blue", label="host p50 (measured)")
     if any(m.projections for m in report.models):
         first = next(m.projections[0] for m in report.models if m.projections)
@@ -431,8 +431,7 @@ def markdown(report: BenchmarkReport, images: dict[str, str] | None = None) -> s
             ),
             "",
         ]
-        over: list[str] = next(
-            (p["rows_over_target"] for p in report.profiles if p.get("rows_over_target")), [])
+        over: list[str] = next((p["rows_over_target"] for p in report.profiles if p.get("rows_over_target")), [])
         if over:
             parts += [
                 "Reference rows whose leave-one-out error exceeds the 25 % target: "
@@ -468,10 +467,7 @@ def markdown(report: BenchmarkReport, images: dict[str, str] | None = None) -> s
                 "",
                 _table(
                     ["node type", "count", "avg ms", "%"],
-                    [
-                        [k, v["count"], _ms(v["avg_ms"]), f"{v['percent']:.1f}"]
-                        for k, v in d.by_node_type.items()
-                    ],
+                    [[k, v["count"], _ms(v["avg_ms"]), f"{v['percent']:.1f}"] for k, v in d.by_node_type.items()],
                 ),
                 "",
             ]

@@ -96,15 +96,15 @@ def check_contract(model: bytes | TfliteModel, source: str = "model") -> OutputB
         )
     if metadata.labels is None:
         raise ModelContractError(
-            f"{source}: the metadata has no label file on the category output; pass "
-            "labels.txt to the metadata writer"
+            f"{source}: the metadata has no label file on the category output; pass labels.txt to the metadata writer"
         )
     check_field_labels(spec)
     return spec
 
 
-def install_assets(model_path: Path, assets_dir: Path = DEFAULT_ASSETS_DIR,
-                   reader_path: Path | None = None) -> AssetsReport:
+def install_assets(
+    model_path: Path, assets_dir: Path = DEFAULT_ASSETS_DIR, reader_path: Path | None = None
+) -> AssetsReport:
     """Check ``model_path`` and copy it with labels.txt into ``assets_dir``.
 
     With ``reader_path``, the field reader too (as :data:`READER_ASSET`),
@@ -126,9 +126,11 @@ def install_assets(model_path: Path, assets_dir: Path = DEFAULT_ASSETS_DIR,
 
         reader = TfliteReader(read_model(reader_path))
         if reader.precision != "int8" or reader.model.input.dtype != "uint8":
-            raise ReaderModelError(f"{reader_path}: the app runs the int8 reader with uint8 input; this one is "
-                                   f"{reader.precision} with {reader.model.input.dtype} input "
-                                   "(use ktp_reader_int8.tflite of `ktpconvert export-reader`)")
+            raise ReaderModelError(
+                f"{reader_path}: the app runs the int8 reader with uint8 input; this one is "
+                f"{reader.precision} with {reader.model.input.dtype} input "
+                "(use ktp_reader_int8.tflite of `ktpconvert export-reader`)"
+            )
     assets_dir = Path(assets_dir)
     if not assets_dir.is_dir():
         if not assets_dir.parent.is_dir():

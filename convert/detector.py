@@ -27,8 +27,14 @@ from ktp_tflite.train.coco_eval import Detections
 from ktp_tflite.train.export import POSTPROCESS_OP
 
 __all__ = [
-    "OUTPUT_ROLES", "POSTPROCESS_OP", "ModelLoadError", "OpInfo", "TensorInfo", "TfliteDetector",
-    "load_detector", "read_ops",
+    "OUTPUT_ROLES",
+    "POSTPROCESS_OP",
+    "ModelLoadError",
+    "OpInfo",
+    "TensorInfo",
+    "TfliteDetector",
+    "load_detector",
+    "read_ops",
 ]
 
 
@@ -81,9 +87,7 @@ class TfliteDetector:
         output_indices = {d["index"] for d in self.interpreter.get_output_details()}
         missing = [role for role, t in roles.items() if t.index not in output_indices]
         if missing:
-            raise ModelLoadError(
-                f"{self.source}: post-process outputs {', '.join(missing)} are not model outputs"
-            )
+            raise ModelLoadError(f"{self.source}: post-process outputs {', '.join(missing)} are not model outputs")
         self.outputs = {role: t.index for role, t in roles.items()}
 
     @property

@@ -62,8 +62,9 @@ class CardsRead:
         return {"num_images": self.images, "read": self.read}
 
 
-def cards_read(dataset: Dataset, detections: Sequence[Detections],
-               ious: Sequence[float] = CARDS_READ_IOUS) -> CardsRead:
+def cards_read(
+    dataset: Dataset, detections: Sequence[Detections], ious: Sequence[float] = CARDS_READ_IOUS
+) -> CardsRead:
     """Cards read of ``detections`` on ``dataset`` (module docstring).
 
     An image counts when, for every class with a ground-truth box on it, the
@@ -77,8 +78,9 @@ def cards_read(dataset: Dataset, detections: Sequence[Detections],
     by_id = {d.image_id: d for d in detections}
     unknown = set(by_id) - {e.image_id for e in dataset.examples}
     if unknown:
-        raise EvaluateError(f"detections for {len(unknown)} image(s) not in {dataset.source}, "
-                            f"e.g. {sorted(unknown)[0]!r}")
+        raise EvaluateError(
+            f"detections for {len(unknown)} image(s) not in {dataset.source}, e.g. {sorted(unknown)[0]!r}"
+        )
     keys = ["all"] + [key for key, _, _ in CARD_WIDTH_BINS]
     images = dict.fromkeys(keys, 0)
     hits = {f"{t:g}": dict.fromkeys(keys, 0) for t in ious}
@@ -92,14 +94,19 @@ def cards_read(dataset: Dataset, detections: Sequence[Detections],
         overlap = {}
         for label in {b.label for b in example.boxes}:
             found = best.get(label)
-            overlap[label] = 0.0 if found is None else max(
-                iou(found, (b.ymin, b.xmin, b.ymax, b.xmax)) for b in example.boxes if b.label == label)
+            overlap[label] = (
+                0.0
+                if found is None
+                else max(iou(found, (b.ymin, b.xmin, b.ymax, b.xmax)) for b in example.boxes if b.label == label)
+            )
         for key in ("all", width_bin):
             images[key] += 1
             for t in ious:
                 hits[f"{t:g}"][key] += all(v >= t for v in overlap.values())
-    read = {t: {key: (count / images[key] if images[key] else None) for key, count in per_bin.items()}
-            for t, per_bin in hits.items()}
+    read = {
+        t: {key: (count / images[key] if images[key] else None) for key, count in per_bin.items()}
+        for t, per_bin in hits.items()
+    }
     return CardsRead(images=images, read=read)
 
 
@@ -135,9 +142,13 @@ class ModelEvaluation:
 
     def to_dict(self) -> dict:
         """Plain dict for JSON output."""
-        return {**dataclasses.asdict(self), "metrics": self.metrics.to_dict(),
-                "app_metrics": self.app_metrics.to_dict(), "cards_read": self.cards_read.to_dict(),
-                "app_cards_read": self.app_cards_read.to_dict()}
+        return {
+            **dataclasses.asdict(self),
+            "metrics": self.metrics.to_dict(),
+            "app_metrics": self.app_metrics.to_dict(),
+            "cards_read": self.cards_read.to_dict(),
+            "app_cards_read": self.app_cards_read.to_dict(),
+        }
 
 
 @dataclasses.dataclass(frozen=True)
@@ -161,22 +172,24 @@ class EvaluationReport:
 
     def max_map_drop(self) -> float:
         """Largest mAP@[.5:.95] drop (points) of any model versus the baseline, in any runtime."""
-        return max((d["map"] for per_model in self.drops.values() for d in per_model.values()),
-                   default=0.0)
+        return max((d["map"] for per_model in self.drops.values() for d in per_model.values()), default=0.0)
 
     def worst_runtime(self) -> str:
         """The runtime where some model's drop is largest (the first runtime when none drops)."""
-        drops = {r: max((d["map"] for d in per_model.values()), default=0.0)
-                 for r, per_model in self.drops.items()}
+        drops = {r: max((d["map"] for d in per_model.values()), default=0.0) for r, per_model in self.drops.items()}
         return max(self.runtimes, key=lambda r: drops.get(r, 0.0))
 
     def to_dict(self) -> dict:
         """Plain dict for JSON output; each entry of ``models`` names its runtime."""
         return {
-            "data": self.data, "num_images": self.num_images, "num_boxes": self.num_boxes,
-            "baseline": self.baseline, "runtimes": list(self.runtimes),
+            "data": self.data,
+            "num_images": self.num_images,
+            "num_boxes": self.num_boxes,
+            "baseline": self.baseline,
+            "runtimes": list(self.runtimes),
             "models": [m.to_dict() for m in self.models],
-            "drops_points": self.drops, "runtime_gaps_points": self.runtime_gaps,
+            "drops_points": self.drops,
+            "runtime_gaps_points": self.runtime_gaps,
             "zoom": None if self.zoom is None else dataclasses.asdict(self.zoom),
         }
 
@@ -201,8 +214,9 @@ class ChunkDetections:
     second_passes: int
 
 
-def detect_chunk(runtime: str, path: Path, model, images: Sequence[np.ndarray], ids: Sequence[str],
-                 zoom: ZoomSettings | None = None) -> ChunkDetections:
+def detect_chunk(
+    runtime: str, path: Path, model, images: Sequence[np.ndarray], ids: Sequence[str], zoom: ZoomSettings | None = None
+) -> ChunkDetections:
     """One chunk of images through ``runtime``, with the two-pass zoom when ``zoom`` is given.
 
     With ``zoom``, pass 1 runs through the runtime, the crops are planned from
@@ -221,8 +235,11 @@ def detect_chunk(runtime: str, path: Path, model, images: Sequence[np.ndarray], 
     crops = [plan_crop(first, size, model_size, zoom) for first, size in zip(found.app, sizes, strict=True)]
     planned = [(i, crop) for i, crop in enumerate(crops) if crop is not None]
     todo = [i for i, _ in planned]
-    second = (detect_images(runtime, path, [crop_image(images[i], crop) for i, crop in planned],
-                            [ids[i] for i in todo]) if planned else None)
+    second = (
+        detect_images(runtime, path, [crop_image(images[i], crop) for i, crop in planned], [ids[i] for i in todo])
+        if planned
+        else None
+    )
     second_returned = dict(zip(todo, second.returned if second else [], strict=True))
     second_app = dict(zip(todo, second.app if second else [], strict=True))
     returned, app = [], []
@@ -232,21 +249,26 @@ def detect_chunk(runtime: str, path: Path, model, images: Sequence[np.ndarray], 
     return ChunkDetections(returned, app, len(planned))
 
 
-def detect_in_chunks(runtime: str, path: Path, model, examples: Sequence, zoom: ZoomSettings | None,
-                     label: str, progress: bool = True):
+def detect_in_chunks(
+    runtime: str, path: Path, model, examples: Sequence, zoom: ZoomSettings | None, label: str, progress: bool = True
+):
     """Yield (examples, their RGB images, :class:`ChunkDetections`) chunk by chunk, with a progress bar."""
     import click
 
     chunks = range(0, len(examples), EVAL_CHUNK)
     with click.progressbar(chunks, label=label, file=sys.stderr, hidden=not progress) as starts:
         for start in starts:
-            chunk = examples[start:start + EVAL_CHUNK]
+            chunk = examples[start : start + EVAL_CHUNK]
             images = [e.load_rgb() for e in chunk]
             yield chunk, images, detect_chunk(runtime, path, model, images, [e.image_id for e in chunk], zoom)
 
 
 def evaluate_model(
-    model_path: str | Path, dataset: Dataset, runtime: str = "litert", *, progress: bool = True,
+    model_path: str | Path,
+    dataset: Dataset,
+    runtime: str = "litert",
+    *,
+    progress: bool = True,
     zoom: ZoomSettings | None = None,
 ) -> ModelEvaluation:
     """Run one .tflite through ``runtime`` over ``dataset``: COCO metrics and cards read.
@@ -287,8 +309,12 @@ def evaluate_model(
 
 
 def evaluate_models(
-    model_paths: list[str | Path], dataset: Dataset, runtimes: tuple[str, ...] = ("litert",), *,
-    progress: bool = True, zoom: ZoomSettings | None = None,
+    model_paths: list[str | Path],
+    dataset: Dataset,
+    runtimes: tuple[str, ...] = ("litert",),
+    *,
+    progress: bool = True,
+    zoom: ZoomSettings | None = None,
 ) -> EvaluationReport:
     """Evaluate every model through every runtime; the first float model is each runtime's baseline.
 
@@ -301,21 +327,24 @@ def evaluate_models(
         raise EvaluateError("no model to evaluate")
     unknown = [r for r in runtimes if r not in RUNTIMES]
     if not runtimes or unknown:
-        raise EvaluateError(f"unknown runtime(s) {', '.join(unknown) or '(none)'}; "
-                            f"use {', '.join(RUNTIMES)}")
+        raise EvaluateError(f"unknown runtime(s) {', '.join(unknown) or '(none)'}; use {', '.join(RUNTIMES)}")
     if not any(example.boxes for example in dataset.examples):
         raise EvaluateError(
             f"{dataset.source}: no labelled boxes; evaluation needs a labelled set "
             "(TFRecord, COCO or VOC), not a plain image folder"
         )
-    results = [evaluate_model(path, dataset, runtime, progress=progress, zoom=zoom)
-               for runtime in runtimes for path in model_paths]
+    results = [
+        evaluate_model(path, dataset, runtime, progress=progress, zoom=zoom)
+        for runtime in runtimes
+        for path in model_paths
+    ]
     first_float = next((r.model for r in results if r.precision == "float"), results[0].model)
     by_key = {(r.runtime, r.model): r for r in results}
     drops = {
         runtime: {
             str(path): _points(by_key[(runtime, first_float)].metrics, by_key[(runtime, str(path))].metrics)
-            for path in model_paths if str(path) != first_float
+            for path in model_paths
+            if str(path) != first_float
         }
         for runtime in runtimes
     }
@@ -324,12 +353,18 @@ def evaluate_models(
             str(path): _points(by_key[("litert", str(path))].metrics, by_key[(runtime, str(path))].metrics)
             for path in model_paths
         }
-        for runtime in runtimes if runtime != "litert" and "litert" in runtimes
+        for runtime in runtimes
+        if runtime != "litert" and "litert" in runtimes
     }
     return EvaluationReport(
-        data=dataset.source, num_images=len(dataset),
+        data=dataset.source,
+        num_images=len(dataset),
         num_boxes=sum(len(e.boxes) for e in dataset.examples),
-        baseline=first_float, runtimes=tuple(runtimes), models=results, drops=drops, runtime_gaps=gaps,
+        baseline=first_float,
+        runtimes=tuple(runtimes),
+        models=results,
+        drops=drops,
+        runtime_gaps=gaps,
         zoom=zoom,
     )
 
@@ -338,9 +373,12 @@ def format_table(report: EvaluationReport) -> str:
     """Side-by-side table: one column per model x runtime, drops versus each runtime's baseline."""
     names = [f"{Path(m.model).name} {m.runtime}" for m in report.models]
     width = max(12, *(len(n) for n in names))
-    rows = [("", names), ("precision", [m.precision for m in report.models]),
-            ("input", [m.input_dtype for m in report.models]),
-            ("size (KB)", [f"{m.size_bytes / 1024:.1f}" for m in report.models])]
+    rows = [
+        ("", names),
+        ("precision", [m.precision for m in report.models]),
+        ("input", [m.input_dtype for m in report.models]),
+        ("size (KB)", [f"{m.size_bytes / 1024:.1f}" for m in report.models]),
+    ]
 
     def metric(value: float | None) -> str:
         return "-" if value is None else f"{100 * value:.2f}"
@@ -355,30 +393,53 @@ def format_table(report: EvaluationReport) -> str:
     for threshold in (f"{t:g}" for t in CARDS_READ_IOUS):
         short = threshold.lstrip("0")
         for key, name in bin_names.items():
-            rows.append((f"cards read@{short}{name}", [metric(m.cards_read.read[threshold][key])
-                                                      for m in report.models]))
-        rows.append((f"cards read@{short} ktp-core", [metric(m.app_cards_read.read[threshold]["all"])
-                                                      for m in report.models]))
+            rows.append(
+                (f"cards read@{short}{name}", [metric(m.cards_read.read[threshold][key]) for m in report.models])
+            )
+        rows.append(
+            (f"cards read@{short} ktp-core", [metric(m.app_cards_read.read[threshold]["all"]) for m in report.models])
+        )
     counts = report.models[0].cards_read.images
     if report.zoom is not None:
         rows.append(("second pass (% images)", [metric(m.second_pass_share) for m in report.models]))
     for key, label in (("map", "drop mAP"), ("map50", "drop mAP@.5")):
-        rows.append((label, [
-            "baseline" if m.model == report.baseline else f"{report.drops[m.runtime][m.model][key]:+.2f}"
-            for m in report.models
-        ]))
+        rows.append(
+            (
+                label,
+                [
+                    "baseline" if m.model == report.baseline else f"{report.drops[m.runtime][m.model][key]:+.2f}"
+                    for m in report.models
+                ],
+            )
+        )
     if report.runtime_gaps:
-        rows.append(("below LiteRT mAP", [
-            f"{report.runtime_gaps[m.runtime][m.model]['map']:+.2f}" if m.runtime in report.runtime_gaps
-            else "-" for m in report.models
-        ]))
-    zoom = ("" if report.zoom is None else
-            f"; two-pass zoom for cards under {100 * report.zoom.threshold:g} % of the frame width")
-    lines = [(f"{report.num_images} images, {report.num_boxes} boxes; metrics in points (x100); "
-              f"boxes as each runtime returns them{zoom}"),
-             ("cards read: % of images with all fields found (top box per class at IoU >= 0.5 / 0.7); "
-              f"card width bins <45% / 45-65% / >=65%: {counts['under_45']} / {counts['45_to_65']} / "
-              f"{counts['65_and_over']} images")]
+        rows.append(
+            (
+                "below LiteRT mAP",
+                [
+                    f"{report.runtime_gaps[m.runtime][m.model]['map']:+.2f}"
+                    if m.runtime in report.runtime_gaps
+                    else "-"
+                    for m in report.models
+                ],
+            )
+        )
+    zoom = (
+        ""
+        if report.zoom is None
+        else f"; two-pass zoom for cards under {100 * report.zoom.threshold:g} % of the frame width"
+    )
+    lines = [
+        (
+            f"{report.num_images} images, {report.num_boxes} boxes; metrics in points (x100); "
+            f"boxes as each runtime returns them{zoom}"
+        ),
+        (
+            "cards read: % of images with all fields found (top box per class at IoU >= 0.5 / 0.7); "
+            f"card width bins <45% / 45-65% / >=65%: {counts['under_45']} / {counts['45_to_65']} / "
+            f"{counts['65_and_over']} images"
+        ),
+    ]
     for label, cells in rows:
         lines.append(f"{label:<26}" + "".join(f"{c:>{width + 2}}" for c in cells))
     return "\n".join(lines)

@@ -49,8 +49,13 @@ from ktp_tflite.train.reader_train import score_texts
 from ktp_tflite.train.records import Dataset, field_pixel_boxes
 
 # Printed text height (ground-truth box height, photo pixels) bins: (key, low, high), low inclusive.
-TEXT_HEIGHT_BINS = (("under_6", 0.0, 6.0), ("6_to_8", 6.0, 8.0), ("8_to_10", 8.0, 10.0),
-                    ("10_to_14", 10.0, 14.0), ("14_and_over", 14.0, float("inf")))
+TEXT_HEIGHT_BINS = (
+    ("under_6", 0.0, 6.0),
+    ("6_to_8", 6.0, 8.0),
+    ("8_to_10", 8.0, 10.0),
+    ("10_to_14", 10.0, 14.0),
+    ("14_and_over", 14.0, float("inf")),
+)
 SOURCES = ("detector", "ground_truth")
 
 
@@ -95,16 +100,25 @@ class _Tally:
             "fields": score_texts(self.pairs),
             "cards_read": {key: share(n, k) for key, (n, k) in self.cards.items()},
             "cards": {key: n for key, (n, _) in self.cards.items()},
-            "by_text_height": {f: {key: {"values": n, "exact": share(n, k)} for key, (n, k) in bins.items() if n}
-                               for f, bins in self.heights.items()},
+            "by_text_height": {
+                f: {key: {"values": n, "exact": share(n, k)} for key, (n, k) in bins.items() if n}
+                for f, bins in self.heights.items()
+            },
             "nik_valid": share(*self.nik),
             "gender_agrees": share(*self.gender),
         }
 
 
-def evaluate_scan(detector_path: str | Path, reader: TfliteReader, dataset: Dataset,
-                  texts: dict[str, dict[str, str]], runtime: str = "task-library", *,
-                  zoom: ZoomSettings | None = None, progress: bool = True) -> dict:
+def evaluate_scan(
+    detector_path: str | Path,
+    reader: TfliteReader,
+    dataset: Dataset,
+    texts: dict[str, dict[str, str]],
+    runtime: str = "task-library",
+    *,
+    zoom: ZoomSettings | None = None,
+    progress: bool = True,
+) -> dict:
     """Detector (through ``runtime``, ktp-core boxes) then reader on every photo of ``dataset``.
 
     Args:
@@ -132,8 +146,10 @@ def evaluate_scan(detector_path: str | Path, reader: TfliteReader, dataset: Data
     examples = [e for e in dataset.examples if e.boxes]
     missing = [e.image_id for e in examples if e.image_id not in texts]
     if missing:
-        raise EvaluateError(f"{len(missing)} photo(s) of {dataset.source} have no printed texts in the "
-                            f"fields file (e.g. {missing[0]!r}); pass the fields.jsonl of this data set")
+        raise EvaluateError(
+            f"{len(missing)} photo(s) of {dataset.source} have no printed texts in the "
+            f"fields file (e.g. {missing[0]!r}); pass the fields.jsonl of this data set"
+        )
     crop = reader.crop  # the geometry the reader was trained on (its crop.txt)
     tallies = {source: _Tally() for source in SOURCES}
     model_seconds, decode_seconds, read_fields, second_passes = 0.0, 0.0, 0, 0
@@ -146,9 +162,10 @@ def evaluate_scan(detector_path: str | Path, reader: TfliteReader, dataset: Data
             truths = {f: texts[example.image_id][f] for f in truth_boxes if f in texts[example.image_id]}
             heights = {f: truth_boxes[f][3] - truth_boxes[f][1] for f in truths}
             width_bin = _bin(card_width_fraction(truth_boxes, width), CARD_WIDTH_BINS)
-            boxes = {"detector": {f: to_pixels(b, width, height) for f, b in top_boxes(detections).items()
-                                  if f in truths},
-                     "ground_truth": {f: truth_boxes[f] for f in truths}}
+            boxes = {
+                "detector": {f: to_pixels(b, width, height) for f, b in top_boxes(detections).items() if f in truths},
+                "ground_truth": {f: truth_boxes[f] for f in truths},
+            }
             for source in SOURCES:
                 usable = {f: b for f, b in boxes[source].items() if b[2] - b[0] >= 1 and b[3] - b[1] >= 1}
                 crops = crops_from_boxes(image, usable, crop, deskew=True)
@@ -161,13 +178,22 @@ def evaluate_scan(detector_path: str | Path, reader: TfliteReader, dataset: Data
                 read_fields += len(crops)
                 tallies[source].add(truths, reads, heights, width_bin)
     return {
-        "detector": {"file": path.name, "runtime": runtime, "boxes": "ktp-core (the app's)" if runtime != "litert"
-                     else "as returned", "precision": model.precision},
-        "reader": {"file": reader.model.source and Path(reader.model.source).name, "precision": reader.precision,
-                   "input": [reader.height, reader.width, 3], "crop": dataclasses.asdict(reader.crop)},
+        "detector": {
+            "file": path.name,
+            "runtime": runtime,
+            "boxes": "ktp-core (the app's)" if runtime != "litert" else "as returned",
+            "precision": model.precision,
+        },
+        "reader": {
+            "file": reader.model.source and Path(reader.model.source).name,
+            "precision": reader.precision,
+            "input": [reader.height, reader.width, 3],
+            "crop": dataclasses.asdict(reader.crop),
+        },
         "photos": len(examples),
-        "zoom": None if zoom is None else {"threshold": zoom.threshold, "second_pass_share":
-                                           second_passes / max(1, len(examples))},
+        "zoom": None
+        if zoom is None
+        else {"threshold": zoom.threshold, "second_pass_share": second_passes / max(1, len(examples))},
         "sources": {source: tally.to_dict() for source, tally in tallies.items()},
         "reader_ms_per_field": 1000 * model_seconds / max(1, read_fields),
         "decode_ms_per_field": 1000 * decode_seconds / max(1, read_fields),
@@ -183,13 +209,16 @@ def format_scan_table(report: dict) -> str:
     for key in report["sources"]["detector"]["cards_read"]:
         cells = [report["sources"][s]["cards_read"][key] for s in SOURCES]
         n = report["sources"]["detector"]["cards"][key]
-        rows.append(f"{f'cards read {key} ({n})':<26}" + "".join(f"{'-' if c is None else f'{c:.4f}':>14}"
-                                                                 for c in cells))
+        rows.append(
+            f"{f'cards read {key} ({n})':<26}" + "".join(f"{'-' if c is None else f'{c:.4f}':>14}" for c in cells)
+        )
     for key in ("nik_valid", "gender_agrees"):
         cells = [report["sources"][s][key] for s in SOURCES]
         rows.append(f"{key:<26}" + "".join(f"{'-' if c is None else f'{c:.4f}':>14}" for c in cells))
-    rows.append(f"reader {report['reader']['precision']}: {report['reader_ms_per_field']:.2f} ms per field "
-                f"(host, LiteRT 1 thread; decoding {report['decode_ms_per_field']:.2f} ms in NumPy); "
-                f"detector {report['detector']['file']} through "
-                f"{report['detector']['runtime']}, boxes {report['detector']['boxes']}")
+    rows.append(
+        f"reader {report['reader']['precision']}: {report['reader_ms_per_field']:.2f} ms per field "
+        f"(host, LiteRT 1 thread; decoding {report['decode_ms_per_field']:.2f} ms in NumPy); "
+        f"detector {report['detector']['file']} through "
+        f"{report['detector']['runtime']}, boxes {report['detector']['boxes']}"
+    )
     return "\n".join(rows)

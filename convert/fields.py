@@ -182,8 +182,7 @@ def select_fields(
         raise DetectionOutputError("detection boxes must have shape [N, 4]")
     if not len(rows) == len(classes) == len(scores):
         raise DetectionOutputError(
-            f"detection outputs disagree: {len(rows)} boxes, {len(classes)} classes, "
-            f"{len(scores)} scores"
+            f"detection outputs disagree: {len(rows)} boxes, {len(classes)} classes, {len(scores)} scores"
         )
     valid = min(len(rows), max(0, int(float(count))))
     candidates = []
@@ -213,9 +212,7 @@ def select_fields(
             score=score,
             box_model=box,
             box=to_pixels(box, upright_w, upright_h),
-            box_sensor=to_pixels(
-                model_to_sensor(box, rotation_degrees), sensor_width, sensor_height
-            ),
+            box_sensor=to_pixels(model_to_sensor(box, rotation_degrees), sensor_width, sensor_height),
         )
         for class_id, (score, box) in sorted(accepted.items())
     )

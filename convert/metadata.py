@@ -127,20 +127,23 @@ def attach_metadata(model: bytes, info: ModelInfo = ModelInfo(), source: str = "
         writer = object_detector.MetadataWriter.create_from_metadata_info(
             model,
             general_md=metadata_info.GeneralMd(
-                name=info.name, version=info.version, description=info.description,
-                author=info.author, licenses=info.license,
+                name=info.name,
+                version=info.version,
+                description=info.description,
+                author=info.author,
+                licenses=info.license,
             ),
             input_md=input_md,
             output_location_md=metadata_info.TensorMd(
-                name=LOCATION, description="Boxes [top, left, bottom, right], normalised."),
+                name=LOCATION, description="Boxes [top, left, bottom, right], normalised."
+            ),
             output_category_md=metadata_info.CategoryTensorMd(
-                name=CATEGORY, description="Class index of each box, into labels.txt.",
+                name=CATEGORY,
+                description="Class index of each box, into labels.txt.",
                 label_files=[metadata_info.LabelFileMd(file_path=str(labels_path))],
             ),
-            output_score_md=metadata_info.ClassificationTensorMd(
-                name=SCORE, description="Score of each box."),
-            output_number_md=metadata_info.TensorMd(
-                name=NUMBER_OF_DETECTIONS, description="Number of valid boxes."),
+            output_score_md=metadata_info.ClassificationTensorMd(name=SCORE, description="Score of each box."),
+            output_number_md=metadata_info.TensorMd(name=NUMBER_OF_DETECTIONS, description="Number of valid boxes."),
         )
         result = bytes(writer.populate())
     check_metadata(result, info, source)
@@ -180,9 +183,13 @@ def check_metadata(model: bytes, info: ModelInfo, source: str = "model") -> None
     metadata = _model_metadata(tflite)
     meta = read_metadata(tflite)
     problems = []
-    for key, wanted in (("name", info.name), ("description", info.description),
-                        ("version", info.version), ("author", info.author),
-                        ("license", info.license)):
+    for key, wanted in (
+        ("name", info.name),
+        ("description", info.description),
+        ("version", info.version),
+        ("author", info.author),
+        ("license", info.license),
+    ):
         if meta.get(key) != wanted:
             problems.append(f"{key} is {meta.get(key)!r}, asked {wanted!r}")
     if tuple(meta["labels"]) != tuple(info.labels):
@@ -197,8 +204,7 @@ def check_metadata(model: bytes, info: ModelInfo, source: str = "model") -> None
         position = output_indices.index(tensor.index) if tensor.index in output_indices else None
         got = names[position] if position is not None and position < len(names) else None
         if got != OUTPUT_NAMES[role]:
-            problems.append(f"output {tensor.name!r} ({role}) is described as {got!r}, "
-                            f"expected {OUTPUT_NAMES[role]!r}")
+            problems.append(f"output {tensor.name!r} ({role}) is described as {got!r}, expected {OUTPUT_NAMES[role]!r}")
     if problems:
         raise MetadataError(f"{source}: metadata differs from what was asked: " + "; ".join(problems))
 

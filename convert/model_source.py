@@ -59,9 +59,7 @@ class ModelSource:
     pipeline: SsdPipelineConfig | None = None
 
 
-def detect_model_source(
-    path: str | Path, pipeline: SsdPipelineConfig | None = None
-) -> ModelSource:
+def detect_model_source(path: str | Path, pipeline: SsdPipelineConfig | None = None) -> ModelSource:
     """Work out what kind of model ``path`` is and check it can be converted.
 
     Args:
@@ -84,8 +82,7 @@ def detect_model_source(
         if (path / "tflite_graph.pb").is_file():
             return _tf1_source(path / "tflite_graph.pb", pipeline)
         raise ModelSourceError(
-            f"{path}: folder holds neither a SavedModel (saved_model.pb) nor a "
-            "tflite_graph.pb; " + TF1_EXPORT_HINT
+            f"{path}: folder holds neither a SavedModel (saved_model.pb) nor a tflite_graph.pb; " + TF1_EXPORT_HINT
         )
     head = path.read_bytes()[:8]
     if head[4:8] == TFLITE_IDENTIFIER:
@@ -112,9 +109,7 @@ def _check_channels(path: Path, channels: int | None) -> None:
         )
 
 
-def _size_from(
-    path: Path, shape: list[int] | None, pipeline: SsdPipelineConfig | None
-) -> tuple[int, int]:
+def _size_from(path: Path, shape: list[int] | None, pipeline: SsdPipelineConfig | None) -> tuple[int, int]:
     """Input (height, width) from the model's static shape or the pipeline config."""
     height = width = None
     if shape is not None and len(shape) == 4:
@@ -191,8 +186,12 @@ def _tf1_source(path: Path, pipeline: SsdPipelineConfig | None) -> ModelSource:
     _check_classes(path, num_classes, pipeline)
     if pipeline is not None:
         coder = pipeline.box_coder
-        wanted = {"y_scale": coder.y_scale, "x_scale": coder.x_scale,
-                  "h_scale": coder.height_scale, "w_scale": coder.width_scale}
+        wanted = {
+            "y_scale": coder.y_scale,
+            "x_scale": coder.x_scale,
+            "h_scale": coder.height_scale,
+            "w_scale": coder.width_scale,
+        }
         for key, value in wanted.items():
             if key in attrs and abs(float(attrs[key]) - value) > 1e-6:
                 raise ModelSourceError(
@@ -200,8 +199,14 @@ def _tf1_source(path: Path, pipeline: SsdPipelineConfig | None) -> ModelSource:
                     f"says {value}; pass the pipeline.config the model was exported with"
                 )
     return ModelSource(
-        kind="tf1_frozen_graph", path=path, height=height, width=width,
-        num_classes=num_classes, postprocess=attrs, input_name=TF1_INPUT, pipeline=pipeline,
+        kind="tf1_frozen_graph",
+        path=path,
+        height=height,
+        width=width,
+        num_classes=num_classes,
+        postprocess=attrs,
+        input_name=TF1_INPUT,
+        pipeline=pipeline,
     )
 
 
@@ -239,9 +244,7 @@ def _saved_model_source(path: Path, pipeline: SsdPipelineConfig | None) -> Model
         )
     signature = meta.signature_def["serving_default"]
     if len(signature.inputs) != 1:
-        raise ModelSourceError(
-            f"{path}: serving signature takes {len(signature.inputs)} inputs; expected one image"
-        )
+        raise ModelSourceError(f"{path}: serving signature takes {len(signature.inputs)} inputs; expected one image")
     input_name, tensor = next(iter(signature.inputs.items()))
     shape = None if tensor.tensor_shape.unknown_rank else [d.size for d in tensor.tensor_shape.dim]
 
@@ -258,8 +261,9 @@ def _saved_model_source(path: Path, pipeline: SsdPipelineConfig | None) -> Model
             break
     if attrs is None:
         raise _fail_without_postprocess(
-            path, f"the serving signature has {len(signature.outputs)} outputs and no function "
-            f"declares experimental_implements={POSTPROCESS_OP!r}"
+            path,
+            f"the serving signature has {len(signature.outputs)} outputs and no function "
+            f"declares experimental_implements={POSTPROCESS_OP!r}",
         )
     if len(signature.outputs) != 4:
         raise ModelSourceError(
@@ -270,8 +274,14 @@ def _saved_model_source(path: Path, pipeline: SsdPipelineConfig | None) -> Model
     num_classes = int(attrs["num_classes"]) if "num_classes" in attrs else None
     _check_classes(path, num_classes, pipeline)
     return ModelSource(
-        kind="saved_model", path=path, height=height, width=width, num_classes=num_classes,
-        postprocess=attrs, input_name=input_name, pipeline=pipeline,
+        kind="saved_model",
+        path=path,
+        height=height,
+        width=width,
+        num_classes=num_classes,
+        postprocess=attrs,
+        input_name=input_name,
+        pipeline=pipeline,
     )
 
 
@@ -287,5 +297,4 @@ def _tflite_source(path: Path) -> ModelSource:
         raise ModelSourceError(f"{path}: model has {len(inputs)} inputs; expected one image")
     shape = [int(d) for d in inputs[0]["shape"]]
     height, width = _size_from(path, shape, None)
-    return ModelSource(kind="tflite", path=path, height=height, width=width,
-                       input_name=inputs[0]["name"])
+    return ModelSource(kind="tflite", path=path, height=height, width=width, input_name=inputs[0]["name"])

@@ -83,15 +83,17 @@ def quantization_debug_report(
     for row in csv.DictReader(io.StringIO(buffer.getvalue())):
         scale = float(row["scale"])
         mse = float(row["mean_squared_error"])
-        layers.append(LayerError(
-            tensor_name=row["tensor_name"],
-            op_name=row["op_name"],
-            scale=scale,
-            rmse_per_scale=math.sqrt(mse) / scale if scale > 0 else float("inf"),
-            mean_abs_error=float(row["mean_abs_error"]),
-            max_abs_error=float(row["max_abs_error"]),
-            range=float(row["range"]),
-        ))
+        layers.append(
+            LayerError(
+                tensor_name=row["tensor_name"],
+                op_name=row["op_name"],
+                scale=scale,
+                rmse_per_scale=math.sqrt(mse) / scale if scale > 0 else float("inf"),
+                mean_abs_error=float(row["mean_abs_error"]),
+                max_abs_error=float(row["max_abs_error"]),
+                range=float(row["range"]),
+            )
+        )
     layers.sort(key=lambda layer: layer.rmse_per_scale, reverse=True)
     return layers[:top] if top > 0 else layers
 
@@ -118,8 +120,10 @@ def write_debug_report(folder: str | Path, layers: list[LayerError]) -> Path:
     for layer in layers:
         writer.writerow(layer.to_dict())
     target = folder / REPORT_JSON
-    atomic_write_files({
-        target: (json.dumps(report, indent=2) + "\n").encode("utf-8"),
-        folder / LAYERS_CSV: table.getvalue().encode("utf-8"),
-    })
+    atomic_write_files(
+        {
+            target: (json.dumps(report, indent=2) + "\n").encode("utf-8"),
+            folder / LAYERS_CSV: table.getvalue().encode("utf-8"),
+        }
+    )
     return target

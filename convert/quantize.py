@@ -132,8 +132,7 @@ def _pipeline_overrides(source: ModelSource) -> dict[str, float]:
         return {}
     post = source.pipeline.post_processing
     wanted = {"nms_score_threshold": post.score_threshold, "nms_iou_threshold": post.iou_threshold}
-    return {k: v for k, v in wanted.items()
-            if abs(float(source.postprocess.get(k, v)) - v) > 1e-7}
+    return {k: v for k, v in wanted.items() if abs(float(source.postprocess.get(k, v)) - v) > 1e-7}
 
 
 def _tf1_converter(source: ModelSource, folder: str):
@@ -246,8 +245,7 @@ def resolve_keep_float(calibrated: bytes, names: tuple[str, ...]) -> tuple[str, 
         if not matches:
             examples = ", ".join(repr(layer) for layer in layers[:5])
             raise ConversionError(
-                f"--keep-float {name!r} matches no layer of the model; use names from "
-                f"--debug-report (e.g. {examples})"
+                f"--keep-float {name!r} matches no layer of the model; use names from --debug-report (e.g. {examples})"
             )
         resolved.extend(m for m in matches if m not in resolved)
     return tuple(resolved)
@@ -311,8 +309,7 @@ def convert_model(
         total = time.perf_counter() - start
         calibration = sum(timer)
 
-    mean, std = (source.pipeline.input_mean, source.pipeline.input_std) if source.pipeline else (
-        INPUT_MEAN, INPUT_STD)
+    mean, std = (source.pipeline.input_mean, source.pipeline.input_std) if source.pipeline else (INPUT_MEAN, INPUT_STD)
     calibrated = pin_input_range(calibrated, (0.0 - mean) / std, (255.0 - mean) / std)
     seconds = {"conversion": max(0.0, total - calibration), "calibration": calibration}
     changes: Sequence = ()

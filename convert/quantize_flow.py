@@ -65,12 +65,14 @@ class QuantizeResult:
 
     def to_dict(self) -> dict:
         """The JSON summary of ``ktpconvert quantize`` (without ``out``); no sample content."""
-        summary = {"mode": self.config.mode, "seconds": self.conversion.seconds,
-                   "kept_float": list(self.conversion.kept_float),
-                   **model_summary(self.report, self.task_report)}
+        summary = {
+            "mode": self.config.mode,
+            "seconds": self.conversion.seconds,
+            "kept_float": list(self.conversion.kept_float),
+            **model_summary(self.report, self.task_report),
+        }
         if self.config.mode == "int8":
-            summary["ranges"] = {"method": self.config.ranges,
-                                 **range_summary(self.conversion.range_changes)}
+            summary["ranges"] = {"method": self.config.ranges, **range_summary(self.conversion.range_changes)}
         return summary
 
 
@@ -78,8 +80,11 @@ def model_summary(report: ModelReport, task_report: TaskLibraryReport | None) ->
     """What ``quantize`` and ``metadata`` print of a verified model: size, tensors, ops, labels."""
     result = {
         "size_bytes": report.size_bytes,
-        "input": {"dtype": report.input.dtype, "shape": list(report.input.shape),
-                  "quantization": list(report.input_quantization)},
+        "input": {
+            "dtype": report.input.dtype,
+            "shape": list(report.input.shape),
+            "quantization": list(report.input_quantization),
+        },
         "outputs": {role: t.name for role, t in report.outputs.items()},
         "op_counts": report.op_counts,
         "float_compute_ops": len(report.float_compute_ops),
@@ -101,12 +106,12 @@ def range_summary(changes) -> dict:
     chains = {}
     for change in changes:  # one representative tensor per detection-aware rule
         if change.rule != "mse" and change.rule not in chains:
-            chains[change.rule] = {"recorded": [round(v, 4) for v in change.recorded],
-                                   "chosen": [round(v, 4) for v in change.chosen]}
-    narrowed = sorted(
-        (c.chosen[1] - c.chosen[0]) / (c.recorded[1] - c.recorded[0]) for c in changes)
-    return {"tensors": by_rule, "median_width_kept": round(narrowed[len(narrowed) // 2], 4),
-            **chains}
+            chains[change.rule] = {
+                "recorded": [round(v, 4) for v in change.recorded],
+                "chosen": [round(v, 4) for v in change.chosen],
+            }
+    narrowed = sorted((c.chosen[1] - c.chosen[0]) / (c.recorded[1] - c.recorded[0]) for c in changes)
+    return {"tensors": by_rule, "median_width_kept": round(narrowed[len(narrowed) // 2], 4), **chains}
 
 
 def quantize_detector(
@@ -161,15 +166,21 @@ def quantize_detector(
     timer: list[float] = []
     cache: dict = {}  # resized samples, so later passes render and load nothing
     if config.mode == "int8" and representative is not None:
-        samples = (representative if isinstance(representative, RepresentativeSet)
-                   else load_representative(representative, num_samples, seed))
+        samples = (
+            representative
+            if isinstance(representative, RepresentativeSet)
+            else load_representative(representative, num_samples, seed)
+        )
         # "refined": TF's calibrator sees a few samples (the layout), the range pass all of them
-        layout = samples if config.ranges != "refined" else dataclasses.replace(
-            samples, loaders=samples.loaders[:STRUCTURE_SAMPLES])
-        data = calibration_inputs(layout, source.height, source.width, progress=progress,
-                                  timer=timer, cache=cache)
-        range_data = calibration_inputs(samples, source.height, source.width, progress=progress,
-                                        cache=cache, label="refining ranges")
+        layout = (
+            samples
+            if config.ranges != "refined"
+            else dataclasses.replace(samples, loaders=samples.loaders[:STRUCTURE_SAMPLES])
+        )
+        data = calibration_inputs(layout, source.height, source.width, progress=progress, timer=timer, cache=cache)
+        range_data = calibration_inputs(
+            samples, source.height, source.width, progress=progress, cache=cache, label="refining ranges"
+        )
     if log is not None:
         log(f"converting {source.kind} {source.path} ({source.height}x{source.width}, {config.mode})")
     start = time.perf_counter()
@@ -177,13 +188,16 @@ def quantize_detector(
     converted = time.perf_counter()
     tflite = conversion.model if info is None else attach_metadata(conversion.model, info, name)
     report, task_report = verify_model(
-        tflite, source=name, mode=config.mode, input_type=config.model_input_type,
-        input_size=(source.height, source.width), task_library=info is not None,
+        tflite,
+        source=name,
+        mode=config.mode,
+        input_type=config.model_input_type,
+        input_size=(source.height, source.width),
+        task_library=info is not None,
         kept_float=conversion.kept_float,
     )
     seconds = {"convert": converted - start, "metadata_and_verify": time.perf_counter() - converted}
-    return QuantizeResult(tflite, source, config, conversion, report, task_report, seconds,
-                          samples, cache)
+    return QuantizeResult(tflite, source, config, conversion, report, task_report, seconds, samples, cache)
 
 
 def debug_layers(result: QuantizeResult, *, progress: bool = True) -> list[LayerError]:
@@ -197,6 +211,12 @@ def debug_layers(result: QuantizeResult, *, progress: bool = True) -> list[Layer
 
     if result.conversion.calibrated is None or result.samples is None:
         raise ConversionError("a quantization debug report needs an int8 conversion (--mode int8)")
-    data = calibration_inputs(result.samples, result.source.height, result.source.width,
-                              progress=progress, cache=result.cache, label="debugging")
+    data = calibration_inputs(
+        result.samples,
+        result.source.height,
+        result.source.width,
+        progress=progress,
+        cache=result.cache,
+        label="debugging",
+    )
     return quantization_debug_report(result.conversion.calibrated, data)

@@ -159,7 +159,8 @@ def _plan(model: TfliteModel) -> _Plan:
     for op in ops:  # in execution order: a reshape of a sigmoid keeps the sigmoid's range
         sources = [t.index for t in op.inputs if t.index in producers]
         if op.code in _FIXED_RANGE_OPS or (
-                op.code in _PASS_THROUGH_OPS and sources and all(i in fixed for i in sources)):
+            op.code in _PASS_THROUGH_OPS and sources and all(i in fixed for i in sources)
+        ):
             fixed.update(t.index for t in op.outputs)
     recorded = {}
     for index in producers:
@@ -167,8 +168,12 @@ def _plan(model: TfliteModel) -> _Plan:
             continue
         tensor = model.tensors[index]
         quantization = tensor.quantization
-        if (quantization is None or len(quantization.min) != 1
-                or len(quantization.max) != 1 or tensor.dtype != "float32"):
+        if (
+            quantization is None
+            or len(quantization.min) != 1
+            or len(quantization.max) != 1
+            or tensor.dtype != "float32"
+        ):
             continue
         low, high = quantization.min[0], quantization.max[0]
         if high >= low:  # one value over the structure samples may be a range over all of them
@@ -180,21 +185,23 @@ def _plan(model: TfliteModel) -> _Plan:
     box_chain = [i for i in _upstream(box_tensor, producers) if i in recorded]
     logit_chain = []
     # The converter may move the sigmoid before a reshape: look through those.
-    sigmoids = [producers[i] for i in _upstream(score_tensor, producers)
-                if i in producers and producers[i].code == "LOGISTIC"]
+    sigmoids = [
+        producers[i] for i in _upstream(score_tensor, producers) if i in producers and producers[i].code == "LOGISTIC"
+    ]
     if sigmoids:
-        logit_chain = [i for i in _upstream(sigmoids[0].inputs[0].index, producers)
-                       if i in recorded]
+        logit_chain = [i for i in _upstream(sigmoids[0].inputs[0].index, producers) if i in recorded]
     return _Plan(recorded, tuple(box_chain), tuple(logit_chain), box_tensor, score_tensor)
 
 
-def _histograms(model: bytes, plan: _Plan, samples: Callable[[], Iterator[list[np.ndarray]]]
-                ) -> tuple[dict[int, _Histogram], np.ndarray]:
+def _histograms(
+    model: bytes, plan: _Plan, samples: Callable[[], Iterator[list[np.ndarray]]]
+) -> tuple[dict[int, _Histogram], np.ndarray]:
     """(each activation's histogram and exact extent over the samples, box codes of candidate anchors)."""
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
     interpreter = Interpreter(
-        model_content=model, experimental_preserve_all_tensors=True,
+        model_content=model,
+        experimental_preserve_all_tensors=True,
         experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
     )
     interpreter.allocate_tensors()
@@ -208,7 +215,7 @@ def _histograms(model: bytes, plan: _Plan, samples: Callable[[], Iterator[list[n
         for index in plan.recorded:
             values = interpreter.get_tensor(index).ravel()
             stride = -(-values.size // MAX_VALUES_PER_SAMPLE)
-            counts[index].add(values[position % stride::stride], (float(values.min()), float(values.max())))
+            counts[index].add(values[position % stride :: stride], (float(values.min()), float(values.max())))
         if plan.box_tensor is not None:
             scores = interpreter.get_tensor(plan.score_tensor)[0]  # [anchors, 1 + classes]
             best = scores[:, 1:].max(axis=1) if scores.shape[1] > 1 else scores[:, 0]
@@ -223,8 +230,7 @@ def _centres(low: float, high: float) -> np.ndarray:
     return low + (np.arange(BINS) + 0.5) * ((high - low) / BINS)
 
 
-def _expected_errors(counts: np.ndarray, low: float, high: float,
-                     lows: np.ndarray, highs: np.ndarray) -> np.ndarray:
+def _expected_errors(counts: np.ndarray, low: float, high: float, lows: np.ndarray, highs: np.ndarray) -> np.ndarray:
     """Expected squared error per value for every (lows[i], highs[j]) range.
 
     Values inside a range cost the rounding noise step^2 / 12; values outside
@@ -240,16 +246,17 @@ def _expected_errors(counts: np.ndarray, low: float, high: float,
     s2 = np.concatenate([[0.0], np.cumsum(n * centres**2)])
     lo_idx = np.clip(np.searchsorted(centres, lows), 0, BINS)  # bins below lows[i]
     hi_idx = np.clip(np.searchsorted(centres, highs, side="right"), 0, BINS)
-    below = (s2[lo_idx] - 2 * lows * s1[lo_idx] + lows**2 * s0[lo_idx])
+    below = s2[lo_idx] - 2 * lows * s1[lo_idx] + lows**2 * s0[lo_idx]
     above_n = s0[-1] - s0[hi_idx]
-    above = ((s2[-1] - s2[hi_idx]) - 2 * highs * (s1[-1] - s1[hi_idx]) + highs**2 * above_n)
+    above = (s2[-1] - s2[hi_idx]) - 2 * highs * (s1[-1] - s1[hi_idx]) + highs**2 * above_n
     inside = s0[hi_idx][None, :] - s0[lo_idx][:, None]
     step = (highs[None, :] - lows[:, None]) / LEVELS
     return (below[:, None] + above[None, :] + inside * step**2 / 12.0) / max(total, 1.0)
 
 
-def choose_range(counts: np.ndarray, low: float, high: float,
-                 extent: tuple[float, float] | None = None) -> tuple[float, float, float, float]:
+def choose_range(
+    counts: np.ndarray, low: float, high: float, extent: tuple[float, float] | None = None
+) -> tuple[float, float, float, float]:
     """(min, max, clipped fraction, error ratio vs the recorded range) of one histogram.
 
     ``counts`` are BINS equal bins over [low, high]; ``extent`` is the
@@ -306,8 +313,9 @@ def refine_ranges(
     for index, (vmin, vmax) in recorded.items():
         histogram = histograms[index]
         if vmax > vmin:
-            new_low, new_high, clipped, ratio = choose_range(histogram.counts, histogram.low, histogram.high,
-                                                             (vmin, vmax))
+            new_low, new_high, clipped, ratio = choose_range(
+                histogram.counts, histogram.low, histogram.high, (vmin, vmax)
+            )
             chosen[index] = ("mse", new_low, new_high, clipped, ratio)
         # else one value over all samples, so over the structure samples too: the calibrator's record stands
     if codes.size:

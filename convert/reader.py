@@ -76,8 +76,10 @@ class ReaderInfo:
 
     name: str = "KTP field reader"
     version: str = "1"
-    description: str = ("Reads one field value of an Indonesian identity card (KTP) from a 32 px high "
-                        "crop of its detected box: CTC logits over charset.txt.")
+    description: str = (
+        "Reads one field value of an Indonesian identity card (KTP) from a 32 px high "
+        "crop of its detected box: CTC logits over charset.txt."
+    )
     author: str = "ktp-tflite"
     license: str = "Apache-2.0"
 
@@ -97,8 +99,10 @@ def parse_charset(text: str, source: str = CHARSET_FILE) -> str:
     if lines and lines[-1] == "":
         lines.pop()
     if not lines or lines[0] != BLANK_TOKEN or any(len(line) != 1 and line != SPACE_TOKEN for line in lines[1:]):
-        raise ReaderModelError(f"{source}: not a reader charset (line 0 must be {BLANK_TOKEN}, then one "
-                               f"character per line, a space as {SPACE_TOKEN})")
+        raise ReaderModelError(
+            f"{source}: not a reader charset (line 0 must be {BLANK_TOKEN}, then one "
+            f"character per line, a space as {SPACE_TOKEN})"
+        )
     return "".join(" " if line == SPACE_TOKEN else line for line in lines[1:])
 
 
@@ -117,14 +121,17 @@ def parse_crop(text: str, source: str = CROP_FILE) -> CropConfig:
     for number, line in enumerate(text.splitlines(), 1):
         key, sep, value = line.partition("=")
         if not sep or key not in CROP_KEYS or key in values:
-            raise ReaderModelError(f"{source}: line {number} is not one of {', '.join(CROP_KEYS)}=VALUE "
-                                   "(each once)")
+            raise ReaderModelError(f"{source}: line {number} is not one of {', '.join(CROP_KEYS)}=VALUE (each once)")
         values[key] = value
     if set(values) != set(CROP_KEYS):
         raise ReaderModelError(f"{source}: missing {', '.join(k for k in CROP_KEYS if k not in values)}")
     numbers: dict[str, int | float] = {}
-    for key, kind, what in (("height", int, "an integer"), ("width", int, "an integer"),
-                            ("margin", float, "a number"), ("side_margin", float, "a number")):
+    for key, kind, what in (
+        ("height", int, "an integer"),
+        ("width", int, "an integer"),
+        ("margin", float, "a number"),
+        ("side_margin", float, "a number"),
+    ):
         try:
             numbers[key] = kind(values[key])
         except ValueError:
@@ -136,8 +143,9 @@ def parse_crop(text: str, source: str = CROP_FILE) -> CropConfig:
         raise ReaderModelError(f"{source}: {error}") from None
 
 
-def attach_reader_metadata(model: bytes, crop: CropConfig, info: ReaderInfo = ReaderInfo(),
-                           source: str = "reader") -> bytes:
+def attach_reader_metadata(
+    model: bytes, crop: CropConfig, info: ReaderInfo = ReaderInfo(), source: str = "reader"
+) -> bytes:
     """``model`` with the reader's metadata, charset.txt and crop.txt packed in (existing metadata is replaced).
 
     Args:
@@ -162,20 +170,44 @@ def attach_reader_metadata(model: bytes, crop: CropConfig, info: ReaderInfo = Re
         crop_file.write_text(crop_txt(crop), encoding="utf-8")
         writer = metadata_writer.MetadataWriter.create_from_metadata_info(
             model_buffer=bytearray(model),
-            general_md=metadata_info.GeneralMd(name=info.name, version=info.version, description=info.description,
-                                               author=info.author, licenses=info.license),
-            input_md=[metadata_info.InputImageTensorMd(
-                name=INPUT_NAME, description="RGB crop of one field value (box plus margins), 32 px high.",
-                norm_mean=[INPUT_MEAN], norm_std=[INPUT_STD], color_space_type=rgb_color_space(),
-                tensor_type=writer_utils.get_input_tensor_types(model)[0])],
-            output_md=[metadata_info.TensorMd(
-                name=OUTPUT_NAME, description="CTC logits per time step over charset.txt (class 0: blank).",
-                associated_files=[metadata_info.AssociatedFileMd(
-                    str(charset), "Class i of the logits is line i; <blank> is the CTC blank.",
-                    axis_labels_file_type()), metadata_info.AssociatedFileMd(
-                    str(crop_file), "The crop the reader was trained on: height and width in pixels, margins "
-                    "above/below and left/right in text heights.", description_file_type())])],
-            associated_files=[str(charset), str(crop_file)])
+            general_md=metadata_info.GeneralMd(
+                name=info.name,
+                version=info.version,
+                description=info.description,
+                author=info.author,
+                licenses=info.license,
+            ),
+            input_md=[
+                metadata_info.InputImageTensorMd(
+                    name=INPUT_NAME,
+                    description="RGB crop of one field value (box plus margins), 32 px high.",
+                    norm_mean=[INPUT_MEAN],
+                    norm_std=[INPUT_STD],
+                    color_space_type=rgb_color_space(),
+                    tensor_type=writer_utils.get_input_tensor_types(model)[0],
+                )
+            ],
+            output_md=[
+                metadata_info.TensorMd(
+                    name=OUTPUT_NAME,
+                    description="CTC logits per time step over charset.txt (class 0: blank).",
+                    associated_files=[
+                        metadata_info.AssociatedFileMd(
+                            str(charset),
+                            "Class i of the logits is line i; <blank> is the CTC blank.",
+                            axis_labels_file_type(),
+                        ),
+                        metadata_info.AssociatedFileMd(
+                            str(crop_file),
+                            "The crop the reader was trained on: height and width in pixels, margins "
+                            "above/below and left/right in text heights.",
+                            description_file_type(),
+                        ),
+                    ],
+                )
+            ],
+            associated_files=[str(charset), str(crop_file)],
+        )
         result = bytes(writer.populate())
     TfliteReader(result, source)  # reads back: the charset and shapes it promises
     return result
@@ -184,12 +216,16 @@ def attach_reader_metadata(model: bytes, crop: CropConfig, info: ReaderInfo = Re
 def _checked(tflite: TfliteModel) -> TfliteModel:
     inputs, outputs = tflite.inputs, tflite.outputs
     if len(inputs) != 1 or len(outputs) != 1:
-        raise ReaderModelError(f"{tflite.source}: not a field reader ({len(inputs)} inputs, {len(outputs)} "
-                               "outputs; a reader has one crop input and one logits output)")
+        raise ReaderModelError(
+            f"{tflite.source}: not a field reader ({len(inputs)} inputs, {len(outputs)} "
+            "outputs; a reader has one crop input and one logits output)"
+        )
     shape, out = tuple(inputs[0].shape), tuple(outputs[0].shape)
     if len(shape) != 4 or shape[0] != 1 or shape[3] != 3 or len(out) != 3 or out[2] != NUM_CLASSES:
-        raise ReaderModelError(f"{tflite.source}: input {list(shape)} and output {list(out)} are not a field "
-                               f"reader's ([1, 32, W, 3] crop, [1, T, {NUM_CLASSES}] logits)")
+        raise ReaderModelError(
+            f"{tflite.source}: input {list(shape)} and output {list(out)} are not a field "
+            f"reader's ([1, 32, W, 3] crop, [1, T, {NUM_CLASSES}] logits)"
+        )
     return tflite
 
 
@@ -213,16 +249,19 @@ class TfliteReader:
         self.crop = CropConfig(height=self.height, width=self.width)  # a reader without crop.txt
         if self.model.has_metadata:
             try:
-                alphabet = parse_charset(self.model.associated_file(CHARSET_FILE).decode("utf-8"),
-                                         f"{self.model.source}: {CHARSET_FILE}")
+                alphabet = parse_charset(
+                    self.model.associated_file(CHARSET_FILE).decode("utf-8"), f"{self.model.source}: {CHARSET_FILE}"
+                )
             except ModelLoadError as error:
                 raise ReaderModelError(str(error)) from None
             except UnicodeDecodeError:
                 raise ReaderModelError(f"{self.model.source}: {CHARSET_FILE} is not UTF-8 text") from None
             if alphabet != ALPHABET:
-                raise ReaderModelError(f"{self.model.source}: its charset ({len(alphabet)} characters) is not "
-                                       f"this decoder's alphabet ({len(ALPHABET)}); it was trained for "
-                                       "another version of the reader")
+                raise ReaderModelError(
+                    f"{self.model.source}: its charset ({len(alphabet)} characters) is not "
+                    f"this decoder's alphabet ({len(ALPHABET)}); it was trained for "
+                    "another version of the reader"
+                )
             meta = self.model.metadata
             if meta is not None and CROP_FILE in meta.associated_files:
                 try:
@@ -231,8 +270,10 @@ class TfliteReader:
                     raise ReaderModelError(f"{self.model.source}: {CROP_FILE} is not UTF-8 text") from None
                 self.crop = parse_crop(text, f"{self.model.source}: {CROP_FILE}")
                 if (self.crop.height, self.crop.width) != (self.height, self.width):
-                    raise ReaderModelError(f"{self.model.source}: {CROP_FILE} says {self.crop.width}x"
-                                           f"{self.crop.height} crops, the input is {self.width}x{self.height}")
+                    raise ReaderModelError(
+                        f"{self.model.source}: {CROP_FILE} says {self.crop.width}x"
+                        f"{self.crop.height} crops, the input is {self.width}x{self.height}"
+                    )
         self._interpreter = Interpreter(model_content=self.model.data, num_threads=num_threads)
         self._interpreter.allocate_tensors()
         self._input = self._interpreter.get_input_details()[0]
@@ -240,7 +281,7 @@ class TfliteReader:
 
     @property
     def precision(self) -> str:
-        """"int8" or "float" (the model's compute ops)."""
+        """The model precision, "int8" or "float" (from its compute ops)."""
         return self.model.precision
 
     def logits(self, crops: Sequence[FieldCrop]) -> np.ndarray:
@@ -252,8 +293,10 @@ class TfliteReader:
         rows = []
         for crop in crops:
             if crop.pixels.shape != (self.height, self.width, 3):
-                raise ReaderModelError(f"{self.model.source}: a {crop.field} crop of {crop.pixels.shape} for a "
-                                       f"{self.height}x{self.width} reader; make crops with its CropConfig")
+                raise ReaderModelError(
+                    f"{self.model.source}: a {crop.field} crop of {crop.pixels.shape} for a "
+                    f"{self.height}x{self.width} reader; make crops with its CropConfig"
+                )
             self._interpreter.set_tensor(self._input["index"], self.model.model_input(crop.pixels))
             self._interpreter.invoke()
             rows.append(self._interpreter.get_tensor(self._output["index"])[0].copy())
@@ -273,8 +316,12 @@ def load_reader(path: str | Path, num_threads: int = 1) -> TfliteReader:
     return TfliteReader(read_model(path), num_threads=num_threads)
 
 
-def read_card(reader: TfliteReader, image: np.ndarray, boxes: dict[str, tuple[float, float, float, float]],
-              crop: CropConfig | None = None) -> dict:
+def read_card(
+    reader: TfliteReader,
+    image: np.ndarray,
+    boxes: dict[str, tuple[float, float, float, float]],
+    crop: CropConfig | None = None,
+) -> dict:
     """Read the fields of one photo through their boxes, and check the NIK against the Jenis Kelamin.
 
     Each box is deskewed first (:func:`ktp_tflite.train.reader_crops.line_angle`):
@@ -294,9 +341,15 @@ def read_card(reader: TfliteReader, image: np.ndarray, boxes: dict[str, tuple[fl
     crop = crop or reader.crop
     crops = crops_from_boxes(image, boxes, crop, deskew=True)
     readings = dict(zip(crops, reader.read(list(crops.values()))))
-    fields = {field: {**readings[field].to_dict(), "text_height": round(crops[field].text_height, 2)}
-              for field in CLASSES if field in crops}
+    fields = {
+        field: {**readings[field].to_dict(), "text_height": round(crops[field].text_height, 2)}
+        for field in CLASSES
+        if field in crops
+    }
     nik = readings.get("nik")
     gender = readings.get("jenis_kelamin")
-    return {"fields": fields, "missing": [f for f in CLASSES if f not in crops],
-            "nik_check": nik_report(nik.text, gender.text if gender else None) if nik else None}
+    return {
+        "fields": fields,
+        "missing": [f for f in CLASSES if f not in crops],
+        "nik_check": nik_report(nik.text, gender.text if gender else None) if nik else None,
+    }

@@ -41,7 +41,9 @@ def app_box_detector(path: str | Path, runtime: str = "task-library"):
 
     def detect(photos: list[np.ndarray]) -> list[dict[str, tuple[float, float, float, float]]]:
         found = detect_chunk(runtime, path, model, photos, [str(i) for i in range(len(photos))])
-        return [{field: to_pixels(box, photo.shape[1], photo.shape[0]) for field, box in top_boxes(one).items()}
-                for photo, one in zip(photos, found.app, strict=True)]
+        return [
+            {field: to_pixels(box, photo.shape[1], photo.shape[0]) for field, box in top_boxes(one).items()}
+            for photo, one in zip(photos, found.app, strict=True)
+        ]
 
     return detect

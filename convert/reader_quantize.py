@@ -71,12 +71,21 @@ def compare_with_keras(tflite_model: bytes, model, crops: Sequence[FieldCrop]) -
     ours = TfliteReader(tflite_model, "reader").logits(crops)
     reference = model(crop_batch(crops), training=False).numpy()
     same = [greedy_decode(a).text == greedy_decode(b).text for a, b in zip(ours, reference, strict=True)]
-    return {"crops": len(crops), "max_abs_logit_diff": float(np.max(np.abs(ours - reference))),
-            "logit_range": float(np.ptp(reference)), "greedy_agreement": float(np.mean(same))}
+    return {
+        "crops": len(crops),
+        "max_abs_logit_diff": float(np.max(np.abs(ours - reference))),
+        "logit_range": float(np.ptp(reference)),
+        "greedy_agreement": float(np.mean(same)),
+    }
 
 
-def export_reader(run_dir: str | Path, representative_cards: int = 100, check_crops: int = 200,
-                  info: ReaderInfo | None = None, workers: int = 1) -> ReaderExport:
+def export_reader(
+    run_dir: str | Path,
+    representative_cards: int = 100,
+    check_crops: int = 200,
+    info: ReaderInfo | None = None,
+    workers: int = 1,
+) -> ReaderExport:
     """The float and int8 .tflite of a reader run, with metadata, verified and evaluated in LiteRT.
 
     Args:
@@ -99,19 +108,25 @@ def export_reader(run_dir: str | Path, representative_cards: int = 100, check_cr
     )
 
     config, model = restore_reader(run_dir)
-    representative = render_crops(config.train_seed, representative_cards, config, box_jitter=config.box_jitter,
-                                  workers=workers, kinds=config.validation_kinds)
+    representative = render_crops(
+        config.train_seed,
+        representative_cards,
+        config,
+        box_jitter=config.box_jitter,
+        workers=workers,
+        kinds=config.validation_kinds,
+    )
     val = validation_crops(Path(run_dir), config, workers=workers)
     info = info or ReaderInfo()
     float_model = attach_reader_metadata(float_tflite(model, config), config.crop, info, "float reader")
-    int8_model = attach_reader_metadata(int8_tflite(model, config, representative), config.crop, info,
-                                        "int8 reader")
+    int8_model = attach_reader_metadata(int8_tflite(model, config, representative), config.crop, info, "int8 reader")
     report: dict = {"representative_crops": len(representative), "val_crops": len(val)}
     for name, data in (("float", float_model), ("int8", int8_model)):
         reader = TfliteReader(data, f"{name} reader")
         report[name] = score_readings(val, reader.read(val))
         report[f"{name}_bytes"] = len(data)
         report[f"{name}_keras_agreement"] = compare_with_keras(data, model, val[:check_crops])
-    report["drop_points"] = {key: 100 * (report["float"][key]["exact"] - report["int8"][key]["exact"])
-                             for key in report["float"]}
+    report["drop_points"] = {
+        key: 100 * (report["float"][key]["exact"] - report["int8"][key]["exact"]) for key in report["float"]
+    }
     return ReaderExport(float_model, int8_model, report)

@@ -79,7 +79,7 @@ def load_representative(source: str, num_samples: int, seed: int = 0) -> Represe
       DatasetError: the data set cannot be read (raised by the reader).
     """
     if source.startswith(SYNTH_PREFIX):
-        count_text = source[len(SYNTH_PREFIX):]
+        count_text = source[len(SYNTH_PREFIX) :]
         if not count_text.isdigit() or int(count_text) < 1:
             raise RepresentativeError(
                 f"--representative {source!r}: expected synth:N with N a positive number of cards"
@@ -130,7 +130,9 @@ def calibration_inputs(
 
         start = time.perf_counter()
         with click.progressbar(
-            length=len(samples), label=label, file=sys.stderr,
+            length=len(samples),
+            label=label,
+            file=sys.stderr,
             hidden=not progress,
         ) as bar:
             for position, load in enumerate(samples.loaders):

@@ -67,8 +67,12 @@ def build_probe_model(size: int = 320) -> bytes:
         category = tf.minimum(values, 0.0)
         score = (values + 1.0) / 256.0
         number = tf.reshape(float(count) + tf.minimum(tf.reduce_min(score), 0.0), [1])
-        return {"output_0_location": location, "output_1_category": category,
-                "output_2_score": score, "output_3_number": number}
+        return {
+            "output_0_location": location,
+            "output_1_category": category,
+            "output_2_score": score,
+            "output_3_number": number,
+        }
 
     converter = tf.lite.TFLiteConverter.from_concrete_functions([probe.get_concrete_function()], probe)
     model = converter.convert()
@@ -128,8 +132,7 @@ def litert_pixels(model: bytes, image: np.ndarray) -> np.ndarray:
     interpreter = Interpreter(model_content=model)
     interpreter.allocate_tensors()
     size = int(interpreter.get_input_details()[0]["shape"][1])
-    interpreter.set_tensor(interpreter.get_input_details()[0]["index"],
-                           resize_rgb(image, size, size)[None])
+    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], resize_rgb(image, size, size)[None])
     interpreter.invoke()
     scores = interpreter.get_tensor(interpreter.get_output_details()[2]["index"])  # metadata order
     return np.round(scores[0] * 256.0 - 1.0).reshape(2 * LINES, size)
@@ -186,8 +189,9 @@ def measure(runtimes: tuple[str, ...], sizes=SIZES, size: int = 320) -> dict:
             results[runtime] = {}
             for width, height in sizes:
                 image = probe_image(width, height, size)
-                values = (litert_pixels(model, image) if runtime == "litert"
-                          else runtime_pixels(runtime, path, image, size))
+                values = (
+                    litert_pixels(model, image) if runtime == "litert" else runtime_pixels(runtime, path, image, size)
+                )
                 results[runtime][f"{width}x{height}"] = {
                     "x": fit_sampling(values[:LINES], width, size),
                     "y": fit_sampling(values[LINES:], height, size),
@@ -205,9 +209,11 @@ def main() -> None:
     for runtime, by_size in results.items():
         for photo, axes in by_size.items():
             x, y = axes["x"], axes["y"]
-            print(f"| {runtime} | {photo} | {x.mean_offset_px:+.2f} ({min(x.offset_px):+.2f}..{max(x.offset_px):+.2f})"
-                  f" | {y.mean_offset_px:+.2f} ({min(y.offset_px):+.2f}..{max(y.offset_px):+.2f})"
-                  f" | {x.gain:.2f} / {y.gain:.2f} |")
+            print(
+                f"| {runtime} | {photo} | {x.mean_offset_px:+.2f} ({min(x.offset_px):+.2f}..{max(x.offset_px):+.2f})"
+                f" | {y.mean_offset_px:+.2f} ({min(y.offset_px):+.2f}..{max(y.offset_px):+.2f})"
+                f" | {x.gain:.2f} / {y.gain:.2f} |"
+            )
 
 
 if __name__ == "__main__":

@@ -92,8 +92,7 @@ def main(argv: list[str]) -> int:
         import numpy as np
 
         with open(list_file, encoding="utf-8") as listing:
-            arrays = [np.ascontiguousarray(np.load(line.strip()))
-                      for line in listing if line.strip()]
+            arrays = [np.ascontiguousarray(np.load(line.strip())) for line in listing if line.strip()]
         run = _task_library if runtime == "task-library" else _mediapipe
         images = run(model_path, arrays)
     except Exception as error:  # noqa: BLE001 - reported to the parent as data

@@ -70,20 +70,27 @@ def run_probe(runtime: str, model_path: str | Path, images: Sequence[np.ndarray]
             paths.append(str(path))
         listing = Path(folder) / "images.txt"
         listing.write_text("\n".join(paths) + "\n", encoding="utf-8")
-        command = [sys.executable, "-m", "ktp_tflite.convert.runtime_probe", runtime,
-                   str(model_path), str(listing)]
+        command = [sys.executable, "-m", "ktp_tflite.convert.runtime_probe", runtime, str(model_path), str(listing)]
         timeout = PROBE_TIMEOUT_S + PROBE_SECONDS_PER_IMAGE * len(paths)
         try:
-            done = subprocess.run(command, check=False, capture_output=True, text=True, timeout=timeout,
-                                  env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2",  # TMPDIR is the folder
-                                       "GLOG_minloglevel": "2"})
+            done = subprocess.run(
+                command,
+                check=False,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                env={
+                    **os.environ,
+                    "TF_CPP_MIN_LOG_LEVEL": "2",  # TMPDIR is the folder
+                    "GLOG_minloglevel": "2",
+                },
+            )
         except subprocess.TimeoutExpired as error:
             raise RuntimeUnavailableError(f"{model_path}: {runtime} probe timed out") from error
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if not lines:
         raise RuntimeUnavailableError(
-            f"{model_path}: {runtime} probe crashed (exit {done.returncode}): "
-            f"{done.stderr.strip()[-500:]}"
+            f"{model_path}: {runtime} probe crashed (exit {done.returncode}): {done.stderr.strip()[-500:]}"
         )
     result = json.loads(lines[-1])
     if "error" in result:
@@ -129,8 +136,13 @@ def photo_box(
 
 
 def pixel_detections(
-    raw: list[dict], width: int, height: int, image_id: str, labels: Sequence[str],
-    *, app_mapping: tuple[str, tuple[int, int]] | None = None,
+    raw: list[dict],
+    width: int,
+    height: int,
+    image_id: str,
+    labels: Sequence[str],
+    *,
+    app_mapping: tuple[str, tuple[int, int]] | None = None,
 ) -> Detections:
     """A runtime's whole-pixel ``[x, y, w, h]`` boxes as normalised :class:`Detections`.
 
@@ -140,17 +152,21 @@ def pixel_detections(
     is then the label's position in ``labels`` (the model's label file).
     """
     corners = [
-        photo_box(app_mapping[0], d["box"], (width, height), app_mapping[1]) if app_mapping
+        photo_box(app_mapping[0], d["box"], (width, height), app_mapping[1])
+        if app_mapping
         else (d["box"][0], d["box"][1], d["box"][0] + d["box"][2], d["box"][1] + d["box"][3])
         for d in raw
     ]
-    boxes = np.array([[top / height, left / width, bottom / height, right / width]
-                      for left, top, right, bottom in corners], dtype=np.float64).reshape(-1, 4)
+    boxes = np.array(
+        [[top / height, left / width, bottom / height, right / width] for left, top, right, bottom in corners],
+        dtype=np.float64,
+    ).reshape(-1, 4)
     return Detections(
         image_id=image_id,
         boxes=boxes,
-        classes=np.array([d["index"] if d["index"] is not None else labels.index(d["label"])
-                          for d in raw], dtype=np.int64),
+        classes=np.array(
+            [d["index"] if d["index"] is not None else labels.index(d["label"]) for d in raw], dtype=np.int64
+        ),
         scores=np.array([d["score"] for d in raw], dtype=np.float32),
     )
 
@@ -197,6 +213,5 @@ def detect_images(
     for answer, image, image_id in zip(raw, images, image_ids, strict=True):
         height, width = image.shape[:2]
         returned.append(pixel_detections(answer, width, height, image_id, labels))
-        app.append(pixel_detections(answer, width, height, image_id, labels,
-                                    app_mapping=(runtime, model_size)))
+        app.append(pixel_detections(answer, width, height, image_id, labels, app_mapping=(runtime, model_size)))
     return RuntimeDetections(runtime, returned, app)

@@ -169,7 +169,7 @@ def _check_metadata_shapes(outputs: dict[str, int], details: list[dict], source:
     if len(boxes) != 3 or boxes[-1] != 4 or int(np.prod(count)) != 1:
         raise ModelContractError(
             f"{source}: the metadata names output shapes {list(shapes.values())} wrongly "
-            f"(\"location\" is {boxes}, \"number of detections\" is {count}); the metadata "
+            f'("location" is {boxes}, "number of detections" is {count}); the metadata '
             "writer assumes the TFLite_Detection_PostProcess output order. Rewrite the metadata "
             "for a model exported with the post-process op"
         )
@@ -264,8 +264,7 @@ def load_photo(path: Path) -> tuple[np.ndarray, int]:
     orientation = read_header(path).orientation
     if orientation not in _EXIF_ROTATION:
         raise ImageReadError(
-            f"{path}: mirrored EXIF orientation {orientation} is not supported; "
-            "save the photo without mirroring"
+            f"{path}: mirrored EXIF orientation {orientation} is not supported; save the photo without mirroring"
         )
     return load_image(path, upright=False), _EXIF_ROTATION[orientation]
 

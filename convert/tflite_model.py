@@ -45,8 +45,19 @@ INPUT_DTYPES = ("uint8", "int8", "float32")  # what :meth:`TfliteModel.model_inp
 # Tensor types of a full-integer graph (int32: biases and shapes).
 INT8_TENSOR_TYPES = ("int8", "int32")
 DTYPE_BYTES = {
-    "float32": 4, "float16": 2, "int32": 4, "uint8": 1, "int64": 8, "string": 1, "bool": 1,
-    "int16": 2, "int8": 1, "float64": 8, "uint32": 4, "uint16": 2, "int4": 1,
+    "float32": 4,
+    "float16": 2,
+    "int32": 4,
+    "uint8": 1,
+    "int64": 8,
+    "string": 1,
+    "bool": 1,
+    "int16": 2,
+    "int8": 1,
+    "float64": 8,
+    "uint32": 4,
+    "uint16": 2,
+    "int4": 1,
 }
 _LOAD_HINT = "pass a .tflite file written by the TFLite converter or `ktpconvert quantize`"
 
@@ -336,7 +347,7 @@ class TfliteModel:
         document["packed_files"] = sorted(files)
         mean: tuple[float, ...] = ()
         std: tuple[float, ...] = ()
-        for unit in ((subgraph.get("input_tensor_metadata") or [{}])[0].get("process_units") or []):
+        for unit in (subgraph.get("input_tensor_metadata") or [{}])[0].get("process_units") or []:
             if unit.get("options_type") == "NormalizationOptions":
                 mean = tuple(float(v) for v in unit["options"].get("mean", ()))
                 std = tuple(float(v) for v in unit["options"].get("std", ()))
@@ -357,8 +368,10 @@ class TfliteModel:
         """
         meta = self.metadata
         if meta is None or name not in meta.associated_files:
-            raise ModelLoadError(f"{self.source}: no packed file {name!r} in its TFLite metadata "
-                                 f"(packed: {', '.join(meta.associated_files) if meta else 'none'})")
+            raise ModelLoadError(
+                f"{self.source}: no packed file {name!r} in its TFLite metadata "
+                f"(packed: {', '.join(meta.associated_files) if meta else 'none'})"
+            )
         from tensorflow_lite_support.metadata.python import metadata as tflite_metadata
 
         return tflite_metadata.MetadataDisplayer.with_model_buffer(self.data).get_associated_file_buffer(name)
@@ -393,12 +406,13 @@ class TfliteModel:
         """
         height, width = self.input_size
         if pixels.dtype != np.uint8 or pixels.shape != (height, width, 3):
-            raise ValueError(f"expected uint8 pixels [{height}, {width}, 3], got {pixels.dtype} "
-                             f"{list(pixels.shape)}; resize with train.preprocess.resize_rgb first")
+            raise ValueError(
+                f"expected uint8 pixels [{height}, {width}, 3], got {pixels.dtype} "
+                f"{list(pixels.shape)}; resize with train.preprocess.resize_rgb first"
+            )
         dtype = self.input.dtype
         if dtype not in INPUT_DTYPES:
-            raise ModelLoadError(f"{self.source}: unsupported input dtype {dtype}; expected "
-                                 f"{', '.join(INPUT_DTYPES)}")
+            raise ModelLoadError(f"{self.source}: unsupported input dtype {dtype}; expected {', '.join(INPUT_DTYPES)}")
         if dtype == "uint8":
             return pixels[np.newaxis]
         norm = self.normalization
@@ -542,8 +556,10 @@ def parse_model(data: bytes, source: str = "model") -> TfliteModel:
 def _count(length: int, item_bytes: int, data: bytes, what: str, source: str) -> int:
     """A vector length that fits in the file (garbage offsets of a corrupt file give huge ones)."""
     if length < 0 or length * item_bytes > len(data):
-        raise ModelLoadError(f"{source}: truncated or corrupt TFLite flatbuffer ({what} lists {length} "
-                             f"entries in a {len(data)}-byte file); {_LOAD_HINT}")
+        raise ModelLoadError(
+            f"{source}: truncated or corrupt TFLite flatbuffer ({what} lists {length} "
+            f"entries in a {len(data)}-byte file); {_LOAD_HINT}"
+        )
     return length
 
 
@@ -565,8 +581,9 @@ def _parse(data: bytes, source: str) -> TfliteModel:
             buffer.DataAsNumpy()  # a view; raises ValueError when the data runs past the file's end
         elif buffer.Size():  # data stored after the flatbuffer (models over 2 GB)
             if buffer.Offset() + buffer.Size() > len(data):
-                raise ModelLoadError(f"{source}: truncated TFLite file (buffer {k} ends past the end "
-                                     f"of the file); {_LOAD_HINT}")
+                raise ModelLoadError(
+                    f"{source}: truncated TFLite file (buffer {k} ends past the end of the file); {_LOAD_HINT}"
+                )
             size = buffer.Size()
         buffer_bytes.append(int(size))
 
@@ -574,14 +591,16 @@ def _parse(data: bytes, source: str) -> TfliteModel:
     for i in range(_count(graph.TensorsLength(), 4, data, "the tensor table", source)):
         t = graph.Tensors(i)
         shape = tuple(int(d) for d in t.ShapeAsNumpy()) if t.ShapeLength() else ()
-        tensors.append(TensorInfo(
-            index=i,
-            name=(t.Name() or b"").decode("utf-8", "replace"),
-            dtype=type_names.get(t.Type(), "?"),
-            shape=shape,
-            quantization=_quantization(t.Quantization()),
-            data_bytes=buffer_bytes[t.Buffer()] if 0 <= t.Buffer() < len(buffer_bytes) else 0,
-        ))
+        tensors.append(
+            TensorInfo(
+                index=i,
+                name=(t.Name() or b"").decode("utf-8", "replace"),
+                dtype=type_names.get(t.Type(), "?"),
+                shape=shape,
+                quantization=_quantization(t.Quantization()),
+                data_bytes=buffer_bytes[t.Buffer()] if 0 <= t.Buffer() < len(buffer_bytes) else 0,
+            )
+        )
 
     def listed(indices) -> tuple[TensorInfo, ...]:
         return tuple(tensors[int(j)] for j in indices if j >= 0)

@@ -83,8 +83,9 @@ def inspect_model(model: bytes | TfliteModel, source: str = "model") -> ModelRep
         output_order=order,
         op_counts=dict(sorted(collections.Counter(op.code for op in tflite.ops).items())),
         op_dtypes=[{"op": sig, "count": n} for sig, n in sorted(signatures.items())],
-        float_compute_ops=[f"{op.signature} -> {op.outputs[0].name if op.outputs else '?'}"
-                           for op in tflite.float_compute_ops],
+        float_compute_ops=[
+            f"{op.signature} -> {op.outputs[0].name if op.outputs else '?'}" for op in tflite.float_compute_ops
+        ],
         postprocess=tflite.postprocess_options,
         metadata=tflite.metadata_document(),
     )
@@ -108,8 +109,7 @@ def check_model(
     if input_type is not None and report.input.dtype != input_type:
         problems.append(f"input dtype is {report.input.dtype}, asked {input_type}")
     if input_size is not None and report.input.shape[1:3] != input_size:
-        problems.append(f"input shape is {list(report.input.shape)}, "
-                        f"expected [1, {input_size[0]}, {input_size[1]}, 3]")
+        problems.append(f"input shape is {list(report.input.shape)}, expected [1, {input_size[0]}, {input_size[1]}, 3]")
     if report.input.shape[-1:] != (3,):
         problems.append(f"input shape {list(report.input.shape)} is not [1, H, W, 3]")
     for role, tensor in report.outputs.items():
@@ -118,23 +118,19 @@ def check_model(
     if report.op_counts.get(POSTPROCESS_OP, 0) != 1:
         problems.append(f"{report.op_counts.get(POSTPROCESS_OP, 0)} {POSTPROCESS_OP} ops, expected 1")
     float_ops = [
-        op for op in report.float_compute_ops
-        if not (kept_float and (op.split(" -> ")[-1] in kept_float
-                                or op.startswith(("QUANTIZE(", "DEQUANTIZE("))))
+        op
+        for op in report.float_compute_ops
+        if not (kept_float and (op.split(" -> ")[-1] in kept_float or op.startswith(("QUANTIZE(", "DEQUANTIZE("))))
     ]
     if mode == "int8" and float_ops:
-        problems.append(
-            f"{len(float_ops)} op(s) compute in float in an int8 model: " + "; ".join(float_ops[:5])
-        )
+        problems.append(f"{len(float_ops)} op(s) compute in float in an int8 model: " + "; ".join(float_ops[:5]))
     if mode in ("float", "float16", "dynamic") and report.input.dtype != "float32":
         problems.append(f"{mode} model input is {report.input.dtype}, expected float32")
     if expect_metadata:
         if report.metadata is None:
             problems.append("no TFLite metadata (the Task Library and MediaPipe need it)")
         elif report.postprocess.get("num_classes") not in (None, len(report.metadata["labels"])):
-            problems.append(
-                f"{len(report.metadata['labels'])} labels for {report.postprocess['num_classes']} classes"
-            )
+            problems.append(f"{len(report.metadata['labels'])} labels for {report.postprocess['num_classes']} classes")
     return problems
 
 
@@ -207,8 +203,9 @@ def task_library_check(model: bytes | TfliteModel, labels: list[str], seed: int 
             f"the Task Library drops class(es) {', '.join(missing)} that the interpreter detects "
             "(seen with use_regular_nms=true; export with fast NMS)"
         )
-    return TaskLibraryReport(dict(sorted(task_counts.items())), dict(sorted(interp_counts.items())),
-                             len(detections), problems)
+    return TaskLibraryReport(
+        dict(sorted(task_counts.items())), dict(sorted(interp_counts.items())), len(detections), problems
+    )
 
 
 OFFSET_WARN_PX = 1.0  # larger box offsets between runtimes are printed as warnings
@@ -325,8 +322,14 @@ def verify_model(
         report = inspect_model(tflite)
     except ModelLoadError as error:
         raise VerificationError(str(error)) from error
-    problems = check_model(report, mode=mode, input_type=input_type, input_size=input_size,
-                           expect_metadata=task_library, kept_float=kept_float)
+    problems = check_model(
+        report,
+        mode=mode,
+        input_type=input_type,
+        input_size=input_size,
+        expect_metadata=task_library,
+        kept_float=kept_float,
+    )
     task_report = None
     if task_library and report.metadata is not None:
         task_report = task_library_check(tflite, report.metadata["labels"])
@@ -336,7 +339,8 @@ def verify_model(
                 path = Path(folder) / "model.tflite"
                 path.write_bytes(model)
                 task_report = dataclasses.replace(
-                    task_report, agreement=runtime_agreement(path, report.metadata["labels"]))
+                    task_report, agreement=runtime_agreement(path, report.metadata["labels"])
+                )
     if problems:
         raise VerificationError(f"{source}: verification failed: " + "; ".join(problems))
     return report, task_report

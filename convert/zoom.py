@@ -61,7 +61,10 @@ class ZoomResult:
 
 
 def field_boxes(
-    detections: Detections, frame_size: tuple[int, int], *, min_score: float = DEFAULT_THRESHOLD,
+    detections: Detections,
+    frame_size: tuple[int, int],
+    *,
+    min_score: float = DEFAULT_THRESHOLD,
     labels: Sequence[str] = CLASSES,
 ) -> dict[str, PixelBox]:
     """The top-scoring box of each field scoring at least ``min_score``, in pixels of the frame."""
@@ -81,8 +84,11 @@ def field_boxes(
 
 
 def plan_crop(
-    first: Detections, frame_size: tuple[int, int], model_size: tuple[int, int],
-    settings: ZoomSettings = ZoomSettings(), labels: Sequence[str] = CLASSES,
+    first: Detections,
+    frame_size: tuple[int, int],
+    model_size: tuple[int, int],
+    settings: ZoomSettings = ZoomSettings(),
+    labels: Sequence[str] = CLASSES,
 ) -> Crop | None:
     """The crop for pass 2 from pass 1's detections, or None (no field found, or the card is large)."""
     fields = field_boxes(first, frame_size, min_score=settings.min_score, labels=labels)
@@ -114,15 +120,22 @@ def merge(first: Detections, second: Detections, min_score: float = DEFAULT_THRE
     keep = np.array([int(c) not in found for c in first.classes], dtype=bool)
     return Detections(
         image_id=first.image_id,
-        boxes=np.concatenate([np.asarray(second.boxes, np.float64).reshape(-1, 4),
-                              np.asarray(first.boxes, np.float64).reshape(-1, 4)[keep]]),
+        boxes=np.concatenate(
+            [
+                np.asarray(second.boxes, np.float64).reshape(-1, 4),
+                np.asarray(first.boxes, np.float64).reshape(-1, 4)[keep],
+            ]
+        ),
         classes=np.concatenate([np.asarray(second.classes, np.int64), np.asarray(first.classes, np.int64)[keep]]),
         scores=np.concatenate([np.asarray(second.scores, np.float32), np.asarray(first.scores, np.float32)[keep]]),
     )
 
 
 def finish(
-    first: Detections, second: Detections | None, crop: Crop | None, frame_size: tuple[int, int],
+    first: Detections,
+    second: Detections | None,
+    crop: Crop | None,
+    frame_size: tuple[int, int],
     settings: ZoomSettings = ZoomSettings(),
 ) -> ZoomResult:
     """The final detections of one photo from pass 1 and, when a crop ran, pass 2 (normalised to the crop)."""
@@ -157,15 +170,21 @@ def two_pass_many(
 
 
 def two_pass(
-    detect: Callable[[np.ndarray], Detections], image: np.ndarray, model_size: tuple[int, int],
-    settings: ZoomSettings = ZoomSettings(), labels: Sequence[str] = CLASSES,
+    detect: Callable[[np.ndarray], Detections],
+    image: np.ndarray,
+    model_size: tuple[int, int],
+    settings: ZoomSettings = ZoomSettings(),
+    labels: Sequence[str] = CLASSES,
 ) -> ZoomResult:
     """Two-pass zoom of one photo with ``detect`` (image -> Detections, e.g. ``TfliteDetector.detect``)."""
     return two_pass_many(lambda batch: [detect(i) for i in batch], [image], model_size, settings, labels)[0]
 
 
 def scan_image_zoomed(
-    model_path: Path, image_path: Path, *, threshold: float = DEFAULT_THRESHOLD,
+    model_path: Path,
+    image_path: Path,
+    *,
+    threshold: float = DEFAULT_THRESHOLD,
     settings: ZoomSettings = ZoomSettings(),
 ):
     """``ktpconvert scan --zoom``: :func:`ktp_tflite.convert.scan.scan_image` with the two-pass zoom.
@@ -183,15 +202,25 @@ def scan_image_zoomed(
     def detect(image: np.ndarray) -> Detections:
         raw = run_detector(spec, image)
         count = max(0, min(len(raw["scores"]), round(float(np.ravel(raw["count"])[0]))))
-        return Detections("", np.asarray(raw["boxes"][:count], np.float64).reshape(-1, 4),
-                          np.round(raw["classes"][:count]).astype(np.int64), raw["scores"][:count])
+        return Detections(
+            "",
+            np.asarray(raw["boxes"][:count], np.float64).reshape(-1, 4),
+            np.round(raw["classes"][:count]).astype(np.int64),
+            raw["scores"][:count],
+        )
 
     settings = dataclasses.replace(settings, min_score=threshold)
     zoomed = two_pass(detect, upright, (spec.width, spec.height), settings, spec.labels)
     final = zoomed.detections
     result: FieldResult = select_fields(
-        final.boxes, final.classes.astype(np.float64), final.scores, float(len(final.scores)), spec.labels,
-        sensor_width=stored.shape[1], sensor_height=stored.shape[0], rotation_degrees=rotation,
+        final.boxes,
+        final.classes.astype(np.float64),
+        final.scores,
+        float(len(final.scores)),
+        spec.labels,
+        sensor_width=stored.shape[1],
+        sensor_height=stored.shape[0],
+        rotation_degrees=rotation,
         threshold=threshold,
     )
     return result, spec, zoomed.crop, upright

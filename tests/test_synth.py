@@ -1,6 +1,9 @@
 """The synthetic KTP renderer: determinism, identities, and boxes around the value ink."""
 
 import dataclasses
+import shutil
+import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -231,6 +234,25 @@ def test_missing_font_names_the_debian_package(monkeypatch):
     finally:
         _clear_font_caches()
 
+
+
+def test_every_font_package_is_installed_by_quickstart_and_owns_its_file():
+    # A fresh machine once lacked NotoSansMono-Bold.ttf: it is in fonts-noto-mono, not
+    # fonts-noto-core as the map said, and quickstart installed only the latter.
+    quickstart = (Path(__file__).resolve().parents[1] / "quickstart.sh").read_text()
+    apt_line = next(line for line in quickstart.splitlines() if line.startswith("APT_PACKAGES="))
+    apt_packages = apt_line.partition("(")[2].partition(")")[0].split()
+    for key, (file_name, package) in synth.FONT_FILES.items():
+        assert package in apt_packages, f"{key}: quickstart.sh does not install {package}"
+    if shutil.which("dpkg") is None:
+        return
+    for key, (file_name, package) in synth.FONT_FILES.items():
+        found = [folder / file_name for folder in synth._FONT_DIRS if (folder / file_name).is_file()]
+        if not found:
+            continue
+        owner = subprocess.run(["dpkg", "-S", str(found[0])], capture_output=True, text=True)
+        if owner.returncode == 0:  # a font copied in by hand belongs to no package
+            assert owner.stdout.split(":")[0] == package, f"{key}: {found[0]} is in {owner.stdout.strip()}"
 
 def test_config_is_frozen():
     with pytest.raises(dataclasses.FrozenInstanceError):

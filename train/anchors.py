@@ -33,8 +33,7 @@ def layer_box_specs(config: AnchorConfig, num_layers: int) -> list[list[tuple[fl
         scales = [config.min_scale]
     else:
         scales = [
-            config.min_scale + (config.max_scale - config.min_scale) * i / (num_layers - 1)
-            for i in range(num_layers)
+            config.min_scale + (config.max_scale - config.min_scale) * i / (num_layers - 1) for i in range(num_layers)
         ]
     scales.append(1.0)
     specs = []
@@ -45,9 +44,7 @@ def layer_box_specs(config: AnchorConfig, num_layers: int) -> list[list[tuple[fl
         else:
             layer_specs = [(scale, ratio) for ratio in config.aspect_ratios]
             if config.interpolated_scale_aspect_ratio > 0.0:
-                layer_specs.append(
-                    (math.sqrt(scale * scale_next), config.interpolated_scale_aspect_ratio)
-                )
+                layer_specs.append((math.sqrt(scale * scale_next), config.interpolated_scale_aspect_ratio))
         specs.append(layer_specs)
     return specs
 
@@ -58,6 +55,7 @@ def feature_map_sizes(config: ModelConfig) -> list[tuple[int, int]]:
     Every stride-2 layer maps n to ceil(n / 2) ('SAME' padding, and also the
     OD API's explicit padding).
     """
+
     def halve(size: int, times: int) -> int:
         for _ in range(times):
             size = (size + 1) // 2
@@ -75,9 +73,7 @@ def anchors_per_location(config: ModelConfig) -> list[int]:
     return [len(s) for s in layer_box_specs(config.anchors, config.num_feature_maps)]
 
 
-def _tile_layer(
-    grid: tuple[int, int], specs: list[tuple[float, float]], base: tuple[float, float]
-) -> np.ndarray:
+def _tile_layer(grid: tuple[int, int], specs: list[tuple[float, float]], base: tuple[float, float]) -> np.ndarray:
     f32 = np.float32
     scales = np.array([s for s, _ in specs], dtype=f32)
     ratio_sqrts = np.sqrt(np.array([a for _, a in specs], dtype=f32))
@@ -91,9 +87,7 @@ def _tile_layer(
     xc = np.broadcast_to(x_centers[None, :, None], (grid[0], grid[1], len(specs)))
     hh = np.broadcast_to(heights[None, None, :], yc.shape)
     ww = np.broadcast_to(widths[None, None, :], yc.shape)
-    corners = np.stack(
-        [yc - f32(0.5) * hh, xc - f32(0.5) * ww, yc + f32(0.5) * hh, xc + f32(0.5) * ww], axis=-1
-    )
+    corners = np.stack([yc - f32(0.5) * hh, xc - f32(0.5) * ww, yc + f32(0.5) * hh, xc + f32(0.5) * ww], axis=-1)
     return corners.reshape(-1, 4)
 
 
@@ -111,9 +105,9 @@ def corners_to_center_size(corners: np.ndarray) -> np.ndarray:
     ymin, xmin, ymax, xmax = (corners[:, i] for i in range(4))
     height = ymax - ymin
     width = xmax - xmin
-    return np.stack(
-        [ymin + height / np.float32(2.0), xmin + width / np.float32(2.0), height, width], axis=1
-    ).astype(np.float32)
+    return np.stack([ymin + height / np.float32(2.0), xmin + width / np.float32(2.0), height, width], axis=1).astype(
+        np.float32
+    )
 
 
 def generate_anchors(config: ModelConfig) -> np.ndarray:

@@ -142,7 +142,8 @@ def check_output(
         if marker is not None and not (path / marker).exists():
             raise OutputPathError(
                 f"{path}: holds files this command did not write (no {marker}); it is not "
-                "replaced even with --force: choose a new or empty folder")
+                "replaced even with --force: choose a new or empty folder"
+            )
         if not force:
             raise OutputExistsError(f"{path}: exists and is not empty; pass --force to replace it")
         return path
@@ -170,10 +171,18 @@ def _publish_file(temporary: Path, path: Path, force: bool) -> None:
     except FileExistsError:
         raise OutputExistsError(
             f"{path}: appeared while this run was writing it (another run?); it was left as "
-            "it is; pass --force to replace it") from None
+            "it is; pass --force to replace it"
+        ) from None
     except OSError as error:
-        if error.errno not in (errno.EPERM, errno.EACCES, errno.ENOTSUP, errno.EOPNOTSUPP,
-                               errno.EXDEV, errno.EMLINK, errno.ENOSYS):
+        if error.errno not in (
+            errno.EPERM,
+            errno.EACCES,
+            errno.ENOTSUP,
+            errno.EOPNOTSUPP,
+            errno.EXDEV,
+            errno.EMLINK,
+            errno.ENOSYS,
+        ):
             raise
         # No hard links here (some network and FAT file systems): claim the
         # name exclusively, then rename the content over the placeholder.
@@ -182,14 +191,13 @@ def _publish_file(temporary: Path, path: Path, force: bool) -> None:
         except FileExistsError:
             raise OutputExistsError(
                 f"{path}: appeared while this run was writing it (another run?); it was left "
-                "as it is; pass --force to replace it") from None
+                "as it is; pass --force to replace it"
+            ) from None
         os.replace(temporary, path)
 
 
 @contextlib.contextmanager
-def atomic_output(
-    path: PathLike, *, inputs: Iterable[PathLike | None] = (), force: bool = False
-) -> Iterator[Path]:
+def atomic_output(path: PathLike, *, inputs: Iterable[PathLike | None] = (), force: bool = False) -> Iterator[Path]:
     """Yield a temporary file beside ``path``; on success it becomes ``path``.
 
     Write the content into the yielded path (it exists, empty). On an
@@ -213,9 +221,7 @@ def atomic_output(
         temporary.unlink(missing_ok=True)
 
 
-def write_output(
-    path: PathLike, data: bytes, *, inputs: Iterable[PathLike | None] = (), force: bool = False
-) -> Path:
+def write_output(path: PathLike, data: bytes, *, inputs: Iterable[PathLike | None] = (), force: bool = False) -> Path:
     """Write ``data`` to ``path`` under the output rule (see :func:`atomic_output`)."""
     with atomic_output(path, inputs=inputs, force=force) as temporary:
         temporary.write_bytes(data)
@@ -266,7 +272,8 @@ def _publish_folder(staging: Path, path: Path, force: bool, marker: str | None) 
     if not force:
         raise OutputExistsError(
             f"{path}: was filled while this run was writing it (another run?); it was left as "
-            "it is; pass --force to replace it")
+            "it is; pass --force to replace it"
+        )
     check_output(path, force=True, folder=True, marker=marker)
     old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old.", suffix=".tmp", dir=_parent(path)))
     try:
@@ -319,7 +326,6 @@ def staged_directory(target: PathLike) -> Iterator[Path]:
     """
     target = Path(target)
     if not _parent(target).is_dir():
-        raise OutputPathError(f"{target}: parent folder {_parent(target)} does not exist; "
-                              "create it first")
+        raise OutputPathError(f"{target}: parent folder {_parent(target)} does not exist; create it first")
     with atomic_output_dir(target, force=True) as staging:
         yield staging

@@ -58,11 +58,18 @@ def rotate(image: tf.Tensor, boxes: tf.Tensor, degrees: tf.Tensor) -> tuple[tf.T
     cos, sin = tf.cos(theta), tf.sin(theta)
     cx, cy = (width - 1.0) / 2.0, (height - 1.0) / 2.0
     # Output pixel (x, y) samples input (a0 x + a1 y + a2, b0 x + b1 y + b2).
-    transform = tf.stack([
-        cos, sin, cx - cos * cx - sin * cy,
-        -sin, cos, cy + sin * cx - cos * cy,
-        0.0, 0.0,
-    ])[None, :]
+    transform = tf.stack(
+        [
+            cos,
+            sin,
+            cx - cos * cx - sin * cy,
+            -sin,
+            cos,
+            cy + sin * cx - cos * cy,
+            0.0,
+            0.0,
+        ]
+    )[None, :]
     rotated = tf.raw_ops.ImageProjectiveTransformV3(
         images=image[None],
         transforms=transform,
@@ -164,8 +171,12 @@ RESIZE_METHODS = {
 
 
 def resize_sampled(
-    image: tf.Tensor, boxes: tf.Tensor, output_size: tuple[int, int], method: tf.Tensor,
-    methods: tuple[str, ...], shift: tf.Tensor,
+    image: tf.Tensor,
+    boxes: tf.Tensor,
+    output_size: tuple[int, int],
+    method: tf.Tensor,
+    methods: tuple[str, ...],
+    shift: tf.Tensor,
 ) -> tuple[tf.Tensor, tf.Tensor]:
     """Stretch ``image`` to ``output_size`` with ``methods[method]``, moved by ``shift``.
 
@@ -191,16 +202,21 @@ def resize_sampled(
             moved_by = tf.zeros([2]) if kernel == "box" else shift
             translation = moved_by + ((0.5 - 0.5 * scale) if corner else 0.0)
             resized = tf.raw_ops.ScaleAndTranslate(
-                images=image[tf.newaxis], size=tf.constant([height, width], tf.int32), scale=scale,
-                translation=translation, kernel_type=kernel, antialias=antialias,
+                images=image[tf.newaxis],
+                size=tf.constant([height, width], tf.int32),
+                scale=scale,
+                translation=translation,
+                kernel_type=kernel,
+                antialias=antialias,
             )[0]
             return resized, translation
 
         return run
 
     resized, translation = tf.switch_case(method, [branch(name) for name in methods])
-    offset = tf.stack([translation[0] / height, translation[1] / width,
-                       translation[0] / height, translation[1] / width])
+    offset = tf.stack(
+        [translation[0] / height, translation[1] / width, translation[0] / height, translation[1] / width]
+    )
     moved = tf.clip_by_value(boxes + offset, 0.0, 1.0)
     return tf.clip_by_value(tf.ensure_shape(resized, [height, width, 3]), 0.0, 255.0), moved
 

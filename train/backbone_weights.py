@@ -34,8 +34,7 @@ class BackboneWeightsError(KtpError, ValueError):
 
 def keras_to_detector_names() -> dict[str, str]:
     """Keras applications MobileNetV2 layer name -> detector layer name."""
-    names = {"Conv1": "Conv", "bn_Conv1": "Conv.BatchNorm", "Conv_1": "Conv_1",
-             "Conv_1_bn": "Conv_1.BatchNorm"}
+    names = {"Conv1": "Conv", "bn_Conv1": "Conv.BatchNorm", "Conv_1": "Conv_1", "Conv_1_bn": "Conv_1.BatchNorm"}
     for index, (scope, _, _, _) in enumerate(MOBILENET_V2_BLOCKS):
         keras_prefix = "expanded_conv" if index == 0 else f"block_{index}"
         parts = ("depthwise", "project") if index == 0 else ("expand", "depthwise", "project")

@@ -31,9 +31,7 @@ def _ops(values: Any):
     return tf.math
 
 
-def encode(
-    boxes: Any, anchors: Any, scales: tuple[float, float, float, float] = (10.0, 10.0, 5.0, 5.0)
-) -> Any:
+def encode(boxes: Any, anchors: Any, scales: tuple[float, float, float, float] = (10.0, 10.0, 5.0, 5.0)) -> Any:
     """Encode corner boxes [N, 4] against anchors [N, 4] (ycenter, xcenter, h, w)."""
     ops = _ops(boxes)
     ymin, xmin, ymax, xmax = (boxes[..., i] for i in range(4))
@@ -57,9 +55,7 @@ def encode(
     return tf.stack(codes, axis=-1)
 
 
-def decode(
-    codes: Any, anchors: Any, scales: tuple[float, float, float, float] = (10.0, 10.0, 5.0, 5.0)
-) -> Any:
+def decode(codes: Any, anchors: Any, scales: tuple[float, float, float, float] = (10.0, 10.0, 5.0, 5.0)) -> Any:
     """Decode [..., N, 4] codes against anchors [N, 4] into (ymin, xmin, ymax, xmax)."""
     ops = _ops(codes)
     ty, tx, th, tw = (codes[..., i] for i in range(4))

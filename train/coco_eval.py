@@ -67,11 +67,16 @@ def _ground_truth(dataset: Dataset) -> dict:
         for box in example.boxes:
             x0, y0, x1, y1 = box.to_pixels(example.width, example.height)
             w, h = max(0.0, x1 - x0), max(0.0, y1 - y0)
-            annotations.append({
-                "id": len(annotations) + 1, "image_id": number,
-                "category_id": box.class_index + 1, "bbox": [x0, y0, w, h],
-                "area": w * h, "iscrowd": 0,
-            })
+            annotations.append(
+                {
+                    "id": len(annotations) + 1,
+                    "image_id": number,
+                    "category_id": box.class_index + 1,
+                    "bbox": [x0, y0, w, h],
+                    "area": w * h,
+                    "iscrowd": 0,
+                }
+            )
     categories = [{"id": i + 1, "name": name} for i, name in enumerate(CLASSES)]
     return {"images": images, "annotations": annotations, "categories": categories}
 
@@ -81,9 +86,7 @@ def _results(dataset: Dataset, detections: Sequence[Detections]) -> list[dict]:
     results = []
     for det in detections:
         if det.image_id not in numbers:
-            raise EvaluationError(
-                f"detections for image {det.image_id!r}, which is not in {dataset.source}"
-            )
+            raise EvaluationError(f"detections for image {det.image_id!r}, which is not in {dataset.source}")
         number, example = numbers[det.image_id]
         boxes = np.asarray(det.boxes).reshape(-1, 4)
         for box, cls, score in zip(boxes, det.classes, det.scores, strict=True):
@@ -97,8 +100,7 @@ def _results(dataset: Dataset, detections: Sequence[Detections]) -> list[dict]:
             x0, y0 = xmin * example.width, ymin * example.height
             w = max(0.0, (xmax - xmin) * example.width)
             h = max(0.0, (ymax - ymin) * example.height)
-            results.append({"image_id": number, "category_id": cls + 1,
-                            "bbox": [x0, y0, w, h], "score": float(score)})
+            results.append({"image_id": number, "category_id": cls + 1, "bbox": [x0, y0, w, h], "score": float(score)})
     return results
 
 
@@ -146,7 +148,11 @@ def coco_metrics(dataset: Dataset, detections: Sequence[Detections]) -> CocoMetr
         per_class_ap50[name] = _mean_valid(precision[0, :, k, 0, -1])
     stats = evaluator.stats
     return CocoMetrics(
-        map=max(0.0, float(stats[0])), map50=max(0.0, float(stats[1])),
-        map75=max(0.0, float(stats[2])), per_class_ap=per_class_ap,
-        per_class_ap50=per_class_ap50, num_images=len(dataset), num_boxes=num_boxes,
+        map=max(0.0, float(stats[0])),
+        map50=max(0.0, float(stats[1])),
+        map75=max(0.0, float(stats[2])),
+        per_class_ap=per_class_ap,
+        per_class_ap50=per_class_ap50,
+        num_images=len(dataset),
+        num_boxes=num_boxes,
     )

@@ -115,9 +115,7 @@ def endpoint_stride_count(endpoint: str) -> int:
             return count
     if endpoint == "Conv_1":
         return count
-    raise ConfigError(
-        f"unknown feature end point {endpoint!r}; use one of {', '.join(backbone_endpoints())}"
-    )
+    raise ConfigError(f"unknown feature end point {endpoint!r}; use one of {', '.join(backbone_endpoints())}")
 
 
 class ConfigError(KtpError, ValueError):
@@ -325,9 +323,12 @@ def preset(name: str) -> RunConfig:
         return RunConfig(
             preset=name,
             model=ModelConfig(),
-            train=TrainConfig(optimizer="momentum", learning_rate=0.004,
-                              classification_loss="hard_negative_mining",
-                              unmatched_threshold=0.5),
+            train=TrainConfig(
+                optimizer="momentum",
+                learning_rate=0.004,
+                classification_loss="hard_negative_mining",
+                unmatched_threshold=0.5,
+            ),
         )
     if name == "ktp":
         model = ModelConfig(
@@ -351,8 +352,7 @@ def preset(name: str) -> RunConfig:
             resize_methods=("antialias", "antialias", "bilinear", "corner", "area", "nearest"),
             max_subpixel_shift=0.5,
         )
-        return RunConfig(preset=name, model=model,
-                         train=TrainConfig(box_code_limit=12.0, augment=augment))
+        return RunConfig(preset=name, model=model, train=TrainConfig(box_code_limit=12.0, augment=augment))
     if name == "tiny":
         model = ModelConfig(
             input_size=(96, 96),
@@ -368,9 +368,16 @@ def preset(name: str) -> RunConfig:
                 interpolated_scale_aspect_ratio=1.0,
             ),
         )
-        train = TrainConfig(batch_size=4, steps=20, learning_rate=5e-3, warmup_steps=0,
-                            checkpoint_every=5, log_every=5, bn_reestimate_images=8,
-                            shuffle_buffer=32)
+        train = TrainConfig(
+            batch_size=4,
+            steps=20,
+            learning_rate=5e-3,
+            warmup_steps=0,
+            checkpoint_every=5,
+            log_every=5,
+            bn_reestimate_images=8,
+            shuffle_buffer=32,
+        )
         return RunConfig(preset=name, model=model, train=train)
     raise ConfigError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
 
@@ -413,9 +420,7 @@ def with_overrides(
     unknown = sorted(set(train_overrides) - known)
     if unknown:
         raise ConfigError(f"unknown training option(s): {', '.join(unknown)}")
-    train = dataclasses.replace(
-        config.train, **{k: v for k, v in train_overrides.items() if v is not None}
-    )
+    train = dataclasses.replace(config.train, **{k: v for k, v in train_overrides.items() if v is not None})
     validate(dataclasses.replace(config, model=model, train=train))
     return dataclasses.replace(config, model=model, train=train)
 
@@ -430,10 +435,7 @@ def validate(config: RunConfig) -> None:
     if train.optimizer not in ("adam", "momentum"):
         raise ConfigError(f"optimizer {train.optimizer!r}: use 'adam' or 'momentum'")
     if train.classification_loss not in ("focal", "hard_negative_mining"):
-        raise ConfigError(
-            f"classification_loss {train.classification_loss!r}: use 'focal' or "
-            "'hard_negative_mining'"
-        )
+        raise ConfigError(f"classification_loss {train.classification_loss!r}: use 'focal' or 'hard_negative_mining'")
     if train.box_code_limit < 0 or train.box_code_limit_weight < 0:
         raise ConfigError("box_code_limit and box_code_limit_weight must be >= 0")
     if train.batch_size < 1 or train.steps < 0:
@@ -447,9 +449,7 @@ def validate(config: RunConfig) -> None:
         raise ConfigError("feature_endpoints must name at least one backbone end point")
     counts = [endpoint_stride_count(name) for name in model.feature_endpoints]
     if counts != sorted(counts) or len(set(counts)) != len(counts):
-        raise ConfigError(
-            f"feature_endpoints {model.feature_endpoints} must have strictly increasing strides"
-        )
+        raise ConfigError(f"feature_endpoints {model.feature_endpoints} must have strictly increasing strides")
 
 
 def _from_dict(cls, data: dict[str, Any]):

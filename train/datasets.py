@@ -64,8 +64,10 @@ BOX_TOLERANCE = 0.01
 # Roboflow splits; a folder holding these is an export root, not a data set.
 SPLITS = ("train", "valid", "test")
 # The hint of a bad record: true for every command (only `train` offers --skip-bad).
-BAD_RECORD_HINT = ("fix or delete it; `ktpconvert data inspect` lists every such record and "
-                   "`ktpconvert train --skip-bad` leaves them out")
+BAD_RECORD_HINT = (
+    "fix or delete it; `ktpconvert data inspect` lists every such record and "
+    "`ktpconvert train --skip-bad` leaves them out"
+)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -122,8 +124,7 @@ def _json_float(text: str) -> float:
     return value
 
 
-def read_json(path: str | Path, *, what: str = "JSON file", fix: str = "",
-              error: type[KtpError] = DatasetError) -> Any:
+def read_json(path: str | Path, *, what: str = "JSON file", fix: str = "", error: type[KtpError] = DatasetError) -> Any:
     """Parse a JSON file strictly; every failure raises ``error`` naming the file.
 
     Refused with a message: unreadable or non-UTF-8 files, empty files,
@@ -141,8 +142,7 @@ def read_json(path: str | Path, *, what: str = "JSON file", fix: str = "",
     try:
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as caught:
-        raise error(f"{path}: not a UTF-8 text file (byte {caught.start}); is this a "
-                    f"{what}?") from None
+        raise error(f"{path}: not a UTF-8 text file (byte {caught.start}); is this a {what}?") from None
     except OSError as caught:
         raise error(f"{path}: cannot read the {what} ({caught.strerror or caught})") from None
     if not text.strip():
@@ -150,18 +150,16 @@ def read_json(path: str | Path, *, what: str = "JSON file", fix: str = "",
     try:
         return json.loads(text, parse_constant=_json_constant, parse_float=_json_float)
     except json.JSONDecodeError as caught:
-        raise error(f"{path}: not valid JSON (line {caught.lineno} column {caught.colno}: "
-                    f"{caught.msg}){hint}") from None
+        raise error(
+            f"{path}: not valid JSON (line {caught.lineno} column {caught.colno}: {caught.msg}){hint}"
+        ) from None
     except RecursionError:
-        raise error(f"{path}: nested too deeply to read (thousands of levels); "
-                    f"is this a {what}?") from None
+        raise error(f"{path}: nested too deeply to read (thousands of levels); is this a {what}?") from None
     except ValueError as caught:  # our NaN/infinity hooks, or an int of > 4300 digits
         raise error(f"{path}: not a valid {what} ({caught}){hint}") from None
 
 
-def _make_box(
-    ymin: float, xmin: float, ymax: float, xmax: float, name: str, where: str
-) -> Box:
+def _make_box(ymin: float, xmin: float, ymax: float, xmax: float, name: str, where: str) -> Box:
     """Validate a normalised box; raises DatasetError with what is wrong."""
     try:
         label = canonical_class(name)
@@ -169,8 +167,9 @@ def _make_box(
         raise DatasetError(f"{where}: {error}") from error
     values = (ymin, xmin, ymax, xmax)
     if not all(math.isfinite(v) for v in values):
-        raise DatasetError(f"{where}: box of class {label} has NaN or infinite coordinates; "
-                           "fix or delete this annotation")
+        raise DatasetError(
+            f"{where}: box of class {label} has NaN or infinite coordinates; fix or delete this annotation"
+        )
     if min(values) < -BOX_TOLERANCE or max(values) > 1 + BOX_TOLERANCE:
         raise DatasetError(
             f"{where}: box of class {label} lies outside the image "
@@ -203,7 +202,8 @@ def _relative_name(name: Any, where: str, field: str) -> PurePath:
     if relative.is_absolute() or relative.anchor or ".." in relative.parts:
         raise DatasetError(
             f"{where}: {field} {name[:60]!r} points outside the data set folder; file names "
-            "must be relative to it, without '..'")
+            "must be relative to it, without '..'"
+        )
     return relative
 
 
@@ -254,8 +254,7 @@ def detect_format(path: Path) -> str:
     splits = [s for s in SPLITS if (path / s).is_dir()]
     if splits:
         raise DatasetError(
-            f"{path}: this is an export with splits ({', '.join(splits)}); "
-            f"pass one of them, e.g. {path / splits[0]}"
+            f"{path}: this is an export with splits ({', '.join(splits)}); pass one of them, e.g. {path / splits[0]}"
         )
     raise DatasetError(f"{path}: no .tfrecord, COCO .json, VOC .xml or image file found in this folder")
 
@@ -297,9 +296,10 @@ def read_dataset(
             )
         dataset = read_image_folder(path, skip_bad=skip_bad, max_pixels=max_pixels)
     if not dataset.examples:
-        raise DatasetError(f"{path}: no usable images" + (
-            f" ({len(dataset.skipped)} skipped: {dataset.skipped[0]})" if dataset.skipped else ""
-        ))
+        raise DatasetError(
+            f"{path}: no usable images"
+            + (f" ({len(dataset.skipped)} skipped: {dataset.skipped[0]})" if dataset.skipped else "")
+        )
     return dataset
 
 
@@ -380,8 +380,9 @@ def _feature_bytes(feature, key: str) -> list[bytes]:
     return list(feature[key].bytes_list.value) if key in feature else []
 
 
-def read_tfrecord(path: Path, *, skip_bad: bool = False, label_map: str | Path | None = None,
-                  max_pixels: int | None = None) -> Dataset:
+def read_tfrecord(
+    path: Path, *, skip_bad: bool = False, label_map: str | Path | None = None, max_pixels: int | None = None
+) -> Dataset:
     """Read a Roboflow / OD API TFRecord with its label map."""
     import tensorflow as tf
 
@@ -420,9 +421,11 @@ def read_tfrecord(path: Path, *, skip_bad: bool = False, label_map: str | Path |
             ymins, xmins = floats("image/object/bbox/ymin"), floats("image/object/bbox/xmin")
             ymaxs, xmaxs = floats("image/object/bbox/ymax"), floats("image/object/bbox/xmax")
             texts = strings("image/object/class/text")
-            ids = list(feature["image/object/class/label"].int64_list.value) if (
-                "image/object/class/label" in feature
-            ) else []
+            ids = (
+                list(feature["image/object/class/label"].int64_list.value)
+                if ("image/object/class/label" in feature)
+                else []
+            )
             count = len(ymins)
             if not (len(xmins) == len(ymaxs) == len(xmaxs) == count):
                 raise DatasetError(f"{where}: bbox coordinate lists have different lengths")
@@ -495,9 +498,7 @@ def write_tfrecord(dataset: Dataset, path: str | Path, progress: Callable[[int],
                     "image/object/class/text": bytes_feature([b.label.encode() for b in boxes]),
                     "image/object/class/label": int_feature([b.class_index + 1 for b in boxes]),
                 }
-                writer.write(
-                    tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString()
-                )
+                writer.write(tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString())
                 if progress is not None:
                     progress(1)
     map_path = path.with_name("label_map.pbtxt")
@@ -527,12 +528,12 @@ def _objects(coco: dict, key: str, json_path: Path) -> list[dict]:
     """``coco[key]`` checked to be a list of objects (file-level: always an error)."""
     entries = coco.get(key, [])
     if not isinstance(entries, list):
-        raise DatasetError(f"{json_path}: '{key}' is {describe(entries)}; COCO needs a list "
-                           "[{...}, ...] of objects")
+        raise DatasetError(f"{json_path}: '{key}' is {describe(entries)}; COCO needs a list [{{...}}, ...] of objects")
     for index, entry in enumerate(entries):
         if not isinstance(entry, dict):
-            raise DatasetError(f"{json_path}: {key}[{index}] is {describe(entry)}; each entry of "
-                               f"'{key}' must be an object {{...}}")
+            raise DatasetError(
+                f"{json_path}: {key}[{index}] is {describe(entry)}; each entry of '{key}' must be an object {{...}}"
+            )
     return entries
 
 
@@ -543,14 +544,16 @@ def _coco_categories(entries: list[dict], used: set, json_path: Path) -> dict[An
     for index, category in enumerate(entries):
         category_id, name = category.get("id"), category.get("name")
         if isinstance(category_id, bool) or not isinstance(category_id, int):
-            raise DatasetError(f"{json_path}: categories[{index}] has id {describe(category_id)}; "
-                               "give every category a whole-number id")
+            raise DatasetError(
+                f"{json_path}: categories[{index}] has id {describe(category_id)}; "
+                "give every category a whole-number id"
+            )
         if not isinstance(name, str):
-            raise DatasetError(f"{json_path}: category {category_id} has name {describe(name)}; "
-                               "give every category a name")
+            raise DatasetError(
+                f"{json_path}: category {category_id} has name {describe(name)}; give every category a name"
+            )
         if category_id in seen:
-            raise DatasetError(f"{json_path}: category id {category_id} appears twice; "
-                               "category ids must be unique")
+            raise DatasetError(f"{json_path}: category id {category_id} appears twice; category ids must be unique")
         seen.add(category_id)
         try:
             categories[category_id] = canonical_class(name)
@@ -565,29 +568,38 @@ def _coco_dimension(image: dict, key: str, where: str) -> int | None:
     value = image.get(key)
     if value is None:
         return None
-    if (isinstance(value, bool) or not isinstance(value, (int, float))
-            or (isinstance(value, float) and not value.is_integer())):
-        raise DatasetError(f"{where}: {key} is {describe(value)}; write it as a whole number "
-                           "of pixels (or leave it out)")
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or (isinstance(value, float) and not value.is_integer())
+    ):
+        raise DatasetError(
+            f"{where}: {key} is {describe(value)}; write it as a whole number of pixels (or leave it out)"
+        )
     if value <= 0:
-        raise DatasetError(f"{where}: {key} is {describe(value)}; it must be a positive number "
-                           "of pixels")
+        raise DatasetError(f"{where}: {key} is {describe(value)}; it must be a positive number of pixels")
     return int(value)
 
 
 def _coco_bbox(annotation: dict, where: str) -> tuple[float, float, float, float]:
     bbox = annotation.get("bbox")
-    if (not isinstance(bbox, list) or len(bbox) != 4
-            or any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in bbox)):
-        raise DatasetError(f"{where}: bbox is {describe(bbox)}; COCO needs four numbers "
-                           "[x, y, width, height] in pixels")
+    if (
+        not isinstance(bbox, list)
+        or len(bbox) != 4
+        or any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in bbox)
+    ):
+        raise DatasetError(
+            f"{where}: bbox is {describe(bbox)}; COCO needs four numbers [x, y, width, height] in pixels"
+        )
     try:
         x, y, w, h = (float(v) for v in bbox)
     except OverflowError:
         raise DatasetError(f"{where}: bbox holds a number too large to be finite") from None
     if w < 0 or h < 0:
-        raise DatasetError(f"{where}: bbox has a negative width or height ({w:g} x {h:g}); COCO "
-                           "boxes are [x, y, width, height], not two corners")
+        raise DatasetError(
+            f"{where}: bbox has a negative width or height ({w:g} x {h:g}); COCO "
+            "boxes are [x, y, width, height], not two corners"
+        )
     return x, y, w, h
 
 
@@ -609,30 +621,32 @@ def read_coco(path: Path, *, skip_bad: bool = False, max_pixels: int | None = No
     for index, image in enumerate(images):
         image_id = image.get("id")
         if not _is_id(image_id):
-            raise DatasetError(f"{json_path}: images[{index}] has id {describe(image_id)}; give "
-                               "every image a whole-number id")
+            raise DatasetError(
+                f"{json_path}: images[{index}] has id {describe(image_id)}; give every image a whole-number id"
+            )
         if image_id in first_index:
             raise DatasetError(
                 f"{json_path}: image id {_show_id(image_id)} is used by images[{first_index[image_id]}] "
                 f"and images[{index}]; the boxes of one would be given to the other. Image ids "
-                "must be unique: renumber the images and their annotations' image_id")
+                "must be unique: renumber the images and their annotations' image_id"
+            )
         first_index[image_id] = index
     by_image: dict[Any, list[dict]] = {}
     collector = _Collector(skip_bad)
     for index, annotation in enumerate(annotations):
         image_id, category = annotation.get("image_id"), annotation.get("category_id")
-        label = f"annotation {_show_id(annotation['id'])}" if _is_id(annotation.get("id")) else (
-            f"annotations[{index}]")
+        label = (
+            f"annotation {_show_id(annotation['id'])}" if _is_id(annotation.get("id")) else (f"annotations[{index}]")
+        )
         if not _is_id(image_id):
-            raise DatasetError(f"{json_path} {label}: image_id is {describe(image_id)}; "
-                               "give the id of its image")
+            raise DatasetError(f"{json_path} {label}: image_id is {describe(image_id)}; give the id of its image")
         if isinstance(category, bool) or not isinstance(category, int):
-            raise DatasetError(f"{json_path} {label}: category_id is {describe(category)}; "
-                               "give the id of its category")
+            raise DatasetError(f"{json_path} {label}: category_id is {describe(category)}; give the id of its category")
         if image_id not in first_index:
-            collector.report(f"{json_path} {label}",
-                             f"image_id {_show_id(image_id)} is not in 'images'; add the image "
-                             "or delete the annotation")
+            collector.report(
+                f"{json_path} {label}",
+                f"image_id {_show_id(image_id)} is not in 'images'; add the image or delete the annotation",
+            )
             continue
         by_image.setdefault(image_id, []).append(annotation)
     used = {a["category_id"] for a in annotations}
@@ -647,9 +661,7 @@ def read_coco(path: Path, *, skip_bad: bool = False, max_pixels: int | None = No
             relative = _relative_name(name, where, "file_name")
             image_path = _find_file(roots, relative)
             if image_path is None:
-                raise DatasetError(
-                    f"{where}: image file not found in {', '.join(str(r) for r in roots[:2])}"
-                )
+                raise DatasetError(f"{where}: image file not found in {', '.join(str(r) for r in roots[:2])}")
             json_width = _coco_dimension(image, "width", where)
             json_height = _coco_dimension(image, "height", where)
             info = check_image(image_path, where=str(image_path), max_pixels=max_pixels)
@@ -661,23 +673,30 @@ def read_coco(path: Path, *, skip_bad: bool = False, max_pixels: int | None = No
                 )
             boxes = []
             for index, annotation in enumerate(by_image.get(image_id, [])):
-                box_where = (f"{where} annotation {_show_id(annotation['id'])}"
-                             if _is_id(annotation.get("id")) else f"{where} annotation #{index}")
+                box_where = (
+                    f"{where} annotation {_show_id(annotation['id'])}"
+                    if _is_id(annotation.get("id"))
+                    else f"{where} annotation #{index}"
+                )
                 category = annotation["category_id"]
                 if category not in categories:
-                    raise DatasetError(f"{box_where}: category_id {category} is not a known "
-                                       "category")
+                    raise DatasetError(f"{box_where}: category_id {category} is not a known category")
                 x, y, w, h = _coco_bbox(annotation, box_where)
                 boxes.append(
-                    _make_box(y / height, x / width, (y + h) / height, (x + w) / width,
-                              categories[category], box_where)
+                    _make_box(y / height, x / width, (y + h) / height, (x + w) / width, categories[category], box_where)
                 )
         except DatasetError as error:
             collector.report(where, str(error))
             continue
         examples.append(
-            Example(image_id=str(name), width=width, height=height, boxes=tuple(boxes),
-                    image_path=image_path, image_format=info.format)
+            Example(
+                image_id=str(name),
+                width=width,
+                height=height,
+                boxes=tuple(boxes),
+                image_path=image_path,
+                image_format=info.format,
+            )
         )
     return Dataset(examples=examples, source=str(json_path), format="coco", skipped=collector.problems)
 
@@ -697,9 +716,7 @@ def write_coco(dataset: Dataset, out_dir: str | Path, progress: Callable[[int], 
         target = out_dir / example.image_id
         if not target.exists() or target.read_bytes() != example.encoded():
             atomic_write_bytes(target, example.encoded())
-        images.append(
-            {"id": image_id, "file_name": example.image_id, "width": example.width, "height": example.height}
-        )
+        images.append({"id": image_id, "file_name": example.image_id, "width": example.width, "height": example.height})
         for box in example.boxes:
             x0, y0, x1, y1 = box.to_pixels(example.width, example.height)
             annotations.append(
@@ -719,9 +736,7 @@ def write_coco(dataset: Dataset, out_dir: str | Path, progress: Callable[[int], 
         "info": {"description": f"ktp-tflite export of {dataset.source}"},
         "images": images,
         "annotations": annotations,
-        "categories": [
-            {"id": i, "name": name, "supercategory": "ktp"} for i, name in enumerate(CLASSES, start=1)
-        ],
+        "categories": [{"id": i, "name": name, "supercategory": "ktp"} for i, name in enumerate(CLASSES, start=1)],
     }
     json_path = out_dir / COCO_NAME
     atomic_write_bytes(json_path, json.dumps(coco, indent=1).encode())
@@ -755,8 +770,7 @@ def read_voc(path: Path, *, skip_bad: bool = False, max_pixels: int | None = Non
             relative = _relative_name(name.strip(), where, "<filename>")
             image_path = _find_file([folder, folder.parent / "JPEGImages"], relative)
             if image_path is None:
-                raise DatasetError(f"{where}: image {name[:60]} not found beside it or in "
-                                   "../JPEGImages")
+                raise DatasetError(f"{where}: image {name[:60]} not found beside it or in ../JPEGImages")
             info = check_image(image_path, where=str(image_path), max_pixels=max_pixels)
             width, height = info.width, info.height
             boxes = []
@@ -767,17 +781,32 @@ def read_voc(path: Path, *, skip_bad: bool = False, max_pixels: int | None = Non
                 try:
                     x0, y0, x1, y1 = (float(bnd.findtext(k, "")) for k in ("xmin", "ymin", "xmax", "ymax"))
                 except (TypeError, ValueError):
-                    raise DatasetError(f"{where}: object {i} has a bad bndbox (xmin, ymin, xmax "
-                                       "and ymax must be numbers in pixels)") from None
+                    raise DatasetError(
+                        f"{where}: object {i} has a bad bndbox (xmin, ymin, xmax and ymax must be numbers in pixels)"
+                    ) from None
                 boxes.append(
-                    _make_box(y0 / height, x0 / width, y1 / height, x1 / width,
-                              obj.findtext("name") or "", f"{where} object {i}")
+                    _make_box(
+                        y0 / height,
+                        x0 / width,
+                        y1 / height,
+                        x1 / width,
+                        obj.findtext("name") or "",
+                        f"{where} object {i}",
+                    )
                 )
         except DatasetError as error:
             collector.report(where, str(error))
             continue
-        examples.append(Example(image_id=image_path.name, width=width, height=height,
-                                boxes=tuple(boxes), image_path=image_path, image_format=info.format))
+        examples.append(
+            Example(
+                image_id=image_path.name,
+                width=width,
+                height=height,
+                boxes=tuple(boxes),
+                image_path=image_path,
+                image_format=info.format,
+            )
+        )
     return Dataset(examples=examples, source=str(folder), format="voc", skipped=collector.problems)
 
 
@@ -792,8 +821,15 @@ def read_image_folder(path: Path, *, skip_bad: bool = False, max_pixels: int | N
         except DatasetError as error:
             collector.report(str(image_path), str(error))
             continue
-        examples.append(Example(image_id=image_path.name, width=info.width, height=info.height,
-                                image_path=image_path, image_format=info.format))
+        examples.append(
+            Example(
+                image_id=image_path.name,
+                width=info.width,
+                height=info.height,
+                image_path=image_path,
+                image_format=info.format,
+            )
+        )
     return Dataset(examples=examples, source=str(folder), format="images", skipped=collector.problems)
 
 
@@ -812,9 +848,7 @@ def to_tf_dataset(dataset: Dataset):
 
     def generate():
         for example in dataset.examples:
-            boxes = np.array(
-                [[b.ymin, b.xmin, b.ymax, b.xmax] for b in example.boxes], dtype=np.float32
-            ).reshape(-1, 4)
+            boxes = np.array([[b.ymin, b.xmin, b.ymax, b.xmax] for b in example.boxes], dtype=np.float32).reshape(-1, 4)
             classes = np.array([b.class_index for b in example.boxes], dtype=np.int32)
             yield example.encoded(), boxes, classes, example.image_id
 

@@ -129,15 +129,11 @@ def serving_module(keras_model, model_config: ModelConfig, export: ExportConfig)
             super().__init__()
             self.detector = keras_model
 
-        @tf.function(
-            input_signature=[tf.TensorSpec([1, height, width, 3], tf.float32, name=INPUT_NAME)]
-        )
+        @tf.function(input_signature=[tf.TensorSpec([1, height, width, 3], tf.float32, name=INPUT_NAME)])
         def serving(self, image):
             box_encodings, class_logits = self.detector(image, training=False)
             class_scores = tf.sigmoid(class_logits)
-            boxes, classes, scores, count = postprocess(
-                box_encodings, class_scores, tf.constant(anchors)
-            )
+            boxes, classes, scores, count = postprocess(box_encodings, class_scores, tf.constant(anchors))
             return dict(zip(OUTPUT_KEYS, (boxes, classes, scores, count)))
 
     return _Serving()

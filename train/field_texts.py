@@ -35,8 +35,10 @@ def find_field_texts(data: str | Path) -> Path:
     for candidate in (folder / FIELDS_FILE, folder.parent / FIELDS_FILE):
         if candidate.is_file():
             return candidate
-    raise FieldTextsError(f"{data}: no {FIELDS_FILE} in {folder} or {folder.parent}; pass --texts with the "
-                          f"file of the printed values (`ktpconvert data synth` writes one)")
+    raise FieldTextsError(
+        f"{data}: no {FIELDS_FILE} in {folder} or {folder.parent}; pass --texts with the "
+        f"file of the printed values (`ktpconvert data synth` writes one)"
+    )
 
 
 def read_field_texts(path: str | Path) -> dict[str, dict[str, str]]:

@@ -85,7 +85,8 @@ def max_pixels_limit(max_pixels: int | None = None) -> int:
     if not text.isdigit() or int(text) < 1:
         raise ImageReadError(
             f"{MAX_PIXELS_ENV}={os.environ[MAX_PIXELS_ENV]!r}: expected a positive whole number "
-            f"of pixels, e.g. {MAX_PIXELS_ENV}=100000000")
+            f"of pixels, e.g. {MAX_PIXELS_ENV}=100000000"
+        )
     return int(text)
 
 
@@ -99,13 +100,13 @@ def _too_large(name: str, pixels: int, limit: int, size: str = "") -> ImageTooLa
     return ImageTooLargeError(
         f"{name}: image is {size}{pixels / 1e6:.1f} megapixels, over the limit of "
         f"{limit / 1e6:g} megapixels; refused before decoding. Shrink it, or raise the limit "
-        f"with {MAX_PIXELS_ENV}={pixels} if this is a real photo")
+        f"with {MAX_PIXELS_ENV}={pixels} if this is a real photo"
+    )
 
 
 def _scrub(error: BaseException) -> str:
     """PIL's message without the repr of an in-memory file."""
-    return re.sub(r"<_io\.BytesIO object at 0x[0-9a-fA-F]+>", "the image", str(error)) or type(
-        error).__name__
+    return re.sub(r"<_io\.BytesIO object at 0x[0-9a-fA-F]+>", "the image", str(error)) or type(error).__name__
 
 
 @contextlib.contextmanager
@@ -143,13 +144,16 @@ def _opened(source: ImageSource, name: str, max_pixels: int | None) -> Iterator:
             raise ImageTooLargeError(
                 f"{name}: image is {pixels / 1e6:.1f} megapixels, over PIL's own limit of "
                 f"{hard_limit / 1e6:g} megapixels, which {MAX_PIXELS_ENV} cannot raise; "
-                "refused before decoding") from None
+                "refused before decoding"
+            ) from None
         except UnidentifiedImageError:
-            raise ImageReadError(f"{name}: cannot read the image: not a JPEG, PNG, BMP, GIF or "
-                                 "WebP file, or its header is corrupt") from None
+            raise ImageReadError(
+                f"{name}: cannot read the image: not a JPEG, PNG, BMP, GIF or WebP file, or its header is corrupt"
+            ) from None
         except Exception as error:  # noqa: BLE001 - a malformed header can make PIL raise almost anything
-            raise ImageReadError(f"{name}: cannot read the image header ({_scrub(error)}); the "
-                                 "file is corrupt or not an image") from None
+            raise ImageReadError(
+                f"{name}: cannot read the image header ({_scrub(error)}); the file is corrupt or not an image"
+            ) from None
         with image:
             width, height = image.size
             if width < 1 or height < 1:
@@ -169,9 +173,13 @@ def _orientation(image) -> int:
 
 def _info(image) -> ImageInfo:
     fmt = (image.format or "").lower()
-    return ImageInfo(width=image.width, height=image.height,
-                     format="jpeg" if fmt in ("jpeg", "mpo") else fmt, mode=image.mode,
-                     orientation=_orientation(image))
+    return ImageInfo(
+        width=image.width,
+        height=image.height,
+        format="jpeg" if fmt in ("jpeg", "mpo") else fmt,
+        mode=image.mode,
+        orientation=_orientation(image),
+    )
 
 
 def _decode(image, name: str) -> None:
@@ -180,8 +188,9 @@ def _decode(image, name: str) -> None:
             warnings.simplefilter("ignore")  # e.g. "Truncated File Read" chatter, palette notes
             image.load()
     except Exception as error:  # noqa: BLE001 - truncated or corrupt data: PIL raises many types
-        raise ImageReadError(f"{name}: cannot decode image ({_scrub(error)}); the file is "
-                             "truncated or not an image") from None
+        raise ImageReadError(
+            f"{name}: cannot decode image ({_scrub(error)}); the file is truncated or not an image"
+        ) from None
 
 
 def _rgb(image) -> np.ndarray:
@@ -200,8 +209,15 @@ def _rgb(image) -> np.ndarray:
         return np.asarray(image.convert("RGB"), dtype=np.uint8)
 
 
-_TRANSPOSE = {2: (0, True), 3: (2, False), 4: (2, True), 5: (3, True), 6: (3, False),
-              7: (1, True), 8: (1, False)}  # orientation -> (np.rot90 k, then flip left-right)
+_TRANSPOSE = {
+    2: (0, True),
+    3: (2, False),
+    4: (2, True),
+    5: (3, True),
+    6: (3, False),
+    7: (1, True),
+    8: (1, False),
+}  # orientation -> (np.rot90 k, then flip left-right)
 
 
 def _upright(pixels: np.ndarray, orientation: int) -> np.ndarray:
@@ -215,8 +231,7 @@ def _upright(pixels: np.ndarray, orientation: int) -> np.ndarray:
     return np.ascontiguousarray(pixels)
 
 
-def read_header(source: ImageSource, *, where: str | None = None,
-                max_pixels: int | None = None) -> ImageInfo:
+def read_header(source: ImageSource, *, where: str | None = None, max_pixels: int | None = None) -> ImageInfo:
     """Size, format and orientation from the header; checks the pixel limit, decodes nothing.
 
     Args:
@@ -232,8 +247,7 @@ def read_header(source: ImageSource, *, where: str | None = None,
         return _info(image)
 
 
-def check_image(source: ImageSource, *, where: str | None = None,
-                max_pixels: int | None = None) -> ImageInfo:
+def check_image(source: ImageSource, *, where: str | None = None, max_pixels: int | None = None) -> ImageInfo:
     """:func:`read_header`, then decode every pixel (catches truncation) without keeping them."""
     name = _name(source, where)
     with _opened(source, name, max_pixels) as image:
@@ -242,8 +256,9 @@ def check_image(source: ImageSource, *, where: str | None = None,
         return info
 
 
-def load_image(source: ImageSource, *, where: str | None = None, max_pixels: int | None = None,
-               upright: bool = True) -> np.ndarray:
+def load_image(
+    source: ImageSource, *, where: str | None = None, max_pixels: int | None = None, upright: bool = True
+) -> np.ndarray:
     """Decode to uint8 RGB ``[H, W, 3]``.
 
     Args:

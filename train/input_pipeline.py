@@ -43,9 +43,17 @@ from ktp_tflite.train.records import Dataset, DatasetError
 # contrast and saturation reject an empty range, so this value is recognised
 # and the photo is only resized, which is what augmenting with it would do.
 NO_AUGMENTATION = AugmentConfig(
-    zoom_out_probability=0.0, max_zoom_out=1.0, crop_probability=0.0, min_crop_fraction=1.0,
-    max_rotation_degrees=0.0, brightness_delta=0.0, contrast_range=(1.0, 1.0),
-    saturation_range=(1.0, 1.0), hue_delta=0.0, blur_probability=0.0, max_blur_sigma=0.0,
+    zoom_out_probability=0.0,
+    max_zoom_out=1.0,
+    crop_probability=0.0,
+    min_crop_fraction=1.0,
+    max_rotation_degrees=0.0,
+    brightness_delta=0.0,
+    contrast_range=(1.0, 1.0),
+    saturation_range=(1.0, 1.0),
+    hue_delta=0.0,
+    blur_probability=0.0,
+    max_blur_sigma=0.0,
 )
 
 
@@ -127,8 +135,14 @@ def train_dataset(
         else:
             resized = tf_resize_rgb(pixels, *size)
         targets = target_lib.assign(
-            gt_boxes, gt_classes, count, centers_t, corners_t, model.box_coder_scales,
-            train.matched_threshold, train.unmatched_threshold,
+            gt_boxes,
+            gt_classes,
+            count,
+            centers_t,
+            corners_t,
+            model.box_coder_scales,
+            train.matched_threshold,
+            train.unmatched_threshold,
         )
         targets.pop("matches")
         return tf_to_model_input(resized), targets
@@ -137,8 +151,7 @@ def train_dataset(
     options.deterministic = True
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
     data = tf.data.Dataset.from_tensor_slices((images, boxes, classes, num_boxes))
-    data = data.shuffle(min(train.shuffle_buffer, len(images)), seed=seed,
-                        reshuffle_each_iteration=True)
+    data = data.shuffle(min(train.shuffle_buffer, len(images)), seed=seed, reshuffle_each_iteration=True)
     data = data.repeat()
     if pipelines > 1:
         slice_size = train.batch_size // pipelines  # this pipeline's part of one global batch

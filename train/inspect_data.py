@@ -55,10 +55,13 @@ class DatasetReport:
             f"images: {self.images}",
             "image sizes: " + ", ".join(f"{k} x{v}" for k, v in sorted(self.image_sizes.items())),
             "",
-            (f"{'class':<18} {'boxes':>6} {'missing':>7}  {'height px min/med/max':>22}  "
-             f"{'width px min/med/max':>22}  {'h/img med':>9}  {'w/h med':>7}"),
+            (
+                f"{'class':<18} {'boxes':>6} {'missing':>7}  {'height px min/med/max':>22}  "
+                f"{'width px min/med/max':>22}  {'h/img med':>9}  {'w/h med':>7}"
+            ),
         ]
         for name, c in self.classes.items():
+
             def triple(s: SizeStats | None) -> str:
                 return "-" if s is None else f"{s.min:.1f}/{s.median:.1f}/{s.max:.1f}"
 

@@ -89,9 +89,7 @@ def class_index(name: str) -> int:
 
 def label_map_pbtxt(classes: tuple[str, ...] = CLASSES) -> str:
     """OD API ``label_map.pbtxt`` text (ids start at 1)."""
-    items = [
-        f"item {{\n  id: {i}\n  name: '{name}'\n}}\n" for i, name in enumerate(classes, start=1)
-    ]
+    items = [f"item {{\n  id: {i}\n  name: '{name}'\n}}\n" for i, name in enumerate(classes, start=1)]
     return "\n".join(items)
 
 
@@ -138,24 +136,27 @@ def parse_label_map(text: str, source: str = "label_map.pbtxt") -> dict[int, str
     result: dict[int, str] = {}
     for index, item in enumerate(items, start=1):
         if not isinstance(item, dict):
-            raise LabelMapError(f"{source}: item {index} is a value, not a block; write "
-                                "item { id: N name: 'NAME' }")
+            raise LabelMapError(f"{source}: item {index} is a value, not a block; write item {{ id: N name: 'NAME' }}")
         item_id = _label_map_value(item, "id", index, source)
         name = _label_map_value(item, "name", index, source)
         if name is None:
             name = _label_map_value(item, "display_name", index, source)
         if item_id is None or name is None:
             missing = "id" if item_id is None else "name"
-            raise LabelMapError(f"{source}: item {index} has no {missing}; write "
-                                "item { id: N name: 'NAME' }")
+            raise LabelMapError(f"{source}: item {index} has no {missing}; write item {{ id: N name: 'NAME' }}")
         if isinstance(item_id, bool) or not isinstance(item_id, int) or item_id < 1:
-            raise LabelMapError(f"{source}: item {index} has id {str(item_id)[:20]!r}; ids are "
-                                "whole numbers from 1 (0 is the background class)")
+            raise LabelMapError(
+                f"{source}: item {index} has id {str(item_id)[:20]!r}; ids are "
+                "whole numbers from 1 (0 is the background class)"
+            )
         if not isinstance(name, str) or not name.strip():
-            raise LabelMapError(f"{source}: item {index} (id {item_id}) needs a quoted, non-empty "
-                                "name, e.g. name: 'nik'")
+            raise LabelMapError(
+                f"{source}: item {index} (id {item_id}) needs a quoted, non-empty name, e.g. name: 'nik'"
+            )
         if item_id in result:
-            raise LabelMapError(f"{source}: id {item_id} is used by two items "
-                                f"({result[item_id]!r} and {name!r}); give each class its own id")
+            raise LabelMapError(
+                f"{source}: id {item_id} is used by two items "
+                f"({result[item_id]!r} and {name!r}); give each class its own id"
+            )
         result[item_id] = name
     return result

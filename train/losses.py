@@ -62,9 +62,7 @@ def smooth_l1(predicted: tf.Tensor, target: tf.Tensor, delta: float = 1.0) -> tf
     return tf.reduce_sum(per_coord, axis=-1)
 
 
-def _hard_negative_mask(
-    anchor_loss: tf.Tensor, positive: tf.Tensor, valid: tf.Tensor, config: LossConfig
-) -> tf.Tensor:
+def _hard_negative_mask(anchor_loss: tf.Tensor, positive: tf.Tensor, valid: tf.Tensor, config: LossConfig) -> tf.Tensor:
     """Per image: all positives plus the top-k negatives by loss (k = 3 x positives)."""
     negative = tf.logical_and(valid, tf.logical_not(positive))
     num_pos = tf.reduce_sum(tf.cast(positive, tf.int32), axis=1)
@@ -103,14 +101,10 @@ def detection_loss(
     normaliser = tf.maximum(num_pos, 1.0)
 
     if config.classification_loss == "focal":
-        per_anchor = tf.reduce_sum(
-            focal_loss(class_logits, onehot, config.focal_alpha, config.focal_gamma), axis=-1
-        )
+        per_anchor = tf.reduce_sum(focal_loss(class_logits, onehot, config.focal_alpha, config.focal_gamma), axis=-1)
         cls_loss = tf.reduce_sum(per_anchor * targets["cls_weights"]) / normaliser
     else:
-        ce = tf.reduce_sum(
-            tf.nn.sigmoid_cross_entropy_with_logits(labels=onehot, logits=class_logits), axis=-1
-        )
+        ce = tf.reduce_sum(tf.nn.sigmoid_cross_entropy_with_logits(labels=onehot, logits=class_logits), axis=-1)
         keep = _hard_negative_mask(tf.stop_gradient(ce), positive, valid, config)
         cls_loss = tf.reduce_sum(ce * tf.cast(keep, ce.dtype)) / normaliser
 

@@ -123,20 +123,28 @@ class _Builder:
             x = keras.layers.ReLU(6.0, name=f"{name}.Relu6")(x)
         return x
 
-    def conv_bn(self, x, filters: int, kernel: int, stride: int, name: str, init,
-                activation: bool = True):
+    def conv_bn(self, x, filters: int, kernel: int, stride: int, name: str, init, activation: bool = True):
         x, padding = self._pad(x, kernel, name)
         x = keras.layers.Conv2D(
-            filters, kernel, strides=stride, padding=padding, use_bias=False,
-            kernel_initializer=init, name=name,
+            filters,
+            kernel,
+            strides=stride,
+            padding=padding,
+            use_bias=False,
+            kernel_initializer=init,
+            name=name,
         )(x)
         return self._bn_relu(x, name, activation)
 
     def depthwise_bn(self, x, kernel: int, stride: int, name: str, init):
         x, padding = self._pad(x, kernel, name)
         x = keras.layers.DepthwiseConv2D(
-            kernel, strides=stride, padding=padding, use_bias=False,
-            depthwise_initializer=init, name=name,
+            kernel,
+            strides=stride,
+            padding=padding,
+            use_bias=False,
+            depthwise_initializer=init,
+            name=name,
         )(x)
         return self._bn_relu(x, name)
 
@@ -182,7 +190,10 @@ def _head(builder: _Builder, x, index: int, outputs: int, kind: str):
     if kind == "ClassPredictor":
         bias = config.class_prediction_bias_init
     return keras.layers.Conv2D(
-        outputs, kernel, padding="same", use_bias=True,
+        outputs,
+        kernel,
+        padding="same",
+        use_bias=True,
         kernel_initializer=builder.ssd_init(),
         bias_initializer=keras.initializers.Constant(bias),
         name=name,
@@ -220,9 +231,7 @@ def build_model(config: ModelConfig, name: str = "ssd_mobilenet_v2") -> keras.Mo
         box = _head(builder, feature, index, count * 4, "BoxEncodingPredictor")
         cls = _head(builder, feature, index, count * slots, "ClassPredictor")
         boxes.append(keras.layers.Reshape((-1, 4), name=f"BoxPredictor_{index}.box_reshape")(box))
-        classes.append(
-            keras.layers.Reshape((-1, slots), name=f"BoxPredictor_{index}.class_reshape")(cls)
-        )
+        classes.append(keras.layers.Reshape((-1, slots), name=f"BoxPredictor_{index}.class_reshape")(cls))
     box_encodings = keras.layers.Concatenate(axis=1, name="box_encodings")(boxes)
     class_logits = keras.layers.Concatenate(axis=1, name="class_logits")(classes)
     return keras.Model(image, [box_encodings, class_logits], name=name)

@@ -219,8 +219,7 @@ def parse_nik(text: str, *, today: datetime.date | None = None) -> NikInfo:
     except ValueError:
         raise NikError(
             "birth_date",
-            f"NIK birth date digits {nik[6:12]} are not a date "
-            "(DDMMYY, day 01-31 for men or 41-71 for women)",
+            f"NIK birth date digits {nik[6:12]} are not a date (DDMMYY, day 01-31 for men or 41-71 for women)",
         ) from None
     if birth_date > today:
         raise NikError("birth_date", f"NIK birth date {birth_date.isoformat()} is in the future")
@@ -317,8 +316,7 @@ def check_nik(
         return NikCheck(
             False,
             "birth_date_mismatch",
-            f"NIK encodes birth date {info.birth_date.isoformat()} "
-            f"but the card says {birth_date.isoformat()}",
+            f"NIK encodes birth date {info.birth_date.isoformat()} but the card says {birth_date.isoformat()}",
             info,
         )
     return NikCheck(valid=True, reason=None, message="valid", info=info)
@@ -369,10 +367,7 @@ def format_nik(
             f"{today.isoformat()} would give a different or future date",
         )
     day = birth_date.day + (40 if female else 0)
-    return (
-        f"{province_code}{parts['regency']}{parts['district']}"
-        f"{day:02d}{birth_date.month:02d}{yy:02d}{serial:04d}"
-    )
+    return f"{province_code}{parts['regency']}{parts['district']}{day:02d}{birth_date.month:02d}{yy:02d}{serial:04d}"
 
 
 def clean_ocr_nik(text: str) -> str:

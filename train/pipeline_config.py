@@ -95,15 +95,11 @@ class SsdPipelineConfig:
     num_classes: int
     height: int
     width: int
-    feature_extractor: FeatureExtractorConfig = dataclasses.field(
-        default_factory=FeatureExtractorConfig
-    )
+    feature_extractor: FeatureExtractorConfig = dataclasses.field(default_factory=FeatureExtractorConfig)
     box_predictor: BoxPredictorConfig = dataclasses.field(default_factory=BoxPredictorConfig)
     anchors: AnchorConfig = dataclasses.field(default_factory=AnchorConfig)
     box_coder: BoxCoderConfig = dataclasses.field(default_factory=BoxCoderConfig)
-    post_processing: PostProcessingConfig = dataclasses.field(
-        default_factory=PostProcessingConfig
-    )
+    post_processing: PostProcessingConfig = dataclasses.field(default_factory=PostProcessingConfig)
     input_mean: float = 127.5
     input_std: float = 127.5
     source: str = ""
@@ -160,8 +156,7 @@ class _Parser:
             match = _TOKEN.match(text, pos)
             if match is None:
                 raise PipelineConfigError(
-                    f"{source}:{line}: unexpected character {text[pos]!r}; "
-                    f"is this a text-format {what}?"
+                    f"{source}:{line}: unexpected character {text[pos]!r}; is this a text-format {what}?"
                 )
             kind = match.lastgroup or ""
             if kind != "space":
@@ -188,7 +183,8 @@ class _Parser:
             token = self._peek() or self.tokens[-1]
             raise PipelineConfigError(
                 f"{self.source}:{token[2]}: messages nested more than {MAX_DEPTH} deep; "
-                "is this a text-format protobuf file?")
+                "is this a text-format protobuf file?"
+            )
         self.depth += 1
         try:
             return self._fields(closing)
@@ -201,9 +197,7 @@ class _Parser:
             token = self._peek()
             if token is None:
                 if closing is not None:
-                    raise PipelineConfigError(
-                        f"{self.source}: unexpected end of file, expected {closing!r}"
-                    )
+                    raise PipelineConfigError(f"{self.source}: unexpected end of file, expected {closing!r}")
                 return result
             if token[1] == closing:
                 self.index += 1
@@ -270,11 +264,11 @@ class _Parser:
         except ValueError:  # e.g. an integer of more digits than Python converts
             raise PipelineConfigError(
                 f"{self.source}:{line}: number {text[:20]}{'...' if len(text) > 20 else ''} "
-                f"for field {name!r} cannot be read") from None
+                f"for field {name!r} cannot be read"
+            ) from None
 
 
-def parse_text_proto(text: str, source: str = "pipeline.config",
-                     what: str = "pipeline.config") -> Message:
+def parse_text_proto(text: str, source: str = "pipeline.config", what: str = "pipeline.config") -> Message:
     """Parse a protobuf text-format message into ``{field: [values...]}``.
 
     Nested messages become dicts of the same shape; scalars become int,
@@ -336,8 +330,7 @@ class _Reader:
             )
         return name, holder.child(name)
 
-    def number(self, field: str, default: float, kind: type = float,
-               maximum: float | None = None) -> Any:
+    def number(self, field: str, default: float, kind: type = float, maximum: float | None = None) -> Any:
         value = self.one(field, default)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise self.error(field, f"expected a number, found {_show(value)}")
@@ -346,8 +339,7 @@ class _Reader:
         if not math.isfinite(value):
             raise self.error(field, f"expected a finite number, found {_show(value)}")
         if maximum is not None and value > maximum:
-            raise self.error(field, f"{_show(value)} is larger than {maximum}, the most this "
-                                    "builder supports")
+            raise self.error(field, f"{_show(value)} is larger than {maximum}, the most this builder supports")
         return kind(value)
 
     def flag(self, field: str, default: bool) -> bool:
@@ -356,8 +348,7 @@ class _Reader:
             raise self.error(field, f"expected true or false, found {_show(value)}")
         return value
 
-    def positive(self, field: str, default: float, kind: type = float,
-                 maximum: float | None = None) -> Any:
+    def positive(self, field: str, default: float, kind: type = float, maximum: float | None = None) -> Any:
         value = self.number(field, default, kind, maximum)
         if value <= 0:
             raise self.error(field, f"must be positive, found {_show(value)}")
@@ -408,8 +399,7 @@ def _anchors(ssd: _Reader) -> AnchorConfig:
             raise reader.error(unsupported, "explicit anchor scales/strides/offsets are not supported")
     ratios = reader.message.get("aspect_ratios") or list(AnchorConfig.aspect_ratios)
     for ratio in ratios:
-        if (isinstance(ratio, bool) or not isinstance(ratio, (int, float))
-                or not math.isfinite(ratio) or ratio <= 0):
+        if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not math.isfinite(ratio) or ratio <= 0:
             raise reader.error("aspect_ratios", f"must be positive numbers, found {_show(ratio)}")
     config = AnchorConfig(
         num_layers=reader.positive("num_layers", 6, int, maximum=12),
@@ -447,8 +437,7 @@ def _post_processing(ssd: _Reader) -> PostProcessingConfig:
     config = PostProcessingConfig(
         score_threshold=nms.number("score_threshold", 0.0),
         iou_threshold=nms.number("iou_threshold", 0.6),
-        max_detections_per_class=nms.positive("max_detections_per_class", 100, int,
-                                              maximum=10000),
+        max_detections_per_class=nms.positive("max_detections_per_class", 100, int, maximum=10000),
         max_total_detections=nms.positive("max_total_detections", 100, int, maximum=10000),
         score_converter=converter,
     )
@@ -469,26 +458,23 @@ def ssd_config_from_message(message: Message, source: str = "pipeline.config") -
     root = _Reader(message, "pipeline", source)
     model = root.child("model", required=True)
     if not model.has("ssd"):
-        raise model.error(
-            "ssd", f"only SSD models are supported, found {list(model.message) or 'nothing'}"
-        )
+        raise model.error("ssd", f"only SSD models are supported, found {list(model.message) or 'nothing'}")
     ssd = model.child("ssd")
     num_classes = ssd.one("num_classes")
-    if (isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1
-            or num_classes > MAX_CLASSES):
-        raise ssd.error("num_classes", f"must be an integer from 1 to {MAX_CLASSES}, found "
-                                       f"{_show(num_classes)}")
+    if (
+        isinstance(num_classes, bool)
+        or not isinstance(num_classes, int)
+        or num_classes < 1
+        or num_classes > MAX_CLASSES
+    ):
+        raise ssd.error("num_classes", f"must be an integer from 1 to {MAX_CLASSES}, found {_show(num_classes)}")
 
     _, resizer = ssd.oneof("image_resizer", ("fixed_shape_resizer",), "image resizer")
     if resizer.flag("convert_to_grayscale", False):
-        raise resizer.error(
-            "convert_to_grayscale", "grayscale input is not supported; the model takes RGB"
-        )
+        raise resizer.error("convert_to_grayscale", "grayscale input is not supported; the model takes RGB")
     resize_method = resizer.one("resize_method", "BILINEAR")
     if resize_method != "BILINEAR":
-        raise resizer.error(
-            "resize_method", f"{_show(resize_method)} is not supported; the pipeline resizes BILINEAR"
-        )
+        raise resizer.error("resize_method", f"{_show(resize_method)} is not supported; the pipeline resizes BILINEAR")
     return SsdPipelineConfig(
         num_classes=num_classes,
         height=resizer.positive("height", 300, int, maximum=MAX_INPUT_SIZE),

@@ -47,9 +47,7 @@ def tf_resize_rgb(image, height: int, width: int):
     """
     import tensorflow as tf
 
-    resized = tf.image.resize(
-        tf.cast(image, tf.float32), (height, width), method="bilinear", antialias=True
-    )
+    resized = tf.image.resize(tf.cast(image, tf.float32), (height, width), method="bilinear", antialias=True)
     return tf.clip_by_value(resized, 0.0, 255.0)
 
 

@@ -153,7 +153,8 @@ def crop_quad(image: np.ndarray, quad: np.ndarray, config: CropConfig) -> tuple[
     out = np.array([[0, 0], [content, 0], [content, config.height], [0, config.height]], dtype=np.float64)
     coefficients = homography(out, quad).flatten()[:8].tolist()  # output pixel -> frame pixel
     line = Image.fromarray(image).transform(
-        (content, config.height), Image.Transform.PERSPECTIVE, coefficients, Image.Resampling.BILINEAR)
+        (content, config.height), Image.Transform.PERSPECTIVE, coefficients, Image.Resampling.BILINEAR
+    )
     line_pixels = np.asarray(line, dtype=np.uint8)
     pixels = np.empty((config.height, config.width, 3), dtype=np.uint8)
     pixels[:] = np.median(line_pixels.reshape(-1, 3), axis=0).astype(np.uint8)
@@ -161,8 +162,12 @@ def crop_quad(image: np.ndarray, quad: np.ndarray, config: CropConfig) -> tuple[
     return pixels, content
 
 
-def line_angle(image: np.ndarray, box: tuple[float, float, float, float],
-               max_angle_deg: float = DESKEW_MAX_DEG, step_deg: float = DESKEW_STEP_DEG) -> float:
+def line_angle(
+    image: np.ndarray,
+    box: tuple[float, float, float, float],
+    max_angle_deg: float = DESKEW_MAX_DEG,
+    step_deg: float = DESKEW_STEP_DEG,
+) -> float:
     """The slant (degrees, y down: positive = the line falls to the right) of the text line in a box.
 
     Projection-profile deskew: the box's ink (darker than the box's 80th
@@ -222,8 +227,14 @@ def slanted_quad(box: tuple[float, float, float, float], angle_deg: float) -> np
     return np.array([tl, tl + w * direction, tl + w * direction + h * down, tl + h * down])
 
 
-def box_crop(image: np.ndarray, box: tuple[float, float, float, float], config: CropConfig,
-             field: str, text: str | None = None, deskew: bool = False) -> FieldCrop:
+def box_crop(
+    image: np.ndarray,
+    box: tuple[float, float, float, float],
+    config: CropConfig,
+    field: str,
+    text: str | None = None,
+    deskew: bool = False,
+) -> FieldCrop:
     """The crop of an axis-aligned pixel box (left, top, right, bottom), as a detector gives it.
 
     With ``deskew``, the line's slant in the box (:func:`line_angle`) is
@@ -245,8 +256,12 @@ def box_crop(image: np.ndarray, box: tuple[float, float, float, float], config: 
     return FieldCrop(field, "box", pixels, content, quad.astype(np.float32), text, height)
 
 
-def crops_from_boxes(image: np.ndarray, boxes: Mapping[str, tuple[float, float, float, float]],
-                     config: CropConfig = CropConfig(), deskew: bool = False) -> dict[str, FieldCrop]:
+def crops_from_boxes(
+    image: np.ndarray,
+    boxes: Mapping[str, tuple[float, float, float, float]],
+    config: CropConfig = CropConfig(),
+    deskew: bool = False,
+) -> dict[str, FieldCrop]:
     """Crops of detector boxes on a photo: ``{field: (left, top, right, bottom) pixels}``.
 
     Raises:
@@ -262,8 +277,9 @@ def crops_from_boxes(image: np.ndarray, boxes: Mapping[str, tuple[float, float, 
     return crops
 
 
-def jitter_box(box: tuple[float, float, float, float], amount: float, rng: np.random.Generator,
-               size: tuple[int, int]) -> tuple[float, float, float, float]:
+def jitter_box(
+    box: tuple[float, float, float, float], amount: float, rng: np.random.Generator, size: tuple[int, int]
+) -> tuple[float, float, float, float]:
     """Move each edge of a pixel box by up to ``amount`` x its height (uniform), kept inside the frame.
 
     A detector's boxes miss the ink by a pixel or two (more on small text):
@@ -279,9 +295,15 @@ def jitter_box(box: tuple[float, float, float, float], amount: float, rng: np.ra
     return x0, y0, x1, y1
 
 
-def render_value_crops(seed: int, index: int, synth_config: SynthConfig = TRAIN,
-                       crop: CropConfig = CropConfig(), kinds: tuple[str, ...] = CROP_KINDS,
-                       box_jitter: float = 0.0, deskew: bool = False) -> list[FieldCrop]:
+def render_value_crops(
+    seed: int,
+    index: int,
+    synth_config: SynthConfig = TRAIN,
+    crop: CropConfig = CropConfig(),
+    kinds: tuple[str, ...] = CROP_KINDS,
+    box_jitter: float = 0.0,
+    deskew: bool = False,
+) -> list[FieldCrop]:
     """The five fields of rendered card ``(seed, index)`` as crops with their printed texts.
 
     Args:
@@ -301,8 +323,15 @@ def render_value_crops(seed: int, index: int, synth_config: SynthConfig = TRAIN,
     return card_value_crops(card, photo, (seed, index), crop, kinds, box_jitter, deskew)
 
 
-def card_value_crops(card: RenderedCard, photo: np.ndarray, key: tuple[int, int], crop: CropConfig,
-                     kinds: tuple[str, ...], box_jitter: float, deskew: bool) -> list[FieldCrop]:
+def card_value_crops(
+    card: RenderedCard,
+    photo: np.ndarray,
+    key: tuple[int, int],
+    crop: CropConfig,
+    kinds: tuple[str, ...],
+    box_jitter: float,
+    deskew: bool,
+) -> list[FieldCrop]:
     """:func:`render_value_crops` of an already rendered card (``photo``: its decoded JPEG).
 
     ``key`` (seed, index) seeds the box jitter.
@@ -315,8 +344,17 @@ def card_value_crops(card: RenderedCard, photo: np.ndarray, key: tuple[int, int]
         for field, quad in card.value_quads.items():
             grown = expand_quad(quad, crop.margin, crop.side_margin)
             pixels, content = crop_quad(photo, grown, crop)
-            crops.append(FieldCrop(field, "rectified", pixels, content, grown.astype(np.float32),
-                                   card.texts[field], quad_sides(quad.astype(np.float64))[1]))
+            crops.append(
+                FieldCrop(
+                    field,
+                    "rectified",
+                    pixels,
+                    content,
+                    grown.astype(np.float32),
+                    card.texts[field],
+                    quad_sides(quad.astype(np.float64))[1],
+                )
+            )
     if "box" in kinds:
         rng = np.random.default_rng([*key, 7])
         size = (photo.shape[1], photo.shape[0])
@@ -328,9 +366,9 @@ def card_value_crops(card: RenderedCard, photo: np.ndarray, key: tuple[int, int]
     return crops
 
 
-def detector_value_crops(card: RenderedCard, photo: np.ndarray,
-                         found: Mapping[str, tuple[float, float, float, float]],
-                         crop: CropConfig) -> list[FieldCrop]:
+def detector_value_crops(
+    card: RenderedCard, photo: np.ndarray, found: Mapping[str, tuple[float, float, float, float]], crop: CropConfig
+) -> list[FieldCrop]:
     """Deskewed crops of a detector's boxes on a rendered card, with the printed texts (kind "detector").
 
     ``found``: the detector's top box per field, (left, top, right, bottom)

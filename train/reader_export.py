@@ -60,8 +60,7 @@ def _converter(model, config: ReaderConfig) -> Iterator:
     with private_tempdir("ktp-reader-") as folder:  # the converter's own temporaries go in it too
         tf.saved_model.save(module, folder, signatures={"serving_default": module.serve})
         loaded = tf.saved_model.load(folder)
-        converter = tf.lite.TFLiteConverter.from_concrete_functions(
-            [loaded.signatures["serving_default"]], loaded)
+        converter = tf.lite.TFLiteConverter.from_concrete_functions([loaded.signatures["serving_default"]], loaded)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
         yield converter
 

@@ -144,8 +144,8 @@ def encode_text(text: str) -> list[int]:
     bad = sorted({c for c in text if c not in ALPHABET})
     if bad:
         raise ReaderGrammarError(
-            f"text has characters outside the reader alphabet: {''.join(bad)!r}; "
-            f"the alphabet is {ALPHABET!r}")
+            f"text has characters outside the reader alphabet: {''.join(bad)!r}; the alphabet is {ALPHABET!r}"
+        )
     return [ALPHABET.index(c) + 1 for c in text]
 
 
@@ -159,7 +159,8 @@ def log_softmax(logits: np.ndarray) -> np.ndarray:
     if values.ndim != 2 or values.shape[1] != NUM_CLASSES:
         raise ReaderGrammarError(
             f"logits have shape {values.shape}; expected [time steps, {NUM_CLASSES}] "
-            f"(blank + {len(ALPHABET)} characters)")
+            f"(blank + {len(ALPHABET)} characters)"
+        )
     if not np.all(np.isfinite(values)):
         raise ReaderGrammarError("logits hold NaN or infinite values")
     shifted = values - values.max(axis=1, keepdims=True)
@@ -242,8 +243,7 @@ def decode_field(logits: np.ndarray, field: str) -> FieldReading:
         raise ReaderGrammarError(f"unknown field {field!r}; use one of {', '.join(CLASSES)}")
     if grammar.vocabulary is not None:
         reading = vocabulary_decode(logits, grammar.vocabulary)
-        return FieldReading(field, reading.text, reading.confidence, reading.log_likelihood > -math.inf,
-                            "vocabulary")
+        return FieldReading(field, reading.text, reading.confidence, reading.log_likelihood > -math.inf, "vocabulary")
     greedy = greedy_decode(logits, grammar.allowed)
     steps = max(1, np.asarray(logits).shape[0])
     complete = grammar.length is None or len(greedy.text) == grammar.length

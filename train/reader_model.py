@@ -114,8 +114,9 @@ class ReaderConfig:
                 raise ReaderConfigError(f"{name} must be >= 1")
         bad = [k for k in self.crop_kinds if k not in (*CROP_KINDS, DETECTOR_KIND)]
         if bad or not set(self.crop_kinds) & set(CROP_KINDS):
-            raise ReaderConfigError(f"crop_kinds {self.crop_kinds}: use \"rectified\" and/or \"box\", "
-                                    f"optionally with \"{DETECTOR_KIND}\"")
+            raise ReaderConfigError(
+                f'crop_kinds {self.crop_kinds}: use "rectified" and/or "box", optionally with "{DETECTOR_KIND}"'
+            )
         if not 0.0 <= self.box_jitter <= 0.5:
             raise ReaderConfigError(f"box_jitter {self.box_jitter} must lie in 0..0.5 (box heights)")
         if not self.frame_sizes or any(len(s) != 2 or min(s) < 64 for s in self.frame_sizes):
@@ -152,8 +153,9 @@ def reader_config_from_json(text: str, source: str = "config.json") -> ReaderCon
             data["frame_sizes"] = tuple(tuple(size) for size in data["frame_sizes"])
         return ReaderConfig(crop=crop, **data)
     except (ValueError, TypeError, KeyError, AttributeError) as error:
-        raise ReaderConfigError(f"{source}: not a reader config ({error}); was it written by "
-                                "`ktpconvert train-reader`?") from error
+        raise ReaderConfigError(
+            f"{source}: not a reader config ({error}); was it written by `ktpconvert train-reader`?"
+        ) from error
 
 
 def build_reader(config: ReaderConfig):
@@ -168,22 +170,23 @@ def build_reader(config: ReaderConfig):
         return keras.layers.ReLU(6.0, name=f"{name}.relu6")(x)
 
     def separable(x, filters, kernel, strides, name):
-        x = keras.layers.DepthwiseConv2D(kernel, strides=strides, padding="same", use_bias=False,
-                                         depthwise_initializer=init(), name=f"{name}.dw")(x)
+        x = keras.layers.DepthwiseConv2D(
+            kernel, strides=strides, padding="same", use_bias=False, depthwise_initializer=init(), name=f"{name}.dw"
+        )(x)
         x = bn_relu(x, f"{name}.dw")
         x = keras.layers.Conv2D(filters, 1, use_bias=False, kernel_initializer=init(), name=f"{name}.pw")(x)
         return bn_relu(x, f"{name}.pw")
 
     crop = keras.Input((config.crop.height, config.crop.width, 3), name=INPUT_NAME)
     stem, *blocks = config.channels
-    x = keras.layers.Conv2D(stem, 3, strides=2, padding="same", use_bias=False, kernel_initializer=init(),
-                            name="stem")(crop)
+    x = keras.layers.Conv2D(stem, 3, strides=2, padding="same", use_bias=False, kernel_initializer=init(), name="stem")(
+        crop
+    )
     x = bn_relu(x, "stem")  # 16 x W/2
     strides = ((2, 2), (2, 1), (2, 1), (2, 1))  # -> 8 x W/4, 4, 2, 1
     for index, (filters, stride) in enumerate(zip(blocks, strides)):
         x = separable(x, filters, 3, stride, f"block{index}")
-    x = keras.layers.Conv2D(config.head_channels, 1, use_bias=False, kernel_initializer=init(),
-                            name="head.in")(x)
+    x = keras.layers.Conv2D(config.head_channels, 1, use_bias=False, kernel_initializer=init(), name="head.in")(x)
     x = bn_relu(x, "head.in")
     for index in range(config.head_blocks):
         y = separable(x, config.head_channels, (1, 5), 1, f"head{index}")

@@ -79,9 +79,16 @@ def _card_crops(args: tuple) -> tuple[list[FieldCrop], tuple[RenderedCard, np.nd
     return crops, (card, photo) if keep_card else None
 
 
-def render_crops(seed: int, cards: int, config: ReaderConfig, synth_config: SynthConfig = TRAIN,
-                 box_jitter: float = 0.0, workers: int = 1, detect: BoxDetector | None = None,
-                 kinds: tuple[str, ...] | None = None) -> list[FieldCrop]:
+def render_crops(
+    seed: int,
+    cards: int,
+    config: ReaderConfig,
+    synth_config: SynthConfig = TRAIN,
+    box_jitter: float = 0.0,
+    workers: int = 1,
+    detect: BoxDetector | None = None,
+    kinds: tuple[str, ...] | None = None,
+) -> list[FieldCrop]:
     """The crops of ``cards`` rendered cards of ``seed`` (5 fields x ``kinds`` each, per card).
 
     Card ``i`` is rendered at ``config.frame_sizes[i % len]``; the result does
@@ -96,8 +103,10 @@ def render_crops(seed: int, cards: int, config: ReaderConfig, synth_config: Synt
     kinds = config.crop_kinds if kinds is None else kinds
     with_detector = DETECTOR_KIND in kinds
     if with_detector and detect is None:
-        raise ReaderRunError(f"crop kind {DETECTOR_KIND!r} needs a detector's boxes; pass the detector "
-                             "(`ktpconvert train-reader --detector MODEL`)")
+        raise ReaderRunError(
+            f"crop kind {DETECTOR_KIND!r} needs a detector's boxes; pass the detector "
+            "(`ktpconvert train-reader --detector MODEL`)"
+        )
     base = tuple(k for k in kinds if k != DETECTOR_KIND)
     jobs = [(seed, index, config, synth_config, box_jitter, base, with_detector) for index in range(cards)]
     pool = None
@@ -109,7 +118,7 @@ def render_crops(seed: int, cards: int, config: ReaderConfig, synth_config: Synt
         crops: list[FieldCrop] = []
         step = DETECT_CHUNK if with_detector else max(1, len(jobs))
         for start in range(0, len(jobs), step):
-            chunk = jobs[start:start + step]
+            chunk = jobs[start : start + step]
             done = pool.map(_card_crops, chunk, chunksize=16) if pool else [_card_crops(job) for job in chunk]
             if not with_detector:
                 crops += [crop for card_crops, _ in done for crop in card_crops]
@@ -130,12 +139,16 @@ def save_crops(path: Path, crops: list[FieldCrop]) -> None:
     from ktp_tflite.train.atomic_files import atomic_output
 
     with atomic_output(path, force=True) as temporary, temporary.open("wb") as handle:
-        np.savez(handle, pixels=np.stack([c.pixels for c in crops]),
-                 content_width=np.array([c.content_width for c in crops], dtype=np.int32),
-                 quad=np.stack([c.quad for c in crops]).astype(np.float32),
-                 text_height=np.array([c.text_height for c in crops], dtype=np.float32),
-                 field=np.array([c.field for c in crops]), kind=np.array([c.kind for c in crops]),
-                 text=np.array([c.text or "" for c in crops]))
+        np.savez(
+            handle,
+            pixels=np.stack([c.pixels for c in crops]),
+            content_width=np.array([c.content_width for c in crops], dtype=np.int32),
+            quad=np.stack([c.quad for c in crops]).astype(np.float32),
+            text_height=np.array([c.text_height for c in crops], dtype=np.float32),
+            field=np.array([c.field for c in crops]),
+            kind=np.array([c.kind for c in crops]),
+            text=np.array([c.text or "" for c in crops]),
+        )
 
 
 def load_crops(path: Path) -> list[FieldCrop]:
@@ -148,8 +161,10 @@ def load_crops(path: Path) -> list[FieldCrop]:
         with np.load(path) as data:
             columns = [data[k] for k in ("field", "kind", "pixels", "content_width", "quad", "text", "text_height")]
     except (OSError, ValueError, KeyError) as error:
-        raise ReaderRunError(f"{path}: not a crop file written by `ktpconvert train-reader` ({error}); "
-                             "delete it to render the crops again") from error
+        raise ReaderRunError(
+            f"{path}: not a crop file written by `ktpconvert train-reader` ({error}); "
+            "delete it to render the crops again"
+        ) from error
     return [FieldCrop(str(f), str(k), p, int(w), q, str(t), float(h)) for f, k, p, w, q, t, h in zip(*columns)]
 
 
@@ -175,8 +190,7 @@ def label_batch(crops: list[FieldCrop], time_steps: int) -> tuple[np.ndarray, np
     encoded = [encode_text(c.text or "") for c in crops]
     longest = max((len(e) for e in encoded), default=0)
     if longest > time_steps:
-        raise ReaderRunError(f"a {longest}-character text cannot be read in {time_steps} time steps; "
-                             "use a wider crop")
+        raise ReaderRunError(f"a {longest}-character text cannot be read in {time_steps} time steps; use a wider crop")
     labels = np.zeros((len(crops), max(1, longest)), dtype=np.int32)
     for row, ids in enumerate(encoded):
         labels[row, : len(ids)] = ids
@@ -200,8 +214,11 @@ def score_texts(pairs: Iterable[tuple[str, str, str]]) -> dict:
             tally[1] += read == truth
             tally[2] += errors
             tally[3] += len(truth)
-    return {key: {"crops": n, "exact": exact / n, "cer": errors / max(1, chars)}
-            for key, (n, exact, errors, chars) in counts.items() if n}
+    return {
+        key: {"crops": n, "exact": exact / n, "cer": errors / max(1, chars)}
+        for key, (n, exact, errors, chars) in counts.items()
+        if n
+    }
 
 
 def score_readings(crops: Sequence[FieldCrop], readings: Sequence[FieldReading]) -> dict:
@@ -209,8 +226,7 @@ def score_readings(crops: Sequence[FieldCrop], readings: Sequence[FieldReading])
     return score_texts((c.field, c.text or "", r.text) for c, r in zip(crops, readings, strict=True))
 
 
-def evaluate_reader(predict: Callable[[np.ndarray], np.ndarray], crops: list[FieldCrop],
-                    batch_size: int = 32) -> dict:
+def evaluate_reader(predict: Callable[[np.ndarray], np.ndarray], crops: list[FieldCrop], batch_size: int = 32) -> dict:
     """:func:`score_readings` of ``predict`` (model input [N, H, W, 3] -> logits) on ``crops``."""
     readings = []
     for start in range(0, len(crops), batch_size):
@@ -231,17 +247,21 @@ def _run_config(run_dir: Path, config: ReaderConfig, resume: bool) -> ReaderConf
         kept = reader_config_from_json(stored.read_text(), str(stored))
         return dataclasses.replace(kept, steps=config.steps)
     if run_dir.exists() and any(run_dir.iterdir()):
-        raise ReaderRunError(f"{run_dir}: exists and is not empty; pass --resume to continue it "
-                             "or choose a new folder")
+        raise ReaderRunError(f"{run_dir}: exists and is not empty; pass --resume to continue it or choose a new folder")
     run_dir.mkdir(parents=True, exist_ok=True)
     return config
 
 
-def validation_crops(run_dir: Path, config: ReaderConfig, synth_config: SynthConfig = TRAIN,
-                     workers: int = 1) -> list[FieldCrop]:
+def validation_crops(
+    run_dir: Path, config: ReaderConfig, synth_config: SynthConfig = TRAIN, workers: int = 1
+) -> list[FieldCrop]:
     """The run's validation crops (exact boxes): ``crops-val.npz`` of the run folder, rendered once."""
-    return _cached_crops(Path(run_dir) / "crops-val.npz", lambda: render_crops(
-        config.val_seed, config.val_cards, config, synth_config, 0.0, workers, kinds=config.validation_kinds))
+    return _cached_crops(
+        Path(run_dir) / "crops-val.npz",
+        lambda: render_crops(
+            config.val_seed, config.val_cards, config, synth_config, 0.0, workers, kinds=config.validation_kinds
+        ),
+    )
 
 
 def _warm_start(model, config: ReaderConfig) -> None:
@@ -252,8 +272,10 @@ def _warm_start(model, config: ReaderConfig) -> None:
         status = tf.train.Checkpoint(model=model).restore(config.init_from)
         status.expect_partial().assert_existing_objects_matched()
     except (tf.errors.OpError, ValueError, AssertionError) as error:
-        raise ReaderRunError(f"{config.init_from}: cannot start from this checkpoint ({str(error).splitlines()[0]}); "
-                             "it must be a reader checkpoint with the same channels and head") from error
+        raise ReaderRunError(
+            f"{config.init_from}: cannot start from this checkpoint ({str(error).splitlines()[0]}); "
+            "it must be a reader checkpoint with the same channels and head"
+        ) from error
 
 
 def newest_checkpoint(run_dir: str | Path) -> str:
@@ -266,15 +288,23 @@ def newest_checkpoint(run_dir: str | Path) -> str:
 
     latest = tf.train.latest_checkpoint(str(Path(run_dir) / "checkpoints"))
     if latest is None:
-        raise ReaderRunError(f"{run_dir}: no checkpoint in checkpoints/; pass a folder written by "
-                             "`ktpconvert train-reader`")
+        raise ReaderRunError(
+            f"{run_dir}: no checkpoint in checkpoints/; pass a folder written by `ktpconvert train-reader`"
+        )
     return latest
 
 
-def train_reader(config: ReaderConfig, run_dir: str | Path, resume: bool = False,
-                 synth_config: SynthConfig = TRAIN, train_crops: list[FieldCrop] | None = None,
-                 val_crops: list[FieldCrop] | None = None, workers: int = 1,
-                 extra_crops: Sequence[FieldCrop] = (), detect: BoxDetector | None = None) -> ReaderTrainResult:
+def train_reader(
+    config: ReaderConfig,
+    run_dir: str | Path,
+    resume: bool = False,
+    synth_config: SynthConfig = TRAIN,
+    train_crops: list[FieldCrop] | None = None,
+    val_crops: list[FieldCrop] | None = None,
+    workers: int = 1,
+    extra_crops: Sequence[FieldCrop] = (),
+    detect: BoxDetector | None = None,
+) -> ReaderTrainResult:
     """Train (or continue) a reader run in ``run_dir``; see the module docstring for the layout.
 
     Args:
@@ -302,8 +332,12 @@ def train_reader(config: ReaderConfig, run_dir: str | Path, resume: bool = False
     atomic_write_bytes(run_dir / "config.json", config.to_json().encode())
     if train_crops is None:
         _stderr(f"crops of {config.train_cards} training cards")
-        train_crops = _cached_crops(run_dir / "crops-train.npz", lambda: render_crops(
-            config.train_seed, config.train_cards, config, synth_config, config.box_jitter, workers, detect))
+        train_crops = _cached_crops(
+            run_dir / "crops-train.npz",
+            lambda: render_crops(
+                config.train_seed, config.train_cards, config, synth_config, config.box_jitter, workers, detect
+            ),
+        )
     if val_crops is None:
         _stderr(f"crops of {config.val_cards} validation cards")
         val_crops = validation_crops(run_dir, config, synth_config, workers)
@@ -315,7 +349,8 @@ def train_reader(config: ReaderConfig, run_dir: str | Path, resume: bool = False
     model = build_reader(config)
     warmup = min(500, max(1, config.steps // 10))
     schedule = tf.keras.optimizers.schedules.CosineDecay(
-        0.0, max(1, config.steps - warmup), warmup_target=config.learning_rate, warmup_steps=warmup)
+        0.0, max(1, config.steps - warmup), warmup_target=config.learning_rate, warmup_steps=warmup
+    )
     optimizer = tf.keras.optimizers.Adam(schedule)
     step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
     checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, step=step)
@@ -333,11 +368,17 @@ def train_reader(config: ReaderConfig, run_dir: str | Path, resume: bool = False
     def train_step(x, y, y_length):
         with tf.GradientTape() as tape:
             logits = model(x, training=True)
-            loss = tf.reduce_mean(tf.nn.ctc_loss(
-                labels=y, logits=logits, label_length=y_length, logit_length=logit_length[: tf.shape(x)[0]],
-                logits_time_major=False, blank_index=0))
-        optimizer.apply_gradients(zip(tape.gradient(loss, model.trainable_variables),
-                                      model.trainable_variables))
+            loss = tf.reduce_mean(
+                tf.nn.ctc_loss(
+                    labels=y,
+                    logits=logits,
+                    label_length=y_length,
+                    logit_length=logit_length[: tf.shape(x)[0]],
+                    logits_time_major=False,
+                    blank_index=0,
+                )
+            )
+        optimizer.apply_gradients(zip(tape.gradient(loss, model.trainable_variables), model.trainable_variables))
         return loss
 
     rng = np.random.default_rng([config.seed, first])  # a resumed run draws new batches
@@ -355,8 +396,9 @@ def train_reader(config: ReaderConfig, run_dir: str | Path, resume: bool = False
     if config.steps <= first and manager.latest_checkpoint is None:
         manager.save(checkpoint_number=first)
     metrics = evaluate_reader(lambda x: model(x, training=False).numpy(), val_crops)
-    atomic_write_bytes(run_dir / "metrics.json", (json.dumps({"step": int(step.numpy()), "val": metrics},
-                                                             indent=2) + "\n").encode())
+    atomic_write_bytes(
+        run_dir / "metrics.json", (json.dumps({"step": int(step.numpy()), "val": metrics}, indent=2) + "\n").encode()
+    )
     return ReaderTrainResult(first, int(step.numpy()), loss_value, metrics)
 
 

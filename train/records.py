@@ -55,8 +55,7 @@ class Box:
         return (self.xmin * width, self.ymin * height, self.xmax * width, self.ymax * height)
 
 
-def field_pixel_boxes(boxes: Iterable[Box], width: int,
-                      height: int) -> dict[str, tuple[float, float, float, float]]:
+def field_pixel_boxes(boxes: Iterable[Box], width: int, height: int) -> dict[str, tuple[float, float, float, float]]:
     """Each field's first box as (left, top, right, bottom) pixels of a ``width`` x ``height`` image."""
     found: dict[str, tuple[float, float, float, float]] = {}
     for box in boxes:

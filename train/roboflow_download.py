@@ -22,7 +22,7 @@ class DownloadError(KtpError):
 
 
 def parse_reference(reference: str) -> tuple[str, str, int]:
-    """"WORKSPACE/PROJECT/VERSION" -> (workspace, project, version)."""
+    """Split "WORKSPACE/PROJECT/VERSION" into (workspace, project, version)."""
     match = re.fullmatch(r"([\w.-]+)/([\w.-]+)/(\d+)", reference.strip())
     if not match:
         raise DownloadError(

@@ -110,8 +110,10 @@ class RunFolder:
             and what to pass instead).
         """
         if not self.config.is_file():
-            raise RunDirError(f"{self.path}: no {CONFIG_FILE}, so not a run folder; pass a folder "
-                              "that `ktpconvert train` or `ktpconvert import-tf1` wrote")
+            raise RunDirError(
+                f"{self.path}: no {CONFIG_FILE}, so not a run folder; pass a folder "
+                "that `ktpconvert train` or `ktpconvert import-tf1` wrote"
+            )
         return self
 
     def read_config(self) -> RunConfig:
@@ -157,8 +159,7 @@ class RunFolder:
           RunDirError: the run has not been evaluated (no ``--val`` data?).
         """
         if not self.metrics.is_file():
-            raise RunDirError(f"{self.path}: no {METRICS_FILE}; train with validation data to "
-                              "evaluate the run")
+            raise RunDirError(f"{self.path}: no {METRICS_FILE}; train with validation data to evaluate the run")
         return json.loads(self.metrics.read_text(encoding="utf-8"))
 
 

@@ -71,13 +71,20 @@ FONT_FILES: dict[str, tuple[str, str]] = {
     "freesans-bold": ("FreeSansBold.ttf", "fonts-freefont-ttf"),
     "dejavu-sans-mono-bold": ("DejaVuSansMono-Bold.ttf", "fonts-dejavu-core"),
     "liberation-mono-bold": ("LiberationMono-Bold.ttf", "fonts-liberation2"),
-    "noto-sans-mono-bold": ("NotoSansMono-Bold.ttf", "fonts-noto-core"),
+    "noto-sans-mono-bold": ("NotoSansMono-Bold.ttf", "fonts-noto-mono"),
     "freemono-bold": ("FreeMonoBold.ttf", "fonts-freefont-ttf"),
 }
 TEXT_FAMILIES = ("liberation-sans", "arimo", "dejavu-sans", "noto-sans", "freesans")  # bold: key + "-bold"
 TEXT_BOLD = "text-bold"  # a NIK font choice: the card's text family in bold
-NIK_FONTS = ("ocr-a", "ocr-a-bold", "dejavu-sans-mono-bold", "liberation-mono-bold", "noto-sans-mono-bold",
-             "freemono-bold", TEXT_BOLD)
+NIK_FONTS = (
+    "ocr-a",
+    "ocr-a-bold",
+    "dejavu-sans-mono-bold",
+    "liberation-mono-bold",
+    "noto-sans-mono-bold",
+    "freemono-bold",
+    TEXT_BOLD,
+)
 
 
 class FontError(KtpError):
@@ -183,13 +190,26 @@ class SynthConfig:
             )
         if any(w <= 0 for _, w in self.nik_fonts):
             raise SynthConfigError("SynthConfig.nik_fonts: every weight must be positive")
-        shares = ("bold_value_share", "thumb_share", "object_share", "light_gradient_share",
-                  "motion_blur_share", "blur_share", "resample_share")
+        shares = (
+            "bold_value_share",
+            "thumb_share",
+            "object_share",
+            "light_gradient_share",
+            "motion_blur_share",
+            "blur_share",
+            "resample_share",
+        )
         for name in shares:
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise SynthConfigError(f"SynthConfig.{name} = {getattr(self, name)}: a share must be 0-1")
-        ranges = ("jpeg_quality", "light_gradient", "colour_temperature", "motion_blur_px", "blur_sigma",
-                  "resample_factor")
+        ranges = (
+            "jpeg_quality",
+            "light_gradient",
+            "colour_temperature",
+            "motion_blur_px",
+            "blur_sigma",
+            "resample_factor",
+        )
         for name in ranges:
             low, high = getattr(self, name)
             if low > high or low < 0:
@@ -444,10 +464,20 @@ def _render_card(
     # header, centred over the text area
     header_size = int(rng.integers(24, 29))
     centre_x = CARD_W * rng.uniform(0.47, 0.53)
-    painter.text("header:provinsi", (centre_x, 40), f"PROVINSI {identity.province}",
-                 _fit_font(bold, header_size, f"PROVINSI {identity.province}", 780), anchor="ms")
-    painter.text("header:kota", (centre_x, 40 + header_size + 6), identity.regency,
-                 _fit_font(bold, header_size, identity.regency, 780), anchor="ms")
+    painter.text(
+        "header:provinsi",
+        (centre_x, 40),
+        f"PROVINSI {identity.province}",
+        _fit_font(bold, header_size, f"PROVINSI {identity.province}", 780),
+        anchor="ms",
+    )
+    painter.text(
+        "header:kota",
+        (centre_x, 40 + header_size + 6),
+        identity.regency,
+        _fit_font(bold, header_size, identity.regency, 780),
+        anchor="ms",
+    )
 
     # NIK row: larger, label bold, value in a NIK font
     value_right = 622  # the photo starts to the right
@@ -515,8 +545,13 @@ def _render_card(
     small_size = int(rng.integers(15, 18))
     small = _font(regular, small_size)
     right_centre = (photo_box[0] + photo_box[2]) / 2
-    painter.text("issue:city", (right_centre, photo_box[3] + 26), identity.issue_city,
-                 _fit_font(regular, small_size, identity.issue_city, 200), anchor="ms")
+    painter.text(
+        "issue:city",
+        (right_centre, photo_box[3] + 26),
+        identity.issue_city,
+        _fit_font(regular, small_size, identity.issue_city, 200),
+        anchor="ms",
+    )
     painter.text("issue:date", (right_centre, photo_box[3] + 48), f"{identity.issue_date:%d-%m-%Y}", small, anchor="ms")
     signature_box = (photo_box[0] + 10, photo_box[3] + 56, photo_box[2] - 10, photo_box[3] + 100)
     _draw_signature(scratch if "signature" in omit else draw, signature_box, rng)
@@ -578,9 +613,7 @@ def _card_quad(rng: np.random.Generator, config: SynthConfig, card_w: float, car
     scale = min(scale, 0.98 * config.height / span[1], 0.99 * config.width / span[0])
     quad *= scale
     span = quad.max(axis=0)
-    offset = np.array(
-        [rng.uniform(0, config.width - span[0]), rng.uniform(0, config.height - span[1])]
-    )
+    offset = np.array([rng.uniform(0, config.width - span[0]), rng.uniform(0, config.height - span[1])])
     return quad + offset
 
 
@@ -743,23 +776,34 @@ def _object(rng: np.random.Generator, kind: str, card_w: float, size) -> tuple |
         mask_draw.polygon(local, fill=255)
         for start, length in stripes:  # printed lines across the other card
             a = corners[0] + (corners[3] - corners[0]) * start + (corners[1] - corners[0]) * 0.08
-            draw.line([tuple(a - o), tuple(a - o + (corners[1] - corners[0]) * 0.84 * length)],
-                      fill=dark, width=max(1, round(card_w * 0.02)))
+            draw.line(
+                [tuple(a - o), tuple(a - o + (corners[1] - corners[0]) * 0.84 * length)],
+                fill=dark,
+                width=max(1, round(card_w * 0.02)),
+            )
     elif kind == "coin":
         c = centre - o
         mask_draw.ellipse([c[0] - r, c[1] - r, c[0] + r, c[1] + r], fill=255)
         metal = tuple(int(v) for v in (rng.uniform(0.55, 0.9) * np.array([1.0, 0.9, 0.7]) ** rng.uniform(0, 2) * 255))
         draw.rectangle([0, 0, *crop], fill=metal)
         rim = tuple(int(v * 0.75) for v in metal)
-        draw.ellipse([c[0] - r * 0.85, c[1] - r * 0.85, c[0] + r * 0.85, c[1] + r * 0.85], outline=rim,
-                     width=max(1, round(r * 0.08)))
+        draw.ellipse(
+            [c[0] - r * 0.85, c[1] - r * 0.85, c[0] + r * 0.85, c[1] + r * 0.85],
+            outline=rim,
+            width=max(1, round(r * 0.08)),
+        )
     else:
         a, b = points[0] - o, points[1] - o
         _capsule(mask_draw, a, b, width, 255)
         cap = a + (b - a) * stripes[0][0] * 0.4
         _capsule(draw, a, cap, width, dark)
-        _capsule(draw, a + normal * width * 0.2, b + normal * width * 0.2, width * 0.25,
-                 tuple(int(min(255, v * 1.3 + 30)) for v in colour))
+        _capsule(
+            draw,
+            a + normal * width * 0.2,
+            b + normal * width * 0.2,
+            width * 0.25,
+            tuple(int(min(255, v * 1.3 + 30)) for v in colour),
+        )
     return (ox, oy), layer, mask
 
 
@@ -975,8 +1019,12 @@ def render_card(
 
     value_boxes = _value_boxes(painter.ink, h_card, size)
     keep_out = [
-        (math.floor(x0) - VALUE_MARGIN, math.floor(y0) - VALUE_MARGIN,
-         math.ceil(x1) + VALUE_MARGIN, math.ceil(y1) + VALUE_MARGIN)
+        (
+            math.floor(x0) - VALUE_MARGIN,
+            math.floor(y0) - VALUE_MARGIN,
+            math.ceil(x1) + VALUE_MARGIN,
+            math.ceil(y1) + VALUE_MARGIN,
+        )
         for x0, y0, x1, y1 in value_boxes.values()
     ]
     occluders = _occluders(rng, config, quad, keep_out)
@@ -991,8 +1039,13 @@ def render_card(
     scene.save(buffer, format="JPEG", quality=quality)
 
     boxes = tuple(
-        Box(ymin=y0 / config.height, xmin=x0 / config.width, ymax=y1 / config.height, xmax=x1 / config.width,
-            label=label)
+        Box(
+            ymin=y0 / config.height,
+            xmin=x0 / config.width,
+            ymax=y1 / config.height,
+            xmax=x1 / config.width,
+            label=label,
+        )
         for label, (x0, y0, x1, y1) in value_boxes.items()
         if f"value:{label}" not in omit
     )

@@ -77,8 +77,9 @@ def write_synthetic(
     config = synth.preset_config(preset, width=size[0], height=size[1])
     shown = progress(count, f"rendering {count} {preset} cards") if progress else contextlib.nullcontext()
     with shown as bar:
-        dataset = synth.render_dataset(count, seed=seed, config=config, workers=workers,
-                                       progress=bar.update if bar is not None else None)
+        dataset = synth.render_dataset(
+            count, seed=seed, config=config, workers=workers, progress=bar.update if bar is not None else None
+        )
     side = "".join(
         json.dumps({"image_id": image_id, **fields}, sort_keys=True) + "\n"
         for image_id, fields in dataset.texts.items()

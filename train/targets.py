@@ -80,9 +80,7 @@ def match(
         best_anchor = tf.argmax(overlaps, axis=1, output_type=tf.int32)  # [M]
         rows = tf.boolean_mask(tf.range(num_gt), valid)
         anchors_of_rows = tf.boolean_mask(best_anchor, valid)
-        forced = tf.tensor_scatter_nd_update(
-            -tf.ones([num_anchors], tf.int32), anchors_of_rows[:, None], rows
-        )
+        forced = tf.tensor_scatter_nd_update(-tf.ones([num_anchors], tf.int32), anchors_of_rows[:, None], rows)
         return tf.where(forced >= 0, forced, matches)
 
     return tf.cond(tf.reduce_any(valid), some_boxes, no_boxes)

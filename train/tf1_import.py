@@ -63,9 +63,7 @@ _FEATURE_ENDPOINTS = ("expanded_conv_13/expand", "Conv_1")
 _EXTRA_LAYER_DEPTHS = (512, 256, 256, 128)
 _NUM_LAYERS = len(_FEATURE_ENDPOINTS) + len(_EXTRA_LAYER_DEPTHS)
 # Variables the inference graph never reads: training bookkeeping.
-_UNUSED = re.compile(
-    r"(^global_step$|^beta[12]_power$|/(Momentum|RMSProp(_1)?|Adam(_1)?|Adagrad|Ftrl(_1)?)$)"
-)
+_UNUSED = re.compile(r"(^global_step$|^beta[12]_power$|/(Momentum|RMSProp(_1)?|Adam(_1)?|Adagrad|Ftrl(_1)?)$)")
 _LISTED = 12  # names shown per category in an error message
 
 
@@ -127,8 +125,7 @@ class ImportReport:
     @property
     def complete(self) -> bool:
         """Every weight filled once, nothing unexplained."""
-        return (not self.missing and not self.unexpected and not self.mismatched
-                and self.assigned == self.model_weights)
+        return not self.missing and not self.unexpected and not self.mismatched and self.assigned == self.model_weights
 
     def problems(self) -> str:
         """A readable list of what does not match ("" when complete)."""
@@ -143,9 +140,10 @@ class ImportReport:
 
         listed("model variable(s) missing from the checkpoint", list(self.missing))
         listed("checkpoint variable(s) the model has no place for", list(self.unexpected))
-        listed("shape mismatch(es) (checkpoint vs model)", [
-            f"{name}: {list(theirs)} vs {list(ours)}" for name, theirs, ours in self.mismatched
-        ])
+        listed(
+            "shape mismatch(es) (checkpoint vs model)",
+            [f"{name}: {list(theirs)} vs {list(ours)}" for name, theirs, ours in self.mismatched],
+        )
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
@@ -215,19 +213,22 @@ def pipeline_extras(message: Message, source: str = "pipeline.config") -> Pipeli
     if _one(extractor, "pad_to_multiple", 1) != 1:
         raise error("feature_extractor.pad_to_multiple", "must be 1 with a fixed-shape input")
     if _one(extractor, "num_layers", _NUM_LAYERS) != _NUM_LAYERS:
-        raise error("feature_extractor.num_layers",
-                    f"ssd_mobilenet_v2 has {_NUM_LAYERS} feature maps")
+        raise error("feature_extractor.num_layers", f"ssd_mobilenet_v2 has {_NUM_LAYERS} feature maps")
     if extractor.get("fpn"):
         raise error("feature_extractor.fpn", "FPN feature extractors are not supported")
     _check_hyperparams(extractor, f"{path}.feature_extractor", source)
     predictor = _child(_child(ssd, "box_predictor"), "convolutional_box_predictor")
     layers = _one(predictor, "num_layers_before_predictor", 0)
     if layers != 0:
-        raise error("box_predictor.convolutional_box_predictor.num_layers_before_predictor",
-                    f"{layers} is not supported; the heads are single convolutions (0)")
+        raise error(
+            "box_predictor.convolutional_box_predictor.num_layers_before_predictor",
+            f"{layers} is not supported; the heads are single convolutions (0)",
+        )
     if _one(predictor, "apply_sigmoid_to_scores", False) is not False:
-        raise error("box_predictor.convolutional_box_predictor.apply_sigmoid_to_scores",
-                    "must be false; the sigmoid is the post-processing score converter")
+        raise error(
+            "box_predictor.convolutional_box_predictor.apply_sigmoid_to_scores",
+            "must be false; the sigmoid is the post-processing score converter",
+        )
     _check_hyperparams(predictor, f"{path}.box_predictor.convolutional_box_predictor", source)
     post = _child(ssd, "post_processing")
     if float(_one(post, "logit_scale", 1.0)) != 1.0:
@@ -236,8 +237,10 @@ def pipeline_extras(message: Message, source: str = "pipeline.config") -> Pipeli
     moving = _one(_child(message, "eval_config"), "use_moving_averages", False)
     return PipelineExtras(
         use_explicit_padding=bool(_one(extractor, "use_explicit_padding", False)),
-        base_anchor_size=(float(_one(anchors, "base_anchor_height", 1.0)),
-                          float(_one(anchors, "base_anchor_width", 1.0))),
+        base_anchor_size=(
+            float(_one(anchors, "base_anchor_height", 1.0)),
+            float(_one(anchors, "base_anchor_width", 1.0)),
+        ),
         class_prediction_bias_init=float(_one(predictor, "class_prediction_bias_init", 0.0)),
         use_moving_averages=bool(moving),
     )
@@ -255,13 +258,10 @@ def load_pipeline(path: str | Path) -> Tf1Pipeline:
     except (OSError, UnicodeDecodeError) as error:
         raise PipelineConfigError(f"{path}: cannot read pipeline config ({error})") from error
     message = parse_text_proto(text, str(path))
-    return Tf1Pipeline(ssd_config_from_message(message, str(path)),
-                       pipeline_extras(message, str(path)))
+    return Tf1Pipeline(ssd_config_from_message(message, str(path)), pipeline_extras(message, str(path)))
 
 
-def model_config_from_pipeline(
-    config: SsdPipelineConfig, extras: PipelineExtras = PipelineExtras()
-) -> ModelConfig:
+def model_config_from_pipeline(config: SsdPipelineConfig, extras: PipelineExtras = PipelineExtras()) -> ModelConfig:
     """The :class:`ModelConfig` that reproduces the TF1 model of ``config``.
 
     ``feature_extractor.use_depthwise`` makes the extra layers depthwise 3x3 +
@@ -278,19 +278,25 @@ def model_config_from_pipeline(
 
     extractor = config.feature_extractor
     if extractor.type != "ssd_mobilenet_v2":
-        raise error("feature_extractor.type",
-                    f"{extractor.type!r}: only the TF1 'ssd_mobilenet_v2' is supported (TF2 "
-                    "'_keras' checkpoints are object-based and use other variable names)")
+        raise error(
+            "feature_extractor.type",
+            f"{extractor.type!r}: only the TF1 'ssd_mobilenet_v2' is supported (TF2 "
+            "'_keras' checkpoints are object-based and use other variable names)",
+        )
     if extractor.min_depth < 1:
         raise error("feature_extractor.min_depth", f"must be positive, found {extractor.min_depth}")
     if config.post_processing.score_converter != "SIGMOID":
-        raise error("post_processing.score_converter",
-                    f"{config.post_processing.score_converter} is not supported; the exported "
-                    "model applies SIGMOID (TFLite post-process op)")
+        raise error(
+            "post_processing.score_converter",
+            f"{config.post_processing.score_converter} is not supported; the exported "
+            "model applies SIGMOID (TFLite post-process op)",
+        )
     anchors = config.anchors
     if anchors.num_layers != _NUM_LAYERS:
-        raise error("anchor_generator.ssd_anchor_generator.num_layers",
-                    f"{anchors.num_layers}: ssd_mobilenet_v2 has {_NUM_LAYERS} feature maps")
+        raise error(
+            "anchor_generator.ssd_anchor_generator.num_layers",
+            f"{anchors.num_layers}: ssd_mobilenet_v2 has {_NUM_LAYERS} feature maps",
+        )
     if config.box_predictor.box_code_size != 4:
         raise error("box_predictor.convolutional_box_predictor.box_code_size", "must be 4")
     coder = config.box_coder
@@ -391,8 +397,9 @@ def _open_checkpoint(ckpt_prefix: str):
         ) from error
 
 
-def load_tf1_weights(model, ckpt_prefix: str, *, use_moving_averages: bool,
-                     model_description: str = "the pipeline config") -> ImportReport:
+def load_tf1_weights(
+    model, ckpt_prefix: str, *, use_moving_averages: bool, model_description: str = "the pipeline config"
+) -> ImportReport:
     """Fill every weight of ``model`` from a TF1 checkpoint, or change nothing.
 
     Raises:
@@ -408,11 +415,13 @@ def load_tf1_weights(model, ckpt_prefix: str, *, use_moving_averages: bool,
     variables = tf1_variable_map(model)
     model_shapes = {name: tuple(v.shape) for name, v in variables.items()}
     averaged = {name for name, v in variables.items() if v.trainable}
-    plan, report = match_variables(shapes, model_shapes, averaged, use_moving_averages,
-                                   str(ckpt_prefix))
-    if use_moving_averages and report.missing and all(
-        m.endswith(EMA_SUFFIX) for m in report.missing
-    ) and len(report.missing) == len(averaged):
+    plan, report = match_variables(shapes, model_shapes, averaged, use_moving_averages, str(ckpt_prefix))
+    if (
+        use_moving_averages
+        and report.missing
+        and all(m.endswith(EMA_SUFFIX) for m in report.missing)
+        and len(report.missing) == len(averaged)
+    ):
         raise CheckpointImportError(
             f"{ckpt_prefix}: has no ExponentialMovingAverage variables; import without "
             "moving averages (--no-use-moving-averages)"
@@ -420,11 +429,8 @@ def load_tf1_weights(model, ckpt_prefix: str, *, use_moving_averages: bool,
     if not report.complete:
         hint = ""
         if report.mismatched and all("ClassPredictor" in m[0] for m in report.mismatched):
-            hint = ("\nonly the class heads differ: num_classes in the pipeline config does not "
-                    "match the checkpoint's")
-        raise CheckpointImportError(
-            f"{ckpt_prefix}: does not match {model_description}\n{report.problems()}{hint}"
-        )
+            hint = "\nonly the class heads differ: num_classes in the pipeline config does not match the checkpoint's"
+        raise CheckpointImportError(f"{ckpt_prefix}: does not match {model_description}\n{report.problems()}{hint}")
     if len(set(plan.values())) != len(plan):
         raise CheckpointImportError(f"{ckpt_prefix}: a checkpoint variable would fill two weights")
     for name, source in plan.items():
@@ -469,12 +475,11 @@ def import_checkpoint(
     if use_moving_averages is None:
         use_moving_averages = pipeline.extras.use_moving_averages
     model = build_model(model_config)
-    description = (f"{pipeline_config_path} ({pipeline.ssd.feature_extractor.type}, "
-                   f"{pipeline.ssd.num_classes} classes)")
-    report = load_tf1_weights(model, str(ckpt_prefix), use_moving_averages=use_moving_averages,
-                              model_description=description)
-    run_config = dataclasses.replace(preset("coco-parity"), preset=IMPORT_PRESET,
-                                     model=model_config)
+    description = f"{pipeline_config_path} ({pipeline.ssd.feature_extractor.type}, {pipeline.ssd.num_classes} classes)"
+    report = load_tf1_weights(
+        model, str(ckpt_prefix), use_moving_averages=use_moving_averages, model_description=description
+    )
+    run_config = dataclasses.replace(preset("coco-parity"), preset=IMPORT_PRESET, model=model_config)
     out.mkdir(exist_ok=True)
     optimizer, _ = make_optimizer(run_config.train)
     optimizer.build(model.trainable_variables)
@@ -486,10 +491,16 @@ def import_checkpoint(
     record = {
         **report.to_dict(),
         "pipeline_config": str(pipeline_config_path),
-        "postprocess": {"score_threshold": post.score_threshold,
-                        "iou_threshold": post.iou_threshold,
-                        "max_total_detections": post.max_total_detections},
+        "postprocess": {
+            "score_threshold": post.score_threshold,
+            "iou_threshold": post.iou_threshold,
+            "max_total_detections": post.max_total_detections,
+        },
     }
-    atomic_write_files({folder.tf1_import: (json.dumps(record, indent=2) + "\n").encode(),
-                        folder.config: run_config.to_json().encode()})
+    atomic_write_files(
+        {
+            folder.tf1_import: (json.dumps(record, indent=2) + "\n").encode(),
+            folder.config: run_config.to_json().encode(),
+        }
+    )
     return report

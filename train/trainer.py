@@ -105,9 +105,7 @@ class WarmupCosine:
     def __call__(self, step):
         step = tf.cast(step, tf.float32)
         warm = self.peak * (step + 1.0) / max(self.warmup, 1)
-        progress = tf.clip_by_value(
-            (step - self.warmup) / max(self.total - self.warmup, 1), 0.0, 1.0
-        )
+        progress = tf.clip_by_value((step - self.warmup) / max(self.total - self.warmup, 1), 0.0, 1.0)
         cosine = 0.5 * self.peak * (1.0 + tf.cos(math.pi * progress))
         return tf.where(step < self.warmup, warm, cosine)
 
@@ -144,9 +142,7 @@ def _check_tf_config(text: str) -> None:
         )
     members = cluster.get(task_type, [])
     if not 0 <= index < len(members):
-        raise ClusterError(
-            f"TF_CONFIG: task index {index} but the cluster lists {len(members)} {task_type}(s)"
-        )
+        raise ClusterError(f"TF_CONFIG: task index {index} but the cluster lists {len(members)} {task_type}(s)")
 
 
 def make_strategy(name: str) -> tf.distribute.Strategy:
@@ -174,8 +170,7 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
         _check_tf_config(os.environ["TF_CONFIG"])
         try:
             return tf.distribute.MultiWorkerMirroredStrategy()
-        except (tf.errors.UnknownError, tf.errors.UnavailableError,
-                tf.errors.InvalidArgumentError) as error:
+        except (tf.errors.UnknownError, tf.errors.UnavailableError, tf.errors.InvalidArgumentError) as error:
             raise ClusterError(
                 f"cannot start this worker's server from TF_CONFIG (is its port free and the "
                 f"address one of this machine's?): {error.message.splitlines()[0]}"
@@ -238,8 +233,12 @@ def restore_model(run_dir: str | Path):
 
 
 def decode_detections(
-    model, config: RunConfig, images: tf.Tensor, max_detections: int = 10,
-    iou_threshold: float = 0.6, score_threshold: float = 1e-8,
+    model,
+    config: RunConfig,
+    images: tf.Tensor,
+    max_detections: int = 10,
+    iou_threshold: float = 0.6,
+    score_threshold: float = 1e-8,
 ):
     """Boxes, classes and scores per image, with the exported model's fast NMS.
 
@@ -254,14 +253,14 @@ def decode_detections(
     labels = tf.argmax(scores, axis=-1, output_type=tf.int32)
     results = []
     for i in range(int(images.shape[0])):
-        keep = tf.image.non_max_suppression(
-            boxes[i], best[i], max_detections, iou_threshold, score_threshold
+        keep = tf.image.non_max_suppression(boxes[i], best[i], max_detections, iou_threshold, score_threshold)
+        results.append(
+            (
+                tf.gather(boxes[i], keep).numpy(),
+                tf.gather(labels[i], keep).numpy(),
+                tf.gather(best[i], keep).numpy(),
+            )
         )
-        results.append((
-            tf.gather(boxes[i], keep).numpy(),
-            tf.gather(labels[i], keep).numpy(),
-            tf.gather(best[i], keep).numpy(),
-        ))
     return results
 
 
@@ -271,9 +270,7 @@ def evaluate(model, config: RunConfig, dataset: Dataset, batch_size: int = 8):
 
     detections = []
     for images, indices in eval_dataset(dataset, config.model, batch_size):
-        for index, (boxes, labels, scores) in zip(
-            indices.numpy(), decode_detections(model, config, images)
-        ):
+        for index, (boxes, labels, scores) in zip(indices.numpy(), decode_detections(model, config, images)):
             example = dataset.examples[int(index)]
             detections.append(Detections(example.image_id, boxes, labels, scores))
     return coco_metrics(dataset, detections)
@@ -339,8 +336,12 @@ def make_optimizer(train_config: TrainConfig):
 
 
 def make_train_step(
-    model, optimizer, train_config: TrainConfig, strategy: tf.distribute.Strategy,
-    *, freeze_batch_norm: bool = False,
+    model,
+    optimizer,
+    train_config: TrainConfig,
+    strategy: tf.distribute.Strategy,
+    *,
+    freeze_batch_norm: bool = False,
 ):
     """A ``tf.function`` running one optimisation step on a (distributed) batch.
 
@@ -375,13 +376,12 @@ def make_train_step(
         box_code_limit_weight=tc.box_code_limit_weight,
     )
     # L2 on convolution kernels, not on depthwise ones (slim's MobileNet default).
-    kernels = [
-        w for w in model.trainable_weights
-        if w.path.endswith("kernel") and "depthwise" not in w.path
-    ]
+    kernels = [w for w in model.trainable_weights if w.path.endswith("kernel") and "depthwise" not in w.path]
     variables = model.trainable_variables
     moving_statistics = [
-        w for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)
+        w
+        for layer in model.layers
+        if isinstance(layer, keras.layers.BatchNormalization)
         for w in (layer.moving_mean, layer.moving_variance)
     ]
     sum_, mean = tf.distribute.ReduceOp.SUM, tf.distribute.ReduceOp.MEAN
@@ -411,9 +411,13 @@ def make_train_step(
             averaged = context.all_reduce(mean, [tf.identity(w) for w in moving_statistics])
             for w, value in zip(moving_statistics, averaged):
                 w.assign(value)
-        return {"loss": loss, "classification": losses["classification"] * share,
-                "localization": losses["localization"] * share,
-                "box_range": losses["box_range"] * share, "positives": positives}
+        return {
+            "loss": loss,
+            "classification": losses["classification"] * share,
+            "localization": losses["localization"] * share,
+            "box_range": losses["box_range"] * share,
+            "positives": positives,
+        }
 
     @tf.function
     def distributed_step(batch):
@@ -438,8 +442,14 @@ def _prepare_run_dir(
     has_checkpoint = folder.latest_checkpoint() is not None
     if resume:
         if not folder.config.is_file():
-            where = "" if write else (" (every worker must be able to read the chief's run "
-                                      "folder: use the same path on a shared file system)")
+            where = (
+                ""
+                if write
+                else (
+                    " (every worker must be able to read the chief's run "
+                    "folder: use the same path on a shared file system)"
+                )
+            )
             raise RunDirError(f"{folder.path}: nothing to resume (no {folder.config.name}){where}")
         stored = folder.read_config()
         # The stored architecture wins; only the step budget may grow, and the
@@ -454,8 +464,7 @@ def _prepare_run_dir(
             return config, stored.model
     elif has_checkpoint:
         raise RunDirError(
-            f"{folder.path}: already holds checkpoints; pass --resume to continue, "
-            "or choose a new --out folder"
+            f"{folder.path}: already holds checkpoints; pass --resume to continue, or choose a new --out folder"
         )
     if write:
         folder.path.mkdir(parents=True, exist_ok=True)
@@ -474,8 +483,7 @@ def restore_with_new_class_heads(model, stored: ModelConfig, prefix: str, step) 
     Returns the names of the re-initialised layers.
     """
     source = build_model(stored)
-    tf.train.Checkpoint(step=step, model=source).restore(
-        prefix).expect_partial().assert_existing_objects_matched()
+    tf.train.Checkpoint(step=step, model=source).restore(prefix).expect_partial().assert_existing_objects_matched()
     fresh = []
     for layer in model.layers:
         if not layer.weights:
@@ -500,8 +508,12 @@ def build_seeded_model(model_config: ModelConfig, seed: int) -> tf.keras.Model:
 
 # What a collective op raises on a worker whose peer died or was restarted (after
 # the strategy's health check, or when the peer's connection drops).
-_LOST_WORKER_ERRORS = (tf.errors.UnavailableError, tf.errors.CancelledError,
-                       tf.errors.DeadlineExceededError, tf.errors.AbortedError)
+_LOST_WORKER_ERRORS = (
+    tf.errors.UnavailableError,
+    tf.errors.CancelledError,
+    tf.errors.DeadlineExceededError,
+    tf.errors.AbortedError,
+)
 
 
 def train(
@@ -541,8 +553,10 @@ def train(
     chief = strategy.extended.should_checkpoint
     config, stored_model = _prepare_run_dir(folder, config, resume, write=chief)
     if resume:
-        log(f"resuming with {folder.config} (preset {config.preset}); "
-            "of the command-line options only the step budget applies")
+        log(
+            f"resuming with {folder.config} (preset {config.preset}); "
+            "of the command-line options only the step budget applies"
+        )
     tc = config.train
     replicas = strategy.num_replicas_in_sync
     if tc.batch_size % replicas:
@@ -552,23 +566,42 @@ def train(
     scratch = None
     if not chief:
         scratch = Path(tempfile.mkdtemp(prefix=f"ktp-{task_type}{task_index}-checkpoints-"))
-        log(f"{task_type} {task_index}: the chief writes {folder.path}; this worker's checkpoints "
-            f"go to {scratch}, removed at the end")
+        log(
+            f"{task_type} {task_index}: the chief writes {folder.path}; this worker's checkpoints "
+            f"go to {scratch}, removed at the end"
+        )
     checkpoint_dir = folder.checkpoints if scratch is None else scratch
     try:
-        return _train(config, train_data, folder, val_data=val_data, resume=resume,
-                      stored_model=stored_model, backbone_weights=backbone_weights,
-                      strategy=strategy, freeze_batch_norm=freeze_batch_norm,
-                      checkpoint_dir=checkpoint_dir, log=log)
+        return _train(
+            config,
+            train_data,
+            folder,
+            val_data=val_data,
+            resume=resume,
+            stored_model=stored_model,
+            backbone_weights=backbone_weights,
+            strategy=strategy,
+            freeze_batch_norm=freeze_batch_norm,
+            checkpoint_dir=checkpoint_dir,
+            log=log,
+        )
     finally:
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _train(
-    config: RunConfig, train_data: Dataset, folder: RunFolder, *, val_data: Dataset | None,
-    resume: bool, stored_model: ModelConfig | None, backbone_weights: str,
-    strategy: tf.distribute.Strategy, freeze_batch_norm: bool, checkpoint_dir: Path,
+    config: RunConfig,
+    train_data: Dataset,
+    folder: RunFolder,
+    *,
+    val_data: Dataset | None,
+    resume: bool,
+    stored_model: ModelConfig | None,
+    backbone_weights: str,
+    strategy: tf.distribute.Strategy,
+    freeze_batch_norm: bool,
+    checkpoint_dir: Path,
     log: Callable[[str], None],
 ) -> TrainResult:
     """The body of :func:`train`; this worker saves its checkpoints into ``checkpoint_dir``."""
@@ -593,9 +626,11 @@ def _train(
         manager.save(checkpoint_number=int(step.numpy()))
         if chief:
             _atomic_write_text(folder.config, config.to_json())
-        log(f"resumed from {restored} at step {int(step.numpy())} with "
+        log(
+            f"resumed from {restored} at step {int(step.numpy())} with "
             f"{config.model.num_classes} classes instead of {stored_model.num_classes}: "
-            f"re-initialised {', '.join(fresh)}; fresh optimizer")
+            f"re-initialised {', '.join(fresh)}; fresh optimizer"
+        )
     elif restored:
         checkpoint.restore(restored).assert_existing_objects_matched()
         log(f"resumed from {restored} at step {int(step.numpy())}")
@@ -606,13 +641,11 @@ def _train(
         log(f"backbone: {copied} layers initialised from {backbone_weights}")
 
     first_step = int(step.numpy())
-    distributed_step = make_train_step(model, optimizer, tc, strategy,
-                                       freeze_batch_norm=freeze_batch_norm)
+    distributed_step = make_train_step(model, optimizer, tc, strategy, freeze_batch_norm=freeze_batch_norm)
 
     # Global batches of tc.batch_size, each input pipeline (worker) reading its share.
     def dataset_fn(input_context: tf.distribute.InputContext) -> tf.data.Dataset:
-        return train_dataset(train_data, config.model, tc, seed=tc.seed + first_step,
-                             input_context=input_context)
+        return train_dataset(train_data, config.model, tc, seed=tc.seed + first_step, input_context=input_context)
 
     iterator = iter(strategy.distribute_datasets_from_function(dataset_fn))
     if chief:
@@ -625,9 +658,11 @@ def _train(
     window_start, window_images = time.perf_counter(), 0
     total_images, total_time = 0, 0.0
     current = first_step
-    log(f"training {config.preset}: steps {first_step}->{tc.steps}, batch {tc.batch_size}, "
+    log(
+        f"training {config.preset}: steps {first_step}->{tc.steps}, batch {tc.batch_size}, "
         f"{len(train_data)} training images, {replicas} replica(s)"
-        + (", batch norm frozen" if freeze_batch_norm else ""))
+        + (", batch norm frozen" if freeze_batch_norm else "")
+    )
 
     def run_eval(at_step: int, data: Dataset):
         result = evaluate(model, config, data, tc.batch_size)
@@ -637,8 +672,7 @@ def _train(
         with val_writer.as_default(step=at_step):
             for key in ("map", "map50", "map75"):
                 tf.summary.scalar(key, record[key])
-        log(f"eval step {at_step}: mAP {result.map:.3f}  mAP@.5 {result.map50:.3f}  "
-            f"mAP@.75 {result.map75:.3f}")
+        log(f"eval step {at_step}: mAP {result.map:.3f}  mAP@.5 {result.map50:.3f}  mAP@.75 {result.map75:.3f}")
         return record
 
     try:
@@ -658,8 +692,10 @@ def _train(
                 terms = f"cls {values['classification']:.4f} loc {values['localization']:.4f}"
                 if tc.box_code_limit > 0:
                     terms += f" range {values['box_range']:.4f}"
-                log(f"step {current}/{tc.steps}  loss {values['loss']:.4f} ({terms})  "
-                    f"lr {lr:.2e}  {rate:.1f} img/s  eta {remaining / 60:.0f} min")
+                log(
+                    f"step {current}/{tc.steps}  loss {values['loss']:.4f} ({terms})  "
+                    f"lr {lr:.2e}  {rate:.1f} img/s  eta {remaining / 60:.0f} min"
+                )
                 record = {"step": current, **values, "lr": lr, "images_per_second": rate}
                 if chief:
                     _append_line(folder.history, record)
@@ -669,18 +705,22 @@ def _train(
                             tf.summary.scalar(key, value)
                 window_start, window_images = time.perf_counter(), 0
                 if not math.isfinite(final_loss):
-                    raise KtpError(f"loss became {final_loss} at step {current}; "
-                                   "lower the learning rate (--learning-rate)")
+                    raise KtpError(
+                        f"loss became {final_loss} at step {current}; lower the learning rate (--learning-rate)"
+                    )
             if current % tc.checkpoint_every == 0:
                 manager.save(checkpoint_number=current)
-            if (chief and val_data is not None and tc.eval_every and current % tc.eval_every == 0
-                    and current < tc.steps):  # the last step is evaluated after precise BN
+            if (
+                chief and val_data is not None and tc.eval_every and current % tc.eval_every == 0 and current < tc.steps
+            ):  # the last step is evaluated after precise BN
                 metrics = run_eval(current, val_data)
     except KeyboardInterrupt:
         if multi_worker:
             # A save may wait for the other workers, which may be gone.
-            log(f"interrupted at step {current}; restart every worker with --resume to continue "
-                f"from the chief's last checkpoint ({folder.latest_checkpoint()})")
+            log(
+                f"interrupted at step {current}; restart every worker with --resume to continue "
+                f"from the chief's last checkpoint ({folder.latest_checkpoint()})"
+            )
         else:
             manager.save(checkpoint_number=current)
             log(f"interrupted at step {current}; checkpoint saved, continue with --resume")
@@ -689,9 +729,13 @@ def _train(
         if not multi_worker:
             raise
         own = _task(strategy)
-        lost = sorted({f"{kind} {index}" for kind, index in
-                       re.findall(r"/job:(\w+)/replica:\d+/task:(\d+)", error.message or "")
-                       if (kind, int(index)) != own})
+        lost = sorted(
+            {
+                f"{kind} {index}"
+                for kind, index in re.findall(r"/job:(\w+)/replica:\d+/task:(\d+)", error.message or "")
+                if (kind, int(index)) != own
+            }
+        )
         raise ClusterError(
             f"training stopped at step {current}: the cluster lost "
             f"{' and '.join(lost) if lost else 'a worker'} ({type(error).__name__}); restart "

@@ -74,6 +74,7 @@ CORES_SOURCE = (
     "NEON pipes with int8 dot product; X1: 4x128-bit pipes')"
 )
 
+
 @dataclasses.dataclass(frozen=True)
 class DeviceFacts:
     """What is known of a phone before the fit: its CPU and where that comes from.
@@ -247,9 +248,7 @@ def _ssd_mobilenet_v1_300():
     import keras
 
     layers = keras.layers
-    backbone = keras.applications.MobileNet(
-        input_shape=(300, 300, 3), alpha=1.0, include_top=False, weights=None
-    )
+    backbone = keras.applications.MobileNet(input_shape=(300, 300, 3), alpha=1.0, include_top=False, weights=None)
     features = [backbone.get_layer("conv_pw_11_relu").output, backbone.get_layer("conv_pw_13_relu").output]
     x = features[-1]
     for depth in (512, 256, 256, 128):
@@ -303,8 +302,7 @@ def _ssd_tflite(keras_model, model_config, precision: str, work: Path) -> bytes:
     from ktp_tflite.convert.quantize import QuantizeConfig, convert_model
     from ktp_tflite.train.export import ExportConfig, save_serving
 
-    folder = save_serving(keras_model, model_config, ExportConfig(),
-                          Path(tempfile.mkdtemp(dir=work)) / "saved_model")
+    folder = save_serving(keras_model, model_config, ExportConfig(), Path(tempfile.mkdtemp(dir=work)) / "saved_model")
     source = detect_model_source(folder)
     height, width = model_config.input_size
     result = convert_model(
@@ -325,13 +323,9 @@ def build_reference(key: str, work: Path) -> bytes:
     name, precision = key.split("/")
     keras.utils.set_random_seed(0)
     if name == "mobilenet_v1_1.0_224":
-        return _classifier_tflite(
-            keras.applications.MobileNet(input_shape=(224, 224, 3), weights=None), precision
-        )
+        return _classifier_tflite(keras.applications.MobileNet(input_shape=(224, 224, 3), weights=None), precision)
     if name == "mobilenet_v2_1.0_224":
-        return _classifier_tflite(
-            keras.applications.MobileNetV2(input_shape=(224, 224, 3), weights=None), precision
-        )
+        return _classifier_tflite(keras.applications.MobileNetV2(input_shape=(224, 224, 3), weights=None), precision)
     if name == "efficientnet_lite0":
         return _classifier_tflite(_efficientnet_lite0(), precision)
     if name == "ssd_mobilenet_v1_300":
@@ -473,11 +467,7 @@ def profile_documents(fit: dict) -> dict[str, dict]:
                 "rows_on_this_device": sum(r["device"] == name for r in loo["rows"]),
                 "rows_over_target": over,
                 "target_abs_percent": TARGET_LOO_PERCENT,
-                **(
-                    {"pixel6_check": fit["pixel6_check"]}
-                    if name == "pixel6" and "pixel6_check" in fit
-                    else {}
-                ),
+                **({"pixel6_check": fit["pixel6_check"]} if name == "pixel6" and "pixel6_check" in fit else {}),
             },
         )
         profile_from_dict(doc, f"{name}.json")  # what we write must load
@@ -523,10 +513,7 @@ def main(argv: list[str] | None = None) -> int:
         "params": fit["params"],
         "leave_one_out": {k: v for k, v in fit["leave_one_out"].items() if k != "rows"},
         "rows": [
-            {
-                k: r[k]
-                for k in ("model", "precision", "device", "published_ms", "projected_ms", "error_percent")
-            }
+            {k: r[k] for k in ("model", "precision", "device", "published_ms", "projected_ms", "error_percent")}
             for r in fit["leave_one_out"]["rows"]
         ],
         "pixel6_check": fit.get("pixel6_check"),

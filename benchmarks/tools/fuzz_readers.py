@@ -81,7 +81,12 @@ def _png(width: int = 24, height: int = 16, mode: str = "RGB", **save) -> bytes:
 
     buffer = io.BytesIO()
     colors: dict[str, float | tuple[float, ...]] = {
-        "RGB": (200, 40, 10), "L": 90, "P": 3, "RGBA": (1, 2, 3, 4), "I;16": 40000}
+        "RGB": (200, 40, 10),
+        "L": 90,
+        "P": 3,
+        "RGBA": (1, 2, 3, 4),
+        "I;16": 40000,
+    }
     color = colors[mode]
     Image.new(mode, (width, height), color).save(buffer, format="PNG", **save)
     return buffer.getvalue()
@@ -103,10 +108,17 @@ def _encoded(fmt: str) -> bytes:
 
 def image_seeds() -> dict[str, bytes]:
     """Valid small images of every format and mode the loader handles."""
-    return {"rgb.png": _png(), "gray.png": _png(mode="L"), "palette.png": _png(mode="P"),
-            "rgba.png": _png(mode="RGBA"), "gray16.png": _png(mode="I;16"),
-            "exif.jpg": _encoded("JPEG"), "card.gif": _encoded("GIF"),
-            "card.bmp": _encoded("BMP"), "card.webp": _encoded("WEBP")}
+    return {
+        "rgb.png": _png(),
+        "gray.png": _png(mode="L"),
+        "palette.png": _png(mode="P"),
+        "rgba.png": _png(mode="RGBA"),
+        "gray16.png": _png(mode="I;16"),
+        "exif.jpg": _encoded("JPEG"),
+        "card.gif": _encoded("GIF"),
+        "card.bmp": _encoded("BMP"),
+        "card.webp": _encoded("WEBP"),
+    }
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:
@@ -117,12 +129,19 @@ def _chunk(kind: bytes, data: bytes) -> bytes:
 def png_headers(draw) -> bytes:
     """PNGs with valid CRCs whose IHDR claims any size, depth and colour type."""
     size = st.sampled_from(INTERESTING_U32) | st.integers(0, 2**32 - 1)
-    header = struct.pack(">IIBBBBB", draw(size), draw(size), draw(st.sampled_from((1, 2, 4, 8, 16, 3))),
-                         draw(st.sampled_from((0, 2, 3, 4, 6, 5))), 0, 0, draw(st.sampled_from((0, 1))))
+    header = struct.pack(
+        ">IIBBBBB",
+        draw(size),
+        draw(size),
+        draw(st.sampled_from((1, 2, 4, 8, 16, 3))),
+        draw(st.sampled_from((0, 2, 3, 4, 6, 5))),
+        0,
+        0,
+        draw(st.sampled_from((0, 1))),
+    )
     body = draw(st.binary(max_size=64))
     idat = zlib.compress(body) if draw(st.booleans()) else body
-    return (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) + _chunk(b"IDAT", idat)
-            + _chunk(b"IEND", b""))
+    return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) + _chunk(b"IDAT", idat) + _chunk(b"IEND", b"")
 
 
 def byte_mutations(seed: bytes, max_ops: int = 4) -> st.SearchStrategy[bytes]:
@@ -139,42 +158,93 @@ def byte_mutations(seed: bytes, max_ops: int = 4) -> st.SearchStrategy[bytes]:
             elif op == "insert":
                 data[pos:pos] = draw(st.binary(min_size=1, max_size=16))
             elif op == "delete":
-                del data[pos:pos + draw(st.integers(1, 32))]
+                del data[pos : pos + draw(st.integers(1, 32))]
             elif op == "truncate":
                 del data[pos:]
             elif op == "u32":
-                data[pos:pos + 4] = struct.pack(">I", draw(st.sampled_from(INTERESTING_U32)))
+                data[pos : pos + 4] = struct.pack(">I", draw(st.sampled_from(INTERESTING_U32)))
             elif op == "repeat":
-                data[pos:pos] = data[pos:pos + draw(st.integers(1, 64))] * draw(st.integers(1, 8))
+                data[pos:pos] = data[pos : pos + draw(st.integers(1, 64))] * draw(st.integers(1, 8))
         return bytes(data)
 
     return mutate()
 
 
-_HOSTILE_STRINGS = ("card1.png", "../card1.png", "../../../etc/passwd", "/etc/passwd", "", "640",
-                    "nik", "NIK", "Jenis Kelamin", "golongan_darah", "a\x00b", "x" * 300,
-                    "images/card1.png", "card1.png/")
-json_leaves = (st.none() | st.booleans() | st.integers(-(2**70), 2**70)
-               | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=8)
-               | st.sampled_from(_HOSTILE_STRINGS) | st.sampled_from((0, 1, 2, -1, 40, 30, 1e308)))
+_HOSTILE_STRINGS = (
+    "card1.png",
+    "../card1.png",
+    "../../../etc/passwd",
+    "/etc/passwd",
+    "",
+    "640",
+    "nik",
+    "NIK",
+    "Jenis Kelamin",
+    "golongan_darah",
+    "a\x00b",
+    "x" * 300,
+    "images/card1.png",
+    "card1.png/",
+)
+json_leaves = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=8)
+    | st.sampled_from(_HOSTILE_STRINGS)
+    | st.sampled_from((0, 1, 2, -1, 40, 30, 1e308))
+)
 json_values = st.recursive(
     json_leaves,
-    lambda children: st.lists(children, max_size=5) | st.dictionaries(
-        st.sampled_from(("id", "image_id", "category_id", "bbox", "file_name", "width", "height",
-                         "name", "images", "annotations", "categories")) | st.text(max_size=4),
-        children, max_size=4),
-    max_leaves=16)
+    lambda children: (
+        st.lists(children, max_size=5)
+        | st.dictionaries(
+            st.sampled_from(
+                (
+                    "id",
+                    "image_id",
+                    "category_id",
+                    "bbox",
+                    "file_name",
+                    "width",
+                    "height",
+                    "name",
+                    "images",
+                    "annotations",
+                    "categories",
+                )
+            )
+            | st.text(max_size=4),
+            children,
+            max_size=4,
+        )
+    ),
+    max_leaves=16,
+)
 
 
 def coco_seed() -> dict:
     """The valid two-image COCO document the COCO target mutates (images: card1/2.png)."""
     return {
-        "images": [{"id": i, "file_name": f"card{i}.png", "width": 24, "height": 16}
-                   for i in (1, 2)],
-        "annotations": [{"id": 10 + i, "image_id": i, "category_id": i, "bbox": [2, 3, 10, 6],
-                         "area": 60, "iscrowd": 0, "segmentation": [[1, 2, 3, 4]]} for i in (1, 2)],
-        "categories": [{"id": 0, "name": "ktp", "supercategory": "none"},
-                       {"id": 1, "name": "NIK"}, {"id": 2, "name": "Nama"}],
+        "images": [{"id": i, "file_name": f"card{i}.png", "width": 24, "height": 16} for i in (1, 2)],
+        "annotations": [
+            {
+                "id": 10 + i,
+                "image_id": i,
+                "category_id": i,
+                "bbox": [2, 3, 10, 6],
+                "area": 60,
+                "iscrowd": 0,
+                "segmentation": [[1, 2, 3, 4]],
+            }
+            for i in (1, 2)
+        ],
+        "categories": [
+            {"id": 0, "name": "ktp", "supercategory": "none"},
+            {"id": 1, "name": "NIK"},
+            {"id": 2, "name": "Nama"},
+        ],
     }
 
 
@@ -226,9 +296,12 @@ def mutated_json(draw, seed: Any) -> str:
 def coco_inputs() -> st.SearchStrategy[bytes]:
     structured = mutated_json(coco_seed()).map(str.encode)
     raw = byte_mutations(json.dumps(coco_seed()).encode())
-    return st.one_of(structured, structured, raw,
-                     st.sampled_from((b"NaN", b'{"images": [], "annotations": [], "x": NaN}',
-                                      b"\xef\xbb\xbf{}", b"\xff\xfe", b"")))
+    return st.one_of(
+        structured,
+        structured,
+        raw,
+        st.sampled_from((b"NaN", b'{"images": [], "annotations": [], "x": NaN}', b"\xef\xbb\xbf{}", b"\xff\xfe", b"")),
+    )
 
 
 @st.composite
@@ -236,22 +309,30 @@ def voc_documents(draw) -> bytes:
     from xml.sax.saxutils import escape
 
     text = st.sampled_from(_HOSTILE_STRINGS) | st.text(max_size=12)
-    number = (st.floats(allow_nan=True, allow_infinity=True).map(repr)
-              | st.integers(-100, 100).map(str) | text)
+    number = st.floats(allow_nan=True, allow_infinity=True).map(repr) | st.integers(-100, 100).map(str) | text
     filename = draw(text)
     objects = []
     for _ in range(draw(st.integers(0, 3))):
-        fields = "".join(f"<{k}>{escape(draw(number))}</{k}>" for k in ("xmin", "ymin", "xmax", "ymax")
-                         if draw(st.integers(0, 5)))
+        fields = "".join(
+            f"<{k}>{escape(draw(number))}</{k}>" for k in ("xmin", "ymin", "xmax", "ymax") if draw(st.integers(0, 5))
+        )
         box = f"<bndbox>{fields}</bndbox>" if draw(st.integers(0, 4)) else ""
         objects.append(f"<object><name>{escape(draw(text))}</name>{box}</object>")
-    dtd = draw(st.sampled_from((
-        "", '<!DOCTYPE a [<!ENTITY x "card1.png">]>',
-        '<!DOCTYPE a [<!ENTITY x SYSTEM "file:///etc/passwd">]>',
-        ('<!DOCTYPE a [<!ENTITY a "aaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;"><!ENTITY x '
-         '"&b;&b;&b;&b;&b;&b;&b;&b;">]>'))))
+    dtd = draw(
+        st.sampled_from(
+            (
+                "",
+                '<!DOCTYPE a [<!ENTITY x "card1.png">]>',
+                '<!DOCTYPE a [<!ENTITY x SYSTEM "file:///etc/passwd">]>',
+                (
+                    '<!DOCTYPE a [<!ENTITY a "aaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;"><!ENTITY x '
+                    '"&b;&b;&b;&b;&b;&b;&b;&b;">]>'
+                ),
+            )
+        )
+    )
     name = "&x;" if dtd and draw(st.booleans()) else escape(filename)
-    body = f'{dtd}<annotation><filename>{name}</filename>{"".join(objects)}</annotation>'
+    body = f"{dtd}<annotation><filename>{name}</filename>{''.join(objects)}</annotation>"
     data = body.encode("utf-8", "surrogatepass")
     if draw(st.integers(0, 3)) == 0:
         data = draw(byte_mutations(data))
@@ -259,15 +340,50 @@ def voc_documents(draw) -> bytes:
 
 
 def voc_inputs() -> st.SearchStrategy[bytes]:
-    valid = (b"<annotation><filename>card1.png</filename><object><name>NIK</name><bndbox>"
-             b"<xmin>2</xmin><ymin>3</ymin><xmax>12</xmax><ymax>9</ymax></bndbox></object>"
-             b"</annotation>")
+    valid = (
+        b"<annotation><filename>card1.png</filename><object><name>NIK</name><bndbox>"
+        b"<xmin>2</xmin><ymin>3</ymin><xmax>12</xmax><ymax>9</ymax></bndbox></object>"
+        b"</annotation>"
+    )
     return st.one_of(voc_documents(), byte_mutations(valid))
 
 
-_TOKENS = ("{", "}", ":", "[", "]", ",", ";", "<", ">", "-", "item", "id", "name", "display_name",
-           "model", "ssd", "num_classes", "'nik'", '"Nama"', "'", "1", "0", "-1", "1e999", "nan",
-           "-inf", "9" * 5000, "true", "SIGMOID", "#c\n", "\\", "\x00", "é", "{" * 300)
+_TOKENS = (
+    "{",
+    "}",
+    ":",
+    "[",
+    "]",
+    ",",
+    ";",
+    "<",
+    ">",
+    "-",
+    "item",
+    "id",
+    "name",
+    "display_name",
+    "model",
+    "ssd",
+    "num_classes",
+    "'nik'",
+    '"Nama"',
+    "'",
+    "1",
+    "0",
+    "-1",
+    "1e999",
+    "nan",
+    "-inf",
+    "9" * 5000,
+    "true",
+    "SIGMOID",
+    "#c\n",
+    "\\",
+    "\x00",
+    "é",
+    "{" * 300,
+)
 
 
 @st.composite
@@ -283,24 +399,39 @@ def token_mutations(draw, seed: str) -> str:
         elif op == "replace" and tokens:
             tokens[pos] = draw(st.sampled_from(_TOKENS))
         elif op == "repeat":
-            tokens[pos:pos] = tokens[pos:pos + draw(st.integers(1, 10))] * draw(st.integers(1, 40))
+            tokens[pos:pos] = tokens[pos : pos + draw(st.integers(1, 10))] * draw(st.integers(1, 40))
     return " ".join(tokens)
 
 
 def text_proto_inputs() -> st.SearchStrategy[tuple[str, str]]:
     """(label map text, pipeline.config text)."""
     label_map = labels.label_map_pbtxt()
-    label_maps = st.one_of(token_mutations(label_map), byte_mutations(label_map.encode()).map(
-        lambda b: b.decode("utf-8", "replace")), st.just(label_map))
-    configs = st.one_of(token_mutations(PIPELINE_CONFIG), byte_mutations(
-        PIPELINE_CONFIG.encode()).map(lambda b: b.decode("utf-8", "replace")))
+    label_maps = st.one_of(
+        token_mutations(label_map),
+        byte_mutations(label_map.encode()).map(lambda b: b.decode("utf-8", "replace")),
+        st.just(label_map),
+    )
+    configs = st.one_of(
+        token_mutations(PIPELINE_CONFIG),
+        byte_mutations(PIPELINE_CONFIG.encode()).map(lambda b: b.decode("utf-8", "replace")),
+    )
     return st.tuples(label_maps, configs)
 
 
-_FEATURE_KEYS = ("image/encoded", "image/filename", "image/source_id", "image/format",
-                 "image/height", "image/width", "image/object/bbox/xmin", "image/object/bbox/xmax",
-                 "image/object/bbox/ymin", "image/object/bbox/ymax", "image/object/class/text",
-                 "image/object/class/label")
+_FEATURE_KEYS = (
+    "image/encoded",
+    "image/filename",
+    "image/source_id",
+    "image/format",
+    "image/height",
+    "image/width",
+    "image/object/bbox/xmin",
+    "image/object/bbox/xmax",
+    "image/object/bbox/ymin",
+    "image/object/bbox/ymax",
+    "image/object/class/text",
+    "image/object/class/label",
+)
 
 
 @st.composite
@@ -308,17 +439,20 @@ def tf_examples(draw) -> list[dict[str, tuple[str, list]]]:
     """Examples as {feature key: (kind, values)}: a valid card with features swapped or dropped."""
     seeds = image_seeds()
     valid: dict[str, tuple[str, list[Any]]] = {
-        "image/encoded": ("bytes", [seeds["rgb.png"]]), "image/filename": ("bytes", [b"card.png"]),
-        "image/format": ("bytes", [b"png"]), "image/height": ("int", [16]),
-        "image/width": ("int", [24]), "image/object/bbox/xmin": ("float", [0.1, 0.5]),
-        "image/object/bbox/xmax": ("float", [0.4, 0.9]), "image/object/bbox/ymin": ("float", [0.1, 0.5]),
+        "image/encoded": ("bytes", [seeds["rgb.png"]]),
+        "image/filename": ("bytes", [b"card.png"]),
+        "image/format": ("bytes", [b"png"]),
+        "image/height": ("int", [16]),
+        "image/width": ("int", [24]),
+        "image/object/bbox/xmin": ("float", [0.1, 0.5]),
+        "image/object/bbox/xmax": ("float", [0.4, 0.9]),
+        "image/object/bbox/ymin": ("float", [0.1, 0.5]),
         "image/object/bbox/ymax": ("float", [0.3, 0.8]),
         "image/object/class/text": ("bytes", [b"NIK", b"Nama"]),
         "image/object/class/label": ("int", [1, 2]),
     }
     values = {
-        "bytes": st.lists(st.binary(max_size=12) | st.sampled_from(list(seeds.values()))
-                          | png_headers(), max_size=3),
+        "bytes": st.lists(st.binary(max_size=12) | st.sampled_from(list(seeds.values())) | png_headers(), max_size=3),
         "float": st.lists(st.floats(width=32), max_size=4),
         "int": st.lists(st.integers(-(2**63), 2**63 - 1), max_size=4),
     }
@@ -339,16 +473,22 @@ def tf_examples(draw) -> list[dict[str, tuple[str, list]]]:
 def tfrecord_inputs() -> st.SearchStrategy[tuple[Any, str]]:
     """(examples or raw TFRecord bytes, label map text)."""
     label_map = labels.label_map_pbtxt()
-    records = st.one_of(tf_examples(), tf_examples(), st.builds(
-        lambda flips: ("raw", flips), st.lists(st.integers(0, 4000), min_size=1, max_size=3)))
+    records = st.one_of(
+        tf_examples(),
+        tf_examples(),
+        st.builds(lambda flips: ("raw", flips), st.lists(st.integers(0, 4000), min_size=1, max_size=3)),
+    )
     return st.tuples(records, st.one_of(st.just(label_map), token_mutations(label_map)))
 
 
 def image_inputs() -> st.SearchStrategy[bytes]:
     seeds = list(image_seeds().values())
-    return st.one_of(png_headers(), st.sampled_from(seeds).flatmap(byte_mutations),
-                     st.sampled_from(seeds).flatmap(lambda s: byte_mutations(s, 1)),
-                     st.binary(max_size=64))
+    return st.one_of(
+        png_headers(),
+        st.sampled_from(seeds).flatmap(byte_mutations),
+        st.sampled_from(seeds).flatmap(lambda s: byte_mutations(s, 1)),
+        st.binary(max_size=64),
+    )
 
 
 # ----------------------------------------------------------------------------- targets
@@ -356,8 +496,11 @@ def image_inputs() -> st.SearchStrategy[bytes]:
 
 def tree(folder: Path) -> dict[str, str]:
     """{relative path: SHA-256} of every file under ``folder`` (hidden ones too)."""
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 class PropertyViolation(AssertionError):
@@ -405,8 +548,7 @@ def _write_tfrecord(folder: Path, value) -> None:
     (folder / "label_map.pbtxt").write_text(label_map, encoding="utf-8", errors="replace")
     path = folder / "ktp.tfrecord"
     if isinstance(records, tuple):  # ("raw", positions): a valid file with bytes flipped
-        example = Example(image_id="card.png", width=24, height=16, image_bytes=_png(),
-                          image_format="png")
+        example = Example(image_id="card.png", width=24, height=16, image_bytes=_png(), image_format="png")
         datasets.write_tfrecord(datasets.Dataset([example, example], "fuzz", "synth"), path)
         (folder / "label_map.pbtxt").write_text(label_map, encoding="utf-8", errors="replace")
         data = bytearray(path.read_bytes())
@@ -414,14 +556,15 @@ def _write_tfrecord(folder: Path, value) -> None:
             data[position % len(data)] ^= 0x5A
         path.write_bytes(bytes(data))
         return
-    make = {"bytes": lambda v: tf.train.Feature(bytes_list=tf.train.BytesList(value=v)),
-            "float": lambda v: tf.train.Feature(float_list=tf.train.FloatList(value=v)),
-            "int": lambda v: tf.train.Feature(int64_list=tf.train.Int64List(value=v))}
+    make = {
+        "bytes": lambda v: tf.train.Feature(bytes_list=tf.train.BytesList(value=v)),
+        "float": lambda v: tf.train.Feature(float_list=tf.train.FloatList(value=v)),
+        "int": lambda v: tf.train.Feature(int64_list=tf.train.Int64List(value=v)),
+    }
     with tf.io.TFRecordWriter(str(path)) as writer:
         for example in records:
             feature = {key: make[kind](values) for key, (kind, values) in example.items()}
-            writer.write(tf.train.Example(features=tf.train.Features(feature=feature))
-                         .SerializeToString())
+            writer.write(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
 
 
 def _write_text_protos(folder: Path, value) -> None:
@@ -433,10 +576,12 @@ def _write_text_protos(folder: Path, value) -> None:
 def _read_text_protos(folder: Path) -> None:
     label_map = (folder / "label_map.pbtxt").read_text(encoding="utf-8")
     config = (folder / "pipeline.config").read_text(encoding="utf-8")
-    for call in (lambda: labels.parse_label_map(label_map),
-                 lambda: datasets.read_label_map(folder / "label_map.pbtxt"),
-                 lambda: pipeline_config.parse_text_proto(config),
-                 lambda: pipeline_config.load_ssd_config(folder / "pipeline.config")):
+    for call in (
+        lambda: labels.parse_label_map(label_map),
+        lambda: datasets.read_label_map(folder / "label_map.pbtxt"),
+        lambda: pipeline_config.parse_text_proto(config),
+        lambda: pipeline_config.load_ssd_config(folder / "pipeline.config"),
+    ):
         try:
             call()
         except KtpError:
@@ -450,9 +595,13 @@ def _write_image(folder: Path, data: bytes) -> None:
 def _read_image(folder: Path, model: Path | None = None) -> None:
     photo = folder / "photo.png"
     data = photo.read_bytes()
-    for call in (lambda: images.read_header(photo), lambda: images.check_image(photo),
-                 lambda: images.load_image(photo), lambda: images.load_image(photo, upright=False),
-                 lambda: images.load_image(data, where="record 0")):
+    for call in (
+        lambda: images.read_header(photo),
+        lambda: images.check_image(photo),
+        lambda: images.load_image(photo),
+        lambda: images.load_image(photo, upright=False),
+        lambda: images.load_image(data, where="record 0"),
+    ):
         try:
             call()
         except KtpError:
@@ -470,8 +619,7 @@ def scan_writes_only_on_success(photo: Path, model: Path, out_dir: Path) -> None
 
     out_dir.mkdir(exist_ok=True)
     out = out_dir / "result.json"
-    result = CliRunner().invoke(main, ["scan", str(photo), "--model", str(model), "--json",
-                                       str(out)])
+    result = CliRunner().invoke(main, ["scan", str(photo), "--model", str(model), "--json", str(out)])
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         raise result.exception
     names = sorted(p.name for p in out_dir.iterdir())
@@ -480,8 +628,7 @@ def scan_writes_only_on_success(photo: Path, model: Path, out_dir: Path) -> None
             if names != ["result.json"] or json.loads(out.read_text()) != json.loads(result.stdout):
                 raise PropertyViolation(f"scan succeeded but left {names}")
         elif result.exit_code != 1 or names or "\nError: " not in "\n" + result.stderr:
-            raise PropertyViolation(f"scan failed with {result.exit_code} and left {names}: "
-                                    f"{result.output[:200]}")
+            raise PropertyViolation(f"scan failed with {result.exit_code} and left {names}: {result.output[:200]}")
     finally:
         for path in out_dir.iterdir():
             path.unlink()
@@ -534,8 +681,7 @@ def _save_input(value) -> bytes:
     return repr(value).encode("utf-8", "backslashreplace")
 
 
-def fuzz(target: Target, workdir: Path, seconds: float, crash_dir: Path | None,
-         chunk: int = 200) -> Tally:
+def fuzz(target: Target, workdir: Path, seconds: float, crash_dir: Path | None, chunk: int = 200) -> Tally:
     """Run ``target`` for about ``seconds``, in chunks of ``chunk`` inputs with seeds 0, 1, ..."""
     tally = Tally()
     start = time.perf_counter()
@@ -543,8 +689,13 @@ def fuzz(target: Target, workdir: Path, seconds: float, crash_dir: Path | None,
     while time.perf_counter() - start < seconds:
 
         @hypothesis_seed(chunk_seed)
-        @settings(max_examples=chunk, deadline=None, database=None, phases=(Phase.generate,),
-                  suppress_health_check=list(HealthCheck))
+        @settings(
+            max_examples=chunk,
+            deadline=None,
+            database=None,
+            phases=(Phase.generate,),
+            suppress_health_check=list(HealthCheck),
+        )
         @given(target.inputs())
         def one(value) -> None:
             if time.perf_counter() - start >= seconds:
@@ -554,10 +705,15 @@ def fuzz(target: Target, workdir: Path, seconds: float, crash_dir: Path | None,
                 run_one(target, workdir, value)
             except Exception as error:  # noqa: BLE001 (a crash is what this run looks for)
                 digest = hashlib.sha256(_save_input(value)).hexdigest()[:16]
-                tally.crashes.append({"reader": target.name, "type": type(error).__name__,
-                                      "message": str(error).splitlines()[0][:300] if str(error) else "",
-                                      "input": digest,
-                                      "where": traceback.format_tb(error.__traceback__)[-1].strip()})
+                tally.crashes.append(
+                    {
+                        "reader": target.name,
+                        "type": type(error).__name__,
+                        "message": str(error).splitlines()[0][:300] if str(error) else "",
+                        "input": digest,
+                        "where": traceback.format_tb(error.__traceback__)[-1].strip(),
+                    }
+                )
                 if crash_dir is not None:
                     crash_dir.mkdir(parents=True, exist_ok=True)
                     (crash_dir / f"{target.name}-{digest}.bin").write_bytes(_save_input(value))
@@ -585,10 +741,15 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=600.0, help="Total time, split evenly.")
-    parser.add_argument("--out", type=Path, default=None,
-                        help="Folder for summary.json, crashing inputs and the seed corpus.")
-    parser.add_argument("--model", type=Path, default=None,
-                        help="Detector .tflite: the image target also runs `ktpconvert scan --json`.")
+    parser.add_argument(
+        "--out", type=Path, default=None, help="Folder for summary.json, crashing inputs and the seed corpus."
+    )
+    parser.add_argument(
+        "--model",
+        type=Path,
+        default=None,
+        help="Detector .tflite: the image target also runs `ktpconvert scan --json`.",
+    )
     parser.add_argument("--only", action="append", default=None, help="Run only this target.")
     args = parser.parse_args(argv)
     chosen = [t for t in targets(args.model) if not args.only or t.name in args.only]
@@ -598,18 +759,24 @@ def main(argv: list[str] | None = None) -> int:
     results = {}
     with tempfile.TemporaryDirectory(prefix="ktp-fuzz-") as work:
         for target in chosen:
-            tally = fuzz(target, Path(work) / target.name, args.seconds / len(chosen),
-                         args.out / "crashes" if args.out else None)
-            results[target.name] = {"inputs": tally.inputs, "seconds": round(tally.seconds, 1),
-                                    "inputs_per_second": round(tally.inputs / tally.seconds, 1),
-                                    "crashes": len(tally.crashes), "crash_list": tally.crashes}
-            print(f"{target.name:24s} {tally.inputs:7d} inputs  {tally.seconds:7.1f} s  "
-                  f"{len(tally.crashes)} crashes", flush=True)
+            tally = fuzz(
+                target, Path(work) / target.name, args.seconds / len(chosen), args.out / "crashes" if args.out else None
+            )
+            results[target.name] = {
+                "inputs": tally.inputs,
+                "seconds": round(tally.seconds, 1),
+                "inputs_per_second": round(tally.inputs / tally.seconds, 1),
+                "crashes": len(tally.crashes),
+                "crash_list": tally.crashes,
+            }
+            print(
+                f"{target.name:24s} {tally.inputs:7d} inputs  {tally.seconds:7.1f} s  {len(tally.crashes)} crashes",
+                flush=True,
+            )
             for crash in tally.crashes[:10]:
                 print(f"    {crash['type']}: {crash['message'][:120]} ({crash['where'][:120]})")
     if args.out is not None:
-        write_output(args.out / "summary.json", (json.dumps(results, indent=2) + "\n").encode(),
-                     force=True)
+        write_output(args.out / "summary.json", (json.dumps(results, indent=2) + "\n").encode(), force=True)
     return 1 if any(r["crashes"] for r in results.values()) else 0
 
 

@@ -73,8 +73,11 @@ def projections(model: bytes, name: str) -> dict[str, dict]:
     out = {}
     for profile_name in PROFILES:
         projection = project(rows, load_profile(profile_name), name)
-        out[profile_name] = {"ms": round(projection.ms, 2), "band_percent": projection.band_percent,
-                             "text": projection.text()}
+        out[profile_name] = {
+            "ms": round(projection.ms, 2),
+            "band_percent": projection.band_percent,
+            "text": projection.text(),
+        }
     return out
 
 
@@ -93,17 +96,24 @@ def _int8_for_cost(saved_model: Path) -> bytes:
     from ktp_tflite.convert.quantize import QuantizeConfig
     from ktp_tflite.convert.quantize_flow import quantize_detector
 
-    return quantize_detector(saved_model, QuantizeConfig(ranges="minmax"), representative="synth:8",
-                             num_samples=8, progress=False).model
+    return quantize_detector(
+        saved_model, QuantizeConfig(ranges="minmax"), representative="synth:8", num_samples=8, progress=False
+    ).model
 
 
 def _variant_config(size: int, width: float, seed: int, steps: int):
     from ktp_tflite.train import config as config_lib
 
     return config_lib.with_overrides(
-        config_lib.preset("ktp"), input_size=size, width_multiplier=width,
-        steps=steps, eval_every=0, checkpoint_every=250,
-        matched_threshold=0.4, unmatched_threshold=0.3, seed=seed,
+        config_lib.preset("ktp"),
+        input_size=size,
+        width_multiplier=width,
+        steps=steps,
+        eval_every=0,
+        checkpoint_every=250,
+        matched_threshold=0.4,
+        unmatched_threshold=0.3,
+        seed=seed,
     )
 
 
@@ -129,8 +139,7 @@ def run_variant(out: Path, size: int, width: float, seed: int, args, train_data,
     run = RunFolder(out / name / "run")
     run.path.parent.mkdir(parents=True, exist_ok=True)
     config = _variant_config(size, width, seed, args.steps)
-    result = train(config, train_data, run.path, val_data=val_data,
-                   resume=run.latest_checkpoint() is not None)
+    result = train(config, train_data, run.path, val_data=val_data, resume=run.latest_checkpoint() is not None)
     # Already trained to the budget: the run folder holds the final evaluation.
     stored = result.metrics or run.read_metrics()
     export = ExportFolder(out / name / "export")
@@ -166,9 +175,18 @@ def project_variant(out: Path, size: int, width: float) -> dict:
     if not export.float_tflite.is_file():
         export_model(model, config.model, export.path)
     return {
-        "variant": name, "architecture": name, "seed": 0, "input_size": size, "width": width,
-        "parameters": count_parameters(model), "steps": 0, "map": None, "map50": None, "map75": None,
-        **_model_columns(export, name), "training_images_per_second": None,
+        "variant": name,
+        "architecture": name,
+        "seed": 0,
+        "input_size": size,
+        "width": width,
+        "parameters": count_parameters(model),
+        "steps": 0,
+        "map": None,
+        "map50": None,
+        "map75": None,
+        **_model_columns(export, name),
+        "training_images_per_second": None,
     }
 
 
@@ -210,9 +228,12 @@ def choose(rows: list[dict], budget_ms: float = BUDGET_MS, profile: str = BUDGET
     for row in rows:
         grouped.setdefault(row["architecture"], []).append(row)
     candidates = tuple(
-        Architecture(name, tuple(r["map"] for r in group if r["map"] is not None),
-                     group[0]["projected_int8"][profile]["ms"],
-                     group[0]["projected_int8"][profile]["band_percent"])
+        Architecture(
+            name,
+            tuple(r["map"] for r in group if r["map"] is not None),
+            group[0]["projected_int8"][profile]["ms"],
+            group[0]["projected_int8"][profile]["band_percent"],
+        )
         for name, group in grouped.items()
     )
     sigma = _pooled_sigma([a.maps for a in candidates])
@@ -249,15 +270,25 @@ CHOICE_RULE = (
 
 def choice_markdown(rows: list[dict], budget_ms: float = BUDGET_MS, profile: str = BUDGET_PROFILE) -> str:
     choice = choose(rows, budget_ms, profile)
-    lines = ["## Choice", "", CHOICE_RULE.format(profile=profile, budget=budget_ms), "",
-             f"| architecture | seeds | mean mAP | {profile} int8 ms | upper edge ms | within budget |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        "## Choice",
+        "",
+        CHOICE_RULE.format(profile=profile, budget=budget_ms),
+        "",
+        f"| architecture | seeds | mean mAP | {profile} int8 ms | upper edge ms | within budget |",
+        "|---|---|---|---|---|---|",
+    ]
     for a in sorted(choice.candidates, key=lambda a: a.ms):
         mean = f"{a.mean_map:.3f}" if a.maps else "not trained"
-        lines.append(f"| {a.name} | {len(a.maps)} | {mean} | {a.ms:.1f} | {a.worst_case_ms:.1f} | "
-                     f"{'yes' if a.worst_case_ms <= budget_ms else 'no'} |")
-    noise = (f"run-to-run standard deviation {choice.sigma:.4f} mAP" if choice.sigma is not None
-             else "run-to-run noise not measured (one seed per architecture)")
+        lines.append(
+            f"| {a.name} | {len(a.maps)} | {mean} | {a.ms:.1f} | {a.worst_case_ms:.1f} | "
+            f"{'yes' if a.worst_case_ms <= budget_ms else 'no'} |"
+        )
+    noise = (
+        f"run-to-run standard deviation {choice.sigma:.4f} mAP"
+        if choice.sigma is not None
+        else "run-to-run noise not measured (one seed per architecture)"
+    )
     lines += ["", f"Chosen: **{choice.architecture}** ({noise})."]
     return "\n".join(lines) + "\n"
 
@@ -276,18 +307,27 @@ def markdown(rows: list[dict], args) -> str:
         ),
         "",
         "| variant | params | int8 size (of float) | mAP@[.5:.95] | mAP@.5 | mAP@.75 | "
-        + " | ".join(f"{p} int8 / float ms" for p in PROFILES) + " | training img/s |",
+        + " | ".join(f"{p} int8 / float ms" for p in PROFILES)
+        + " | training img/s |",
         "|---|---|---|---|---|---|" + "---|" * len(PROFILES) + "---|",
     ]
     for row in rows:
-        cells = [f"{row['projected_int8'][p]['ms']:.1f} / {row['projected_float'][p]['ms']:.1f} "
-                 f"(+-{row['projected_int8'][p]['band_percent']:.0f} %)" for p in PROFILES]
+        cells = [
+            f"{row['projected_int8'][p]['ms']:.1f} / {row['projected_float'][p]['ms']:.1f} "
+            f"(+-{row['projected_int8'][p]['band_percent']:.0f} %)"
+            for p in PROFILES
+        ]
         size = f"{row['int8_bytes'] / 1e6:.2f} MB ({100 * row['int8_bytes'] / row['float_bytes']:.1f} %)"
         trained = row["map"] is not None
         metrics = [f"{row[k]:.3f}" if trained else "not trained" for k in ("map", "map50", "map75")]
         rate = f"{row['training_images_per_second']:.1f}" if trained else "-"
-        lines.append(f"| {row['variant']} | {row['parameters'] / 1e6:.2f} M | {size} | " + " | ".join(metrics)
-                     + " | " + " | ".join(cells) + f" | {rate} |")
+        lines.append(
+            f"| {row['variant']} | {row['parameters'] / 1e6:.2f} M | {size} | "
+            + " | ".join(metrics)
+            + " | "
+            + " | ".join(cells)
+            + f" | {rate} |"
+        )
     table = "\n".join(lines) + "\n"
     try:
         return table + "\n" + choice_markdown(rows)
@@ -310,12 +350,22 @@ def plot(rows: list[dict], profile: str = PROFILES[0]) -> bytes:
             continue
         ms = row["projected_int8"][profile]["ms"]
         axis.scatter(ms, row["map"], color="tab:blue")
-        axis.annotate(f"{row['variant']}\n{row['int8_bytes'] / 1e6:.1f} MB int8", (ms, row["map"]),
-                      fontsize=7, xytext=(4, 4), textcoords="offset points")
+        axis.annotate(
+            f"{row['variant']}\n{row['int8_bytes'] / 1e6:.1f} MB int8",
+            (ms, row["map"]),
+            fontsize=7,
+            xytext=(4, 4),
+            textcoords="offset points",
+        )
     band = rows[0]["projected_int8"][profile]["band_percent"] if rows else 0
     if profile == BUDGET_PROFILE and rows:
-        axis.axvline(BUDGET_MS / (1 + band / 100), color="tab:red", linestyle="--", linewidth=1,
-                     label=f"{BUDGET_MS:g} ms budget at the band's upper edge")
+        axis.axvline(
+            BUDGET_MS / (1 + band / 100),
+            color="tab:red",
+            linestyle="--",
+            linewidth=1,
+            label=f"{BUDGET_MS:g} ms budget at the band's upper edge",
+        )
         axis.legend(fontsize=7, loc="lower right")
     axis.set_xlabel(f"{profile} CPU x4 int8 latency, projected (ms, +-{band:.0f} %)")
     axis.set_ylabel("mAP@[.5:.95], float, held-out photos")
@@ -334,10 +384,14 @@ def _write(out: Path, rows: list[dict], args) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--variants", default="320x0.75,256x0.75,384x0.75,320x0.5,320x1.0,320x0.75@1",
-                        help="SIZExWIDTH[@SEED], comma-separated")
-    parser.add_argument("--project-only", default="",
-                        help="SIZExWIDTH variants only sized and projected, not trained (random weights)")
+    parser.add_argument(
+        "--variants",
+        default="320x0.75,256x0.75,384x0.75,320x0.5,320x1.0,320x0.75@1",
+        help="SIZExWIDTH[@SEED], comma-separated",
+    )
+    parser.add_argument(
+        "--project-only", default="", help="SIZExWIDTH variants only sized and projected, not trained (random weights)"
+    )
     parser.add_argument("--steps", type=int, default=3000)
     parser.add_argument("--train-images", type=int, default=8000)
     parser.add_argument("--train-seed", type=int, default=1)
@@ -353,10 +407,18 @@ def main(argv: list[str] | None = None) -> int:
     variants = [parse_variant(v) for v in args.variants.split(",") if v]
     untrained = [parse_variant(v) for v in args.project_only.split(",") if v]
     args.out.mkdir(parents=True, exist_ok=True)
-    train_data = rendered_dataset(data_folder(args.out, "train", args.train_seed, args.train_images),
-                                  args.train_images, args.train_seed, args.render_workers)
-    val_data = rendered_dataset(data_folder(args.out, "val", args.val_seed, args.val_images),
-                                args.val_images, args.val_seed, args.render_workers)
+    train_data = rendered_dataset(
+        data_folder(args.out, "train", args.train_seed, args.train_images),
+        args.train_images,
+        args.train_seed,
+        args.render_workers,
+    )
+    val_data = rendered_dataset(
+        data_folder(args.out, "val", args.val_seed, args.val_images),
+        args.val_images,
+        args.val_seed,
+        args.render_workers,
+    )
     rows = []
     for size, width, seed in variants:
         _log(f"variant {variant_name(size, width, seed)}")

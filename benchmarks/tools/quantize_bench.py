@@ -44,8 +44,9 @@ def size_breakdown(model: bytes) -> dict[str, int]:
             sizes[key] = sizes.get(key, 0) + tensor.data_bytes
         if tensor.quantization is not None:
             sizes["quant_scales"] = sizes.get("quant_scales", 0) + 4 * len(tensor.quantization.scale)
-            sizes["quant_zero_points_int64"] = (sizes.get("quant_zero_points_int64", 0)
-                                                + 8 * len(tensor.quantization.zero_point))
+            sizes["quant_zero_points_int64"] = sizes.get("quant_zero_points_int64", 0) + 8 * len(
+                tensor.quantization.zero_point
+            )
     return sizes
 
 
@@ -69,8 +70,11 @@ def accuracy(models: dict[str, bytes], val: str) -> dict:
     for evaluation in report.models:
         name = Path(evaluation.model).stem
         m = evaluation.metrics
-        result[name] = {"map": round(100 * m.map, 2), "map50": round(100 * m.map50, 2),
-                        "map75": round(100 * m.map75, 2)}
+        result[name] = {
+            "map": round(100 * m.map, 2),
+            "map50": round(100 * m.map50, 2),
+            "map75": round(100 * m.map75, 2),
+        }
         if evaluation.model in report.drops:
             result[name]["drop_points"] = report.drops[evaluation.model]
     return result
@@ -81,8 +85,14 @@ def _returning(value):
     return lambda: value
 
 
-def measure(model: str, representative: str, num_samples: int, pipeline_config: str | None,
-            seed: int = 0, val: str | None = None) -> dict:
+def measure(
+    model: str,
+    representative: str,
+    num_samples: int,
+    pipeline_config: str | None,
+    seed: int = 0,
+    val: str | None = None,
+) -> dict:
     """Run the quantize pipeline once and time each step."""
     from ktp_tflite.convert.metadata import ModelInfo
     from ktp_tflite.convert.model_source import detect_model_source
@@ -108,8 +118,9 @@ def measure(model: str, representative: str, num_samples: int, pipeline_config: 
     seconds["int8_total"] = result.seconds["convert"]
     seconds.update({f"int8_{k}": v for k, v in result.conversion.seconds.items()})
     seconds["metadata_and_verify"] = result.seconds["metadata_and_verify"]
-    seconds["quantize_end_to_end"] = (seconds["load_and_preprocess"] + seconds["int8_total"]
-                                      + seconds["metadata_and_verify"])
+    seconds["quantize_end_to_end"] = (
+        seconds["load_and_preprocess"] + seconds["int8_total"] + seconds["metadata_and_verify"]
+    )
     model_bytes = result.model
 
     # The converter alone, not the flow: the graph conversion time that the
@@ -120,11 +131,15 @@ def measure(model: str, representative: str, num_samples: int, pipeline_config: 
     extra = {}
     if val:
         start = time.perf_counter()
-        minmax = convert_model(source, QuantizeConfig(ranges="minmax"), calibration_inputs(
-            preloaded, source.height, source.width, progress=False)).model
+        minmax = convert_model(
+            source,
+            QuantizeConfig(ranges="minmax"),
+            calibration_inputs(preloaded, source.height, source.width, progress=False),
+        ).model
         seconds["int8_minmax_total"] = time.perf_counter() - start
-        extra["accuracy"] = accuracy({"float": float_model, "int8_refined": result.conversion.model,
-                                      "int8_minmax": minmax}, val)
+        extra["accuracy"] = accuracy(
+            {"float": float_model, "int8_refined": result.conversion.model, "int8_minmax": minmax}, val
+        )
     return {
         "model": str(model),
         "kind": source.kind,
@@ -136,9 +151,14 @@ def measure(model: str, representative: str, num_samples: int, pipeline_config: 
         "float_bytes": len(float_model),
         "int8_over_float": round(len(model_bytes) / len(float_model), 3),
         "int8_contents": size_breakdown(model_bytes),
-        "ranges": {change.rule: {"recorded": [round(v, 3) for v in change.recorded],
-                                 "chosen": [round(v, 3) for v in change.chosen]}
-                   for change in reversed(result.conversion.range_changes) if change.rule != "mse"},
+        "ranges": {
+            change.rule: {
+                "recorded": [round(v, 3) for v in change.recorded],
+                "chosen": [round(v, 3) for v in change.chosen],
+            }
+            for change in reversed(result.conversion.range_changes)
+            if change.rule != "mse"
+        },
         **extra,
         "cpus": os.cpu_count(),
         "machine": platform.processor() or platform.machine(),
@@ -152,12 +172,12 @@ def main() -> None:
     parser.add_argument("--num-samples", type=int, default=300)
     parser.add_argument("--pipeline-config", default=None)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--val", default=None,
-                        help="labelled set: also compare float, int8 refined and int8 min/max mAP")
+    parser.add_argument(
+        "--val", default=None, help="labelled set: also compare float, int8 refined and int8 min/max mAP"
+    )
     parser.add_argument("--json", default=None, help="also write the result here")
     args = parser.parse_args()
-    result = measure(args.model, args.representative, args.num_samples, args.pipeline_config,
-                     args.seed, args.val)
+    result = measure(args.model, args.representative, args.num_samples, args.pipeline_config, args.seed, args.val)
     text = json.dumps(result, indent=2)
     if args.json:
         from ktp_tflite.train.atomic_files import atomic_write_bytes

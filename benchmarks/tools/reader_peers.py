@@ -110,16 +110,24 @@ except ModuleNotFoundError as error:
     class KtpError(Exception):  # type: ignore[no-redef]  # the worker raises none of the project's errors
         """Stands in for ktp_tflite's base error in the peers' worker."""
 
+
 # Peer engines: name -> (package it needs, how it reads a crop). "tesseract" and "rapidocr" are
 # the engines' default calls; the other two are their documented single-line modes.
 ENGINES: dict[str, tuple[str, str]] = {
     "tesseract": ("tesseract", "default: --psm 3 (automatic page segmentation), default --oem (LSTM)"),
     "tesseract-line": ("tesseract", "--psm 7 (the crop is one text line), default --oem (LSTM)"),
-    "rapidocr": ("rapidocr", ("the library's default call: text detection + angle classifier + recognition "
-                              "(config.yaml of the wheel); slow on line crops: its detector scales the "
-                              "shorter side to 736 px")),
-    "rapidocr-rec": ("rapidocr", ("recognition only (use_det=False, use_cls=False): the crop as one line, "
-                                  "default recognizer settings")),
+    "rapidocr": (
+        "rapidocr",
+        (
+            "the library's default call: text detection + angle classifier + recognition "
+            "(config.yaml of the wheel); slow on line crops: its detector scales the "
+            "shorter side to 736 px"
+        ),
+    ),
+    "rapidocr-rec": (
+        "rapidocr",
+        ("recognition only (use_det=False, use_cls=False): the crop as one line, default recognizer settings"),
+    ),
 }
 DEFAULT_ENGINES = ("tesseract", "tesseract-line", "rapidocr-rec")
 READER = "reader"
@@ -132,32 +140,47 @@ MARGINS = (0.15, 0.5)
 READER_VARIANTS = {"box32": False, "box32_deskew": True}  # the reader's own crops: variant -> deskew
 MIN_CROP_HEIGHT = 8  # CropConfig's smallest height
 VARIANTS: dict[str, str] = {
-    "box32": ("ground-truth box, the reader's crop (the geometry of its crop.txt: size and margins; without "
-              "--reader or crop.txt 32x256, margins 0.2 above and below, 0.1 left and right of the height; padded)"),
-    "box32_deskew": ("box32 after the deskew `scan --reader` and the app apply (the line's slant in the box "
-                     "undone, reader_crops.line_angle)"),
-    **{f"rect_native_m{round(m * 100)}": f"value quadrilateral + {m:.0%} of its height on every side, "
-       f"rectified at native height (>= {MIN_CROP_HEIGHT} px)" for m in MARGINS},
-    **{f"box_native_m{round(m * 100)}": f"ground-truth box + {m:.0%} of its height on every side, "
-       "at frame resolution" for m in MARGINS},
+    "box32": (
+        "ground-truth box, the reader's crop (the geometry of its crop.txt: size and margins; without "
+        "--reader or crop.txt 32x256, margins 0.2 above and below, 0.1 left and right of the height; padded)"
+    ),
+    "box32_deskew": (
+        "box32 after the deskew `scan --reader` and the app apply (the line's slant in the box "
+        "undone, reader_crops.line_angle)"
+    ),
+    **{
+        f"rect_native_m{round(m * 100)}": f"value quadrilateral + {m:.0%} of its height on every side, "
+        f"rectified at native height (>= {MIN_CROP_HEIGHT} px)"
+        for m in MARGINS
+    },
+    **{
+        f"box_native_m{round(m * 100)}": f"ground-truth box + {m:.0%} of its height on every side, at frame resolution"
+        for m in MARGINS
+    },
 }
-NORMALISATION = ("both sides: upper case, whitespace runs collapsed to one space, spaces and colons "
-                 "stripped at both ends; NIK: digits only. 'lenient': then Jenis Kelamin, Status "
-                 "Perkawinan and Kewarganegaraan are replaced by the nearest value of the reader's "
-                 "vocabulary (edit distance, ties to the first), as the reader decodes them (an empty "
-                 "reading stays empty; Kewarganegaraan has one value, so any other reading is exact), "
-                 "and spaces are ignored")
-TIMING = ("host wall time per field, single thread: Tesseract: OMP_THREAD_LIMIT=1, one process per "
-          f"{TESSERACT_PAGES} crops (a multi-page TIFF on stdin, TSV out), process start and model load "
-          "amortised over them; RapidOCR: onnxruntime intra/inter-op threads 1, cv2.setNumThreads(1), "
-          "each call timed after one untimed warm-up call; reader: one LiteRT interpreter with "
-          "num_threads=1 for all crops (creation included) plus decode_field")
+NORMALISATION = (
+    "both sides: upper case, whitespace runs collapsed to one space, spaces and colons "
+    "stripped at both ends; NIK: digits only. 'lenient': then Jenis Kelamin, Status "
+    "Perkawinan and Kewarganegaraan are replaced by the nearest value of the reader's "
+    "vocabulary (edit distance, ties to the first), as the reader decodes them (an empty "
+    "reading stays empty; Kewarganegaraan has one value, so any other reading is exact), "
+    "and spaces are ignored"
+)
+TIMING = (
+    "host wall time per field, single thread: Tesseract: OMP_THREAD_LIMIT=1, one process per "
+    f"{TESSERACT_PAGES} crops (a multi-page TIFF on stdin, TSV out), process start and model load "
+    "amortised over them; RapidOCR: onnxruntime intra/inter-op threads 1, cv2.setNumThreads(1), "
+    "each call timed after one untimed warm-up call; reader: one LiteRT interpreter with "
+    "num_threads=1 for all crops (creation included) plus decode_field"
+)
 INSTALL = {
     "tesseract": "apt-get install -y tesseract-ocr tesseract-ocr-ind",
-    "rapidocr": (f"python3.11 -m venv /work/peers-venv && /work/peers-venv/bin/pip install "
-                 f"'{RAPIDOCR_REQUIREMENT}', then pass --peers-python /work/peers-venv/bin/python "
-                 "(not into the project venv: it moves protobuf and adds opencv-python over "
-                 "mediapipe's opencv-contrib-python)"),
+    "rapidocr": (
+        f"python3.11 -m venv /work/peers-venv && /work/peers-venv/bin/pip install "
+        f"'{RAPIDOCR_REQUIREMENT}', then pass --peers-python /work/peers-venv/bin/python "
+        "(not into the project venv: it moves protobuf and adds opencv-python over "
+        "mediapipe's opencv-contrib-python)"
+    ),
 }
 
 
@@ -195,20 +218,42 @@ def _probe(package: str) -> dict:
         version = subprocess.run([binary, "--version"], capture_output=True, text=True, check=False)
         languages = subprocess.run([binary, "--list-langs"], capture_output=True, text=True, check=False)
         if TESSERACT_LANGUAGE not in languages.stdout.split():
-            return {"available": False, "why": f"tesseract has no '{TESSERACT_LANGUAGE}' language data",
-                    "install": INSTALL[package]}
+            return {
+                "available": False,
+                "why": f"tesseract has no '{TESSERACT_LANGUAGE}' language data",
+                "install": INSTALL[package],
+            }
         dpkg = shutil.which("dpkg-query")
-        data = (subprocess.run([dpkg, "-W", "-f", "${Version}", "tesseract-ocr-ind"], capture_output=True,
-                               text=True, check=False).stdout.strip() if dpkg else "") or None
-        return {"available": True, "version": (version.stdout or version.stderr).splitlines()[0].strip(),
-                "language": TESSERACT_LANGUAGE, "tesseract-ocr-ind": data}
+        data = (
+            subprocess.run(
+                [dpkg, "-W", "-f", "${Version}", "tesseract-ocr-ind"], capture_output=True, text=True, check=False
+            ).stdout.strip()
+            if dpkg
+            else ""
+        ) or None
+        return {
+            "available": True,
+            "version": (version.stdout or version.stderr).splitlines()[0].strip(),
+            "language": TESSERACT_LANGUAGE,
+            "tesseract-ocr-ind": data,
+        }
     if importlib.util.find_spec("rapidocr_onnxruntime") is None:
-        return {"available": False, "why": f"rapidocr_onnxruntime is not importable by {sys.executable}",
-                "install": INSTALL[package]}
-    models = sorted(p.name for p in (importlib.resources.files("rapidocr_onnxruntime") / "models").iterdir()
-                    if p.name.endswith(".onnx"))
-    return {"available": True, "version": importlib.metadata.version("rapidocr-onnxruntime"),
-            "onnxruntime": importlib.metadata.version("onnxruntime"), "models": ", ".join(models)}
+        return {
+            "available": False,
+            "why": f"rapidocr_onnxruntime is not importable by {sys.executable}",
+            "install": INSTALL[package],
+        }
+    models = sorted(
+        p.name
+        for p in (importlib.resources.files("rapidocr_onnxruntime") / "models").iterdir()
+        if p.name.endswith(".onnx")
+    )
+    return {
+        "available": True,
+        "version": importlib.metadata.version("rapidocr-onnxruntime"),
+        "onnxruntime": importlib.metadata.version("onnxruntime"),
+        "models": ", ".join(models),
+    }
 
 
 def _tsv_pages(tsv: str, pages: int) -> list[str]:
@@ -325,8 +370,9 @@ def _line_height(quad: np.ndarray) -> float:
     return quad_sides(np.asarray(quad, dtype=np.float64))[1]
 
 
-def card_crops(seed: int, index: int, synth_config: SynthConfig,
-               reader_crop: CropConfig) -> tuple[dict[str, str], dict[str, list]]:
+def card_crops(
+    seed: int, index: int, synth_config: SynthConfig, reader_crop: CropConfig
+) -> tuple[dict[str, str], dict[str, list]]:
     """The printed texts and the crops of every variant of card ``(seed, index)``.
 
     Returns:
@@ -341,7 +387,8 @@ def card_crops(seed: int, index: int, synth_config: SynthConfig,
     wide = 2 * (size[0] + size[1])  # wider than any native line: never squeezed
     crops: dict[str, list] = {
         name: [box_crop(photo, boxes[f], reader_crop, f, card.texts[f], deskew=deskew) for f in CLASSES]
-        for name, deskew in READER_VARIANTS.items()}
+        for name, deskew in READER_VARIANTS.items()
+    }
     for margin in MARGINS:
         tag = f"m{round(margin * 100)}"
         rectified, axis_aligned = [], []
@@ -352,8 +399,9 @@ def card_crops(seed: int, index: int, synth_config: SynthConfig,
             rectified.append(pixels[:, :content])
             _, top, _, bottom = boxes[field]
             height = max(MIN_CROP_HEIGHT, round((bottom - top) * (1 + 2 * margin)))
-            crop = box_crop(photo, boxes[field], dataclasses.replace(config, height=height, width=max(wide, height)),
-                            field)
+            crop = box_crop(
+                photo, boxes[field], dataclasses.replace(config, height=height, width=max(wide, height)), field
+            )
             axis_aligned.append(crop.pixels[:, : crop.content_width])
         crops[f"rect_native_{tag}"] = rectified
         crops[f"box_native_{tag}"] = axis_aligned
@@ -370,8 +418,13 @@ def probe_engines(python: str, engines: list[str]) -> dict[str, dict]:
     if not packages:
         return {}
     try:
-        done = subprocess.run(_worker_command(python, "--probe", ",".join(packages)), capture_output=True,
-                              text=True, check=False, timeout=120)
+        done = subprocess.run(
+            _worker_command(python, "--probe", ",".join(packages)),
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=120,
+        )
         failure = None if done.returncode == 0 else (done.stderr.strip().splitlines() or ["no message"])[-1]
     except (OSError, subprocess.TimeoutExpired) as error:
         failure = str(error)
@@ -391,8 +444,9 @@ def run_peer(python: str, engine: str, images: list[np.ndarray]) -> tuple[list[s
     """
     buffer = io.BytesIO()
     np.savez(buffer, **{f"crop{i}": np.ascontiguousarray(image) for i, image in enumerate(images)})
-    done = subprocess.run(_worker_command(python, "--worker", engine), input=buffer.getvalue(),
-                          stdout=subprocess.PIPE, check=False)  # stderr: the worker's progress, passed on
+    done = subprocess.run(
+        _worker_command(python, "--worker", engine), input=buffer.getvalue(), stdout=subprocess.PIPE, check=False
+    )  # stderr: the worker's progress, passed on
     if done.returncode != 0:
         raise PeerBenchmarkError(f"{engine} failed in {python} (status {done.returncode}; see its message above)")
     lines = done.stdout.strip().splitlines()  # an engine may print lines of its own before the answer
@@ -428,9 +482,12 @@ def score(truths: list[dict[str, str]], texts: list[str], seconds: list[float], 
             if lenient:
                 read, printed = snap(read, field).replace(" ", ""), printed.replace(" ", "")
             hits[card, column] = read == printed
-    return {"fields": {field: float(hits[:, column].mean()) for column, field in enumerate(CLASSES)},
-            "all_five": float(hits.all(axis=1).mean()), "crops": int(hits.size),
-            "ms_per_field": 1000.0 * float(np.sum(seconds)) / len(seconds)}
+    return {
+        "fields": {field: float(hits[:, column].mean()) for column, field in enumerate(CLASSES)},
+        "all_five": float(hits.all(axis=1).mean()),
+        "crops": int(hits.size),
+        "ms_per_field": 1000.0 * float(np.sum(seconds)) / len(seconds),
+    }
 
 
 def _best(results: list[dict], key: str) -> dict[str, str]:
@@ -444,9 +501,16 @@ def _best(results: list[dict], key: str) -> dict[str, str]:
     return {engine: b["variant"] for engine, b in best.items()}
 
 
-def benchmark(cards: int, seed: int, synth_config: SynthConfig, engines: list[str], peers_python: str,
-              reader: bytes | None = None, reader_name: str | None = None,
-              variants: tuple[str, ...] = tuple(VARIANTS)) -> dict:
+def benchmark(
+    cards: int,
+    seed: int,
+    synth_config: SynthConfig,
+    engines: list[str],
+    peers_python: str,
+    reader: bytes | None = None,
+    reader_name: str | None = None,
+    variants: tuple[str, ...] = tuple(VARIANTS),
+) -> dict:
     """Render, crop, read with every available engine and the reader, score: the JSON-ready result.
 
     The peers read the crop ``variants``; the reader reads ``box32``.
@@ -474,8 +538,12 @@ def benchmark(cards: int, seed: int, synth_config: SynthConfig, engines: list[st
             raise PeerBenchmarkError(str(error)) from None
         shape = runner.model.inputs[0].shape
         reader_crop = runner.crop  # the geometry it was trained on (its crop.txt)
-        reader_info = {"available": True, "file": Path(reader_name).name if reader_name else None,
-                       "input": list(shape), "runtime": "LiteRT (ai-edge-litert), num_threads=1"}
+        reader_info = {
+            "available": True,
+            "file": Path(reader_name).name if reader_name else None,
+            "input": list(shape),
+            "runtime": "LiteRT (ai-edge-litert), num_threads=1",
+        }
 
     _log(f"rendering {cards} cards of seed {seed} ({synth_config.width}x{synth_config.height})")
     truths: list[dict[str, str]] = []
@@ -495,27 +563,46 @@ def benchmark(cards: int, seed: int, synth_config: SynthConfig, engines: list[st
             break
         _log(f"reader: variant {name}, {len(crops[name])} crops")
         texts, seconds = run_reader(runner, crops[name])
-        results.append({"engine": READER, "variant": name,
-                        "as_read": score(truths, texts, seconds, lenient=False),
-                        "lenient": score(truths, texts, seconds, lenient=True)})
+        results.append(
+            {
+                "engine": READER,
+                "variant": name,
+                "as_read": score(truths, texts, seconds, lenient=False),
+                "lenient": score(truths, texts, seconds, lenient=True),
+            }
+        )
     for engine in available:
         for name in variants:
             _log(f"{engine}: variant {name}, {len(images[name])} crops")
             texts, seconds = run_peer(peers_python, engine, images[name])
-            results.append({"engine": engine, "variant": name,
-                            "as_read": score(truths, texts, seconds, lenient=False),
-                            "lenient": score(truths, texts, seconds, lenient=True)})
+            results.append(
+                {
+                    "engine": engine,
+                    "variant": name,
+                    "as_read": score(truths, texts, seconds, lenient=False),
+                    "lenient": score(truths, texts, seconds, lenient=True),
+                }
+            )
 
     engines_info = {e: dict(probes[e]) for e in engines}
     engines_info[READER] = reader_info or {"available": False, "why": "no --reader given"}
     return {
         "benchmark": "reader_peers",
         "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-        "machine": {"cpu": _cpu_name(), "cpus": os.cpu_count(), "platform": platform.platform(),
-                    "python": platform.python_version(), "peers_python": peers_python},
-        "cards": cards, "seed": seed, "frame": f"{synth_config.width}x{synth_config.height}",
-        "fields": list(CLASSES), "variants": {v: VARIANTS[v] for v in variants},
-        "normalisation": NORMALISATION, "timing": TIMING,
+        "machine": {
+            "cpu": _cpu_name(),
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "peers_python": peers_python,
+        },
+        "cards": cards,
+        "seed": seed,
+        "frame": f"{synth_config.width}x{synth_config.height}",
+        "fields": list(CLASSES),
+        "variants": {v: VARIANTS[v] for v in variants},
+        "normalisation": NORMALISATION,
+        "timing": TIMING,
         "engines": engines_info,
         "headline": {"as_read": _best(results, "as_read"), "lenient": _best(results, "lenient")},
         "results": results,
@@ -534,14 +621,20 @@ def _row(label: str, s: dict, fields: list[str]) -> str:
 def markdown(result: dict, command: str | None = None) -> str:
     """The result as a Markdown report (tables of rates, no text content)."""
     fields = result["fields"]
-    header = ("| engine (crop variant) | " + " | ".join(_title(f) for f in fields) + " | all five | ms/field |\n"
-              "|---|" + "---:|" * (len(fields) + 2))
+    header = (
+        "| engine (crop variant) | " + " | ".join(_title(f) for f in fields) + " | all five | ms/field |\n"
+        "|---|" + "---:|" * (len(fields) + 2)
+    )
     by_key = {(r["engine"], r["variant"]): r for r in result["results"]}
     m = result["machine"]
     lines = [
-        "# Field reader against off-the-shelf OCR (exact match per field)", "",
-        (f"{result['cards']} rendered cards of seed {result['seed']} ({result['frame']}), crops from ground "
-         f"truth; {result['date']}; CPU {m['cpu']} ({m['cpus']} cores), Python {m['python']}."), "",
+        "# Field reader against off-the-shelf OCR (exact match per field)",
+        "",
+        (
+            f"{result['cards']} rendered cards of seed {result['seed']} ({result['frame']}), crops from ground "
+            f"truth; {result['date']}; CPU {m['cpu']} ({m['cpus']} cores), Python {m['python']}."
+        ),
+        "",
     ]
     if command:
         lines += [f"Command: `{command}`", ""]
@@ -558,12 +651,19 @@ def markdown(result: dict, command: str | None = None) -> str:
             details = ", ".join(f"{k} {v}" for k, v in info.items() if k != "available")
             lines.append(f"- {engine}: {details}")
         else:
-            lines.append(f"- {engine}: not run ({info['why']})" + (f"; install: {info['install']}"
-                                                                   if "install" in info else ""))
-    lines += ["- crop variants: " + "; ".join(f"`{k}`: {v}" for k, v in result["variants"].items()),
-              f"- normalisation: {result['normalisation']}", f"- timing: {result['timing']}",
-              ("- the headline variant is chosen on this run (optimistic for the peers); "
-               "texts and images are never written, only rates"), ""]
+            lines.append(
+                f"- {engine}: not run ({info['why']})" + (f"; install: {info['install']}" if "install" in info else "")
+            )
+    lines += [
+        "- crop variants: " + "; ".join(f"`{k}`: {v}" for k, v in result["variants"].items()),
+        f"- normalisation: {result['normalisation']}",
+        f"- timing: {result['timing']}",
+        (
+            "- the headline variant is chosen on this run (optimistic for the peers); "
+            "texts and images are never written, only rates"
+        ),
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -603,13 +703,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cards", type=_positive, required=True, help="cards to render (5 crops each)")
     parser.add_argument("--seed", type=int, required=True, help="render seed (use one no reader trained on)")
     parser.add_argument("--reader", type=Path, help="reader .tflite to compare (float or int8)")
-    parser.add_argument("--engines", type=_names(ENGINES), default=list(DEFAULT_ENGINES),
-                        help=(f"comma-separated peers: {', '.join(ENGINES)} (default {','.join(DEFAULT_ENGINES)}; "
-                              "rapidocr, the library's full default pipeline, is slow on line crops)"))
-    parser.add_argument("--variants", type=_names(VARIANTS), default=list(VARIANTS),
-                        help=f"comma-separated crop variants the peers read (default all: {','.join(VARIANTS)})")
-    parser.add_argument("--peers-python", default=sys.executable,
-                        help="interpreter that runs the peers (a venv with rapidocr-onnxruntime; default: this one)")
+    parser.add_argument(
+        "--engines",
+        type=_names(ENGINES),
+        default=list(DEFAULT_ENGINES),
+        help=(
+            f"comma-separated peers: {', '.join(ENGINES)} (default {','.join(DEFAULT_ENGINES)}; "
+            "rapidocr, the library's full default pipeline, is slow on line crops)"
+        ),
+    )
+    parser.add_argument(
+        "--variants",
+        type=_names(VARIANTS),
+        default=list(VARIANTS),
+        help=f"comma-separated crop variants the peers read (default all: {','.join(VARIANTS)})",
+    )
+    parser.add_argument(
+        "--peers-python",
+        default=sys.executable,
+        help="interpreter that runs the peers (a venv with rapidocr-onnxruntime; default: this one)",
+    )
     parser.add_argument("--width", type=_positive, default=640, help="frame width (640)")
     parser.add_argument("--height", type=_positive, default=480, help="frame height (480)")
     parser.add_argument("--preset", choices=("train", "stress"), default="train", help="render recipe (train)")
@@ -627,9 +740,16 @@ def main(argv: list[str] | None = None) -> int:
         args.out.mkdir(parents=True, exist_ok=True)
         for name in ("reader_peers.json", "reader_peers.md"):
             check_output(args.out / name, inputs=[args.reader], force=args.force)
-        result = benchmark(args.cards, args.seed, preset_config(args.preset, args.width, args.height),
-                           args.engines, args.peers_python, reader, str(args.reader) if reader else None,
-                           tuple(args.variants))
+        result = benchmark(
+            args.cards,
+            args.seed,
+            preset_config(args.preset, args.width, args.height),
+            args.engines,
+            args.peers_python,
+            reader,
+            str(args.reader) if reader else None,
+            tuple(args.variants),
+        )
         command = "python -m ktp_tflite.benchmarks.tools.reader_peers " + " ".join(argv)
         result["command"] = command
         paths = write_outputs(result, args.out, args.force, command)

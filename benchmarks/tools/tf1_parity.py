@@ -58,8 +58,7 @@ def _run(interpreter, raw: tuple[int, int], image: np.ndarray) -> dict[str, np.n
     detail = interpreter.get_input_details()[0]
     interpreter.set_tensor(detail["index"], image.astype(detail["dtype"]))
     interpreter.invoke()
-    out = {"box_codes": interpreter.get_tensor(raw[0]).copy(),
-           "scores": interpreter.get_tensor(raw[1]).copy()}
+    out = {"box_codes": interpreter.get_tensor(raw[0]).copy(), "scores": interpreter.get_tensor(raw[1]).copy()}
     for position, output in enumerate(interpreter.get_output_details()):
         out[f"output_{position}"] = interpreter.get_tensor(output["index"]).copy()
     return out
@@ -83,13 +82,11 @@ def compare_raw_outputs(model_a: bytes, model_b: bytes, images: list[np.ndarray]
         out_a, out_b = _run(a, raw_a, image), _run(b, raw_b, image)
         for key in ("box_codes", "scores"):
             if out_a[key].shape != out_b[key].shape:
-                return {"images": len(images), "shapes": {
-                    key: [list(out_a[key].shape), list(out_b[key].shape)]}}
+                return {"images": len(images), "shapes": {key: [list(out_a[key].shape), list(out_b[key].shape)]}}
             worst[key] = max(worst[key], float(np.abs(out_a[key] - out_b[key]).max()))
         for key in sorted(k for k in out_a if k.startswith("output_")):
             if key in out_b and out_a[key].shape == out_b[key].shape:
-                worst["detections"] = max(worst["detections"],
-                                          float(np.abs(out_a[key] - out_b[key]).max()))
+                worst["detections"] = max(worst["detections"], float(np.abs(out_a[key] - out_b[key]).max()))
     return {"images": len(images), **worst}
 
 
@@ -103,12 +100,14 @@ def _our_tflite(checkpoint: str, pipeline_config: Path, source, work: Path) -> b
     import_checkpoint(checkpoint, pipeline_config, work / "run")
     config, model = restore_model(work / "run")
     post = source.postprocess
-    export = ExportConfig(max_detections=int(post["max_detections"]),
-                          score_threshold=float(post["nms_score_threshold"]),
-                          iou_threshold=float(post["nms_iou_threshold"]),
-                          max_classes_per_detection=int(post.get("max_classes_per_detection", 1)),
-                          detections_per_class=int(post.get("detections_per_class", 100)),
-                          use_regular_nms=bool(post.get("use_regular_nms", False)))
+    export = ExportConfig(
+        max_detections=int(post["max_detections"]),
+        score_threshold=float(post["nms_score_threshold"]),
+        iou_threshold=float(post["nms_iou_threshold"]),
+        max_classes_per_detection=int(post.get("max_classes_per_detection", 1)),
+        detections_per_class=int(post.get("detections_per_class", 100)),
+        use_regular_nms=bool(post.get("use_regular_nms", False)),
+    )
     return float_tflite(save_serving(model, config.model, export, ExportFolder(work).saved_model))
 
 
@@ -123,8 +122,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", required=True, help="TF1 checkpoint prefix (model.ckpt-N)")
     parser.add_argument("--pipeline-config", type=Path, required=True)
-    parser.add_argument("--tflite-graph", type=Path, required=True,
-                        help="tflite_graph.pb from export_tflite_ssd_graph.py for that checkpoint")
+    parser.add_argument(
+        "--tflite-graph",
+        type=Path,
+        required=True,
+        help="tflite_graph.pb from export_tflite_ssd_graph.py for that checkpoint",
+    )
     parser.add_argument("--images", default="synth:20", help="data set or synth:N")
     parser.add_argument("--count", type=int, default=20, help="images to compare")
     parser.add_argument("--tolerance", type=float, default=1e-4)
@@ -143,8 +146,9 @@ def main(argv: list[str] | None = None) -> int:
     images = _images(args.images, args.count, source.height, source.width)
     result = compare_raw_outputs(ours, theirs, images)
     result["tolerance"] = args.tolerance
-    result["equal"] = ("shapes" not in result and result["box_codes"] <= args.tolerance
-                       and result["scores"] <= args.tolerance)
+    result["equal"] = (
+        "shapes" not in result and result["box_codes"] <= args.tolerance and result["scores"] <= args.tolerance
+    )
     text = json.dumps(result, indent=2)
     if args.json:
         from ktp_tflite.train.atomic_files import atomic_write_bytes

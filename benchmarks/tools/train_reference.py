@@ -127,8 +127,9 @@ def init_from_saved_model(run_dir: Path, config, saved_model: Path) -> None:
     with atomic_output_dir(run_dir) as staging:
         run = RunFolder(staging)
         run.config.write_text(config.to_json())
-        tf.train.CheckpointManager(tf.train.Checkpoint(step=step, model=model, optimizer=optimizer),
-                                   str(run.checkpoints), max_to_keep=1).save(checkpoint_number=0)
+        tf.train.CheckpointManager(
+            tf.train.Checkpoint(step=step, model=model, optimizer=optimizer), str(run.checkpoints), max_to_keep=1
+        ).save(checkpoint_number=0)
     _log(f"{run_dir}: step 0 from the weights of {saved_model}")
 
 
@@ -146,15 +147,28 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--eval-every", type=int, default=2000)
     parser.add_argument("--checkpoint-every", type=int, default=250)
     parser.add_argument("--render-workers", type=int, default=2)
-    parser.add_argument("--matched-threshold", type=float, default=None,
-                        help="IoU at or above which an anchor is positive (preset default if unset).")
-    parser.add_argument("--unmatched-threshold", type=float, default=None,
-                        help="IoU below which an anchor is negative (preset default if unset).")
+    parser.add_argument(
+        "--matched-threshold",
+        type=float,
+        default=None,
+        help="IoU at or above which an anchor is positive (preset default if unset).",
+    )
+    parser.add_argument(
+        "--unmatched-threshold",
+        type=float,
+        default=None,
+        help="IoU below which an anchor is negative (preset default if unset).",
+    )
     parser.add_argument("--learning-rate", type=float, default=None, help="Peak learning rate.")
     parser.add_argument("--warmup-steps", type=int, default=None)
-    parser.add_argument("--init-from", type=Path, default=None, metavar="SAVED_MODEL",
-                        help="Fine-tune: start from the weights of this exported SavedModel "
-                             "(e.g. train/reference/saved_model) with a fresh optimizer and schedule.")
+    parser.add_argument(
+        "--init-from",
+        type=Path,
+        default=None,
+        metavar="SAVED_MODEL",
+        help="Fine-tune: start from the weights of this exported SavedModel "
+        "(e.g. train/reference/saved_model) with a fresh optimizer and schedule.",
+    )
     args = parser.parse_args(argv)
     if args.train_seed == args.val_seed:
         raise SystemExit("--val-seed must differ from --train-seed")
@@ -164,23 +178,35 @@ def main(argv: list[str] | None = None) -> None:
     from ktp_tflite.train.trainer import train
 
     args.out.mkdir(parents=True, exist_ok=True)
-    train_data = rendered_dataset(data_folder(args.out, "train", args.train_seed, args.train_images),
-                                  args.train_images, args.train_seed, args.render_workers)
-    val_data = rendered_dataset(data_folder(args.out, "val", args.val_seed, args.val_images),
-                                args.val_images, args.val_seed, args.render_workers)
+    train_data = rendered_dataset(
+        data_folder(args.out, "train", args.train_seed, args.train_images),
+        args.train_images,
+        args.train_seed,
+        args.render_workers,
+    )
+    val_data = rendered_dataset(
+        data_folder(args.out, "val", args.val_seed, args.val_images),
+        args.val_images,
+        args.val_seed,
+        args.render_workers,
+    )
     run_dir = args.out / "run"
     run = RunFolder(run_dir)
     config = config_lib.with_overrides(
-        config_lib.preset(args.preset), steps=args.steps, batch_size=args.batch_size,
-        eval_every=args.eval_every, checkpoint_every=args.checkpoint_every,
-        matched_threshold=args.matched_threshold, unmatched_threshold=args.unmatched_threshold,
-        learning_rate=args.learning_rate, warmup_steps=args.warmup_steps,
+        config_lib.preset(args.preset),
+        steps=args.steps,
+        batch_size=args.batch_size,
+        eval_every=args.eval_every,
+        checkpoint_every=args.checkpoint_every,
+        matched_threshold=args.matched_threshold,
+        unmatched_threshold=args.unmatched_threshold,
+        learning_rate=args.learning_rate,
+        warmup_steps=args.warmup_steps,
     )
     if args.init_from is not None and not run_dir.exists():
         init_from_saved_model(run_dir, config, args.init_from)
     started = time.time()
-    result = train(config, train_data, run_dir, val_data=val_data,
-                   resume=run.latest_checkpoint() is not None)
+    result = train(config, train_data, run_dir, val_data=val_data, resume=run.latest_checkpoint() is not None)
     from ktp_tflite.train.export import export_run
 
     tflite_bytes = export_run(run_dir, args.out / "export", force=True)["float_tflite_bytes"]
@@ -189,16 +215,18 @@ def main(argv: list[str] | None = None) -> None:
     summary = {
         "preset": args.preset,
         "config": json.loads(run.config.read_text()),
-        "data": {"train": f"synth seed {args.train_seed}, {args.train_images} photos 640x480",
-                 "val": f"synth seed {args.val_seed}, {args.val_images} photos 640x480"},
+        "data": {
+            "train": f"synth seed {args.train_seed}, {args.train_images} photos 640x480",
+            "val": f"synth seed {args.val_seed}, {args.val_images} photos 640x480",
+        },
         "steps": result.last_step,
         "images_per_second_this_session": result.images_per_second,
         "session_seconds": time.time() - started,
         "final_loss": result.final_loss,
         "metrics_float_keras": metrics,
         "float_tflite_bytes": tflite_bytes,
-        "reproduce": "python -m ktp_tflite.benchmarks.tools.train_reference " + " ".join(
-            argv if argv is not None else sys.argv[1:]),
+        "reproduce": "python -m ktp_tflite.benchmarks.tools.train_reference "
+        + " ".join(argv if argv is not None else sys.argv[1:]),
     }
     text = json.dumps(summary, indent=2) + "\n"
     atomic_write_bytes(args.out / "reference.json", text.encode())

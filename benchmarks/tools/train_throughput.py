@@ -44,8 +44,7 @@ def measure(preset_name: str, batch_size: int, steps: int, images: int, seed: in
     from ktp_tflite.train.synth import render_dataset
     from ktp_tflite.train.trainer import make_optimizer, make_train_step
 
-    config = config_lib.with_overrides(config_lib.preset(preset_name), batch_size=batch_size,
-                                       steps=steps * 3)
+    config = config_lib.with_overrides(config_lib.preset(preset_name), batch_size=batch_size, steps=steps * 3)
     print(f"rendering {images} synthetic photos", file=sys.stderr)
     data = render_dataset(images, seed=seed)
     dataset = train_dataset(data, config.model, config.train)

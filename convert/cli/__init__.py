@@ -28,8 +28,17 @@ from ktp_tflite.train.errors import KtpError
 
 # Modules of this package that define commands; each exposes COMMANDS, a list
 # of click commands or groups to register on the top-level group.
-_COMMAND_MODULES = ("data", "pipeline", "scan", "android_assets", "quantize", "evaluate", "train",
-                    "import_tf1", "reader")
+_COMMAND_MODULES = (
+    "data",
+    "pipeline",
+    "scan",
+    "android_assets",
+    "quantize",
+    "evaluate",
+    "train",
+    "import_tf1",
+    "reader",
+)
 
 
 @contextlib.contextmanager
@@ -39,8 +48,10 @@ def _terminate_as_exit() -> Iterator[None]:
     Only in the main thread and only when nobody else handles SIGTERM; like
     Ctrl-C it takes effect when Python regains control from a long C call.
     """
-    if (threading.current_thread() is not threading.main_thread()
-            or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL):
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
+    ):
         yield
         return
 

@@ -17,8 +17,12 @@ import click
     show_default=True,
     help="The Android app's assets folder.",
 )
-@click.option("--reader", "reader", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Also deliver this int8 field reader (`ktpconvert export-reader`) as ktp_reader_int8.tflite.")
+@click.option(
+    "--reader",
+    "reader",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Also deliver this int8 field reader (`ktpconvert export-reader`) as ktp_reader_int8.tflite.",
+)
 def android_assets(model: Path, assets_dir: Path, reader: Path | None) -> None:
     """Copy MODEL (with metadata) and labels.txt into the Android demo's assets.
 

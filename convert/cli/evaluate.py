@@ -11,31 +11,63 @@ EXIT_DROP_TOO_LARGE = 3
 
 
 @click.command()
-@click.argument("models", nargs=-1, required=True,
-                type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--data", "data_path", required=True, type=click.Path(exists=True, path_type=Path),
-              help="Labelled set: TFRecord (+ label_map.pbtxt), COCO JSON or Pascal VOC.")
-@click.option("--runtime", "runtime_names", multiple=True,
-              type=click.Choice(["litert", "task-library", "mediapipe", "all"]),
-              help="Runtime(s) to evaluate through (repeatable): litert (LiteRT fed by this "
-                   "toolkit), task-library (TFLite Task Library ObjectDetector), mediapipe "
-                   "(MediaPipe Tasks ObjectDetector), all. Default: every installed runtime.")
-@click.option("--max-map-drop", type=click.FloatRange(min=0.0), default=None, metavar="POINTS",
-              help="Exit with code 3 when any model's mAP@[.5:.95] is more than POINTS "
-                   "(1 point = 0.01 mAP) below the float baseline in any runtime (the worst "
-                   "runtime decides).")
-@click.option("--zoom", is_flag=True,
-              help="Two-pass zoom: when pass 1's fields put the card under --zoom-threshold of the "
-                   "frame width, run the model again on the card's crop through the same runtime "
-                   "and map its boxes back (as `scan --zoom`). Every metric is then of the final boxes.")
-@click.option("--zoom-threshold", type=click.FloatRange(0.0, 1.0, min_open=True), default=0.45,
-              show_default=True, help="Card width / frame width below which --zoom takes a second look.")
-@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path),
-              help="Also write the full report (per-class AP, drops) as JSON here.")
+@click.argument("models", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--data",
+    "data_path",
+    required=True,
+    type=click.Path(exists=True, path_type=Path),
+    help="Labelled set: TFRecord (+ label_map.pbtxt), COCO JSON or Pascal VOC.",
+)
+@click.option(
+    "--runtime",
+    "runtime_names",
+    multiple=True,
+    type=click.Choice(["litert", "task-library", "mediapipe", "all"]),
+    help="Runtime(s) to evaluate through (repeatable): litert (LiteRT fed by this "
+    "toolkit), task-library (TFLite Task Library ObjectDetector), mediapipe "
+    "(MediaPipe Tasks ObjectDetector), all. Default: every installed runtime.",
+)
+@click.option(
+    "--max-map-drop",
+    type=click.FloatRange(min=0.0),
+    default=None,
+    metavar="POINTS",
+    help="Exit with code 3 when any model's mAP@[.5:.95] is more than POINTS "
+    "(1 point = 0.01 mAP) below the float baseline in any runtime (the worst "
+    "runtime decides).",
+)
+@click.option(
+    "--zoom",
+    is_flag=True,
+    help="Two-pass zoom: when pass 1's fields put the card under --zoom-threshold of the "
+    "frame width, run the model again on the card's crop through the same runtime "
+    "and map its boxes back (as `scan --zoom`). Every metric is then of the final boxes.",
+)
+@click.option(
+    "--zoom-threshold",
+    type=click.FloatRange(0.0, 1.0, min_open=True),
+    default=0.45,
+    show_default=True,
+    help="Card width / frame width below which --zoom takes a second look.",
+)
+@click.option(
+    "--json",
+    "json_out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write the full report (per-class AP, drops) as JSON here.",
+)
 @click.option("--force", is_flag=True, help="Overwrite --json if it exists.")
-def evaluate(models: tuple[Path, ...], data_path: Path, runtime_names: tuple[str, ...],
-             max_map_drop: float | None, zoom: bool, zoom_threshold: float, json_out: Path | None,
-             force: bool) -> None:
+def evaluate(
+    models: tuple[Path, ...],
+    data_path: Path,
+    runtime_names: tuple[str, ...],
+    max_map_drop: float | None,
+    zoom: bool,
+    zoom_threshold: float,
+    json_out: Path | None,
+    force: bool,
+) -> None:
     """Run each MODEL .tflite on a labelled set through each runtime; print COCO mAP side by side.
 
     Beside mAP: cards read, the % of images whose five fields are all found
@@ -64,9 +96,11 @@ def evaluate(models: tuple[Path, ...], data_path: Path, runtime_names: tuple[str
 
         bare = [m for m in models if not read_model(m).has_metadata]
         if bare and runtimes != ("litert",):
-            click.echo(f"{bare[0]} has no TFLite metadata, which the Task Library and MediaPipe "
-                       "need: evaluating through LiteRT only (add it with `ktpconvert metadata`)",
-                       err=True)
+            click.echo(
+                f"{bare[0]} has no TFLite metadata, which the Task Library and MediaPipe "
+                "need: evaluating through LiteRT only (add it with `ktpconvert metadata`)",
+                err=True,
+            )
             runtimes = ("litert",)
     elif "all" in runtime_names:
         runtimes = RUNTIMES
@@ -81,38 +115,77 @@ def evaluate(models: tuple[Path, ...], data_path: Path, runtime_names: tuple[str
     report = evaluate_models(list(models), dataset, runtimes, zoom=settings)
     click.echo(format_table(report))
     if json_out is not None:
-        write_output(json_out, (json.dumps(report.to_dict(), indent=2) + "\n").encode(),
-                     inputs=inputs, force=force)
+        write_output(json_out, (json.dumps(report.to_dict(), indent=2) + "\n").encode(), inputs=inputs, force=force)
     if max_map_drop is not None and report.max_map_drop() > max_map_drop:
         click.echo(
             f"Error: mAP@[.5:.95] drop {report.max_map_drop():.2f} points "
-            f"({report.worst_runtime()}) exceeds --max-map-drop {max_map_drop}", err=True,
+            f"({report.worst_runtime()}) exceeds --max-map-drop {max_map_drop}",
+            err=True,
         )
         raise SystemExit(EXIT_DROP_TOO_LARGE)
 
 
 @click.command("evaluate-scan")
-@click.option("--model", "model_path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Detector .tflite (with metadata for the Task Library and MediaPipe).")
-@click.option("--reader", "reader_path", required=True,
-              type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Field reader .tflite (`ktpconvert export-reader`).")
-@click.option("--data", "data_path", required=True, type=click.Path(exists=True, path_type=Path),
-              help="Labelled set: TFRecord (+ label_map.pbtxt), COCO JSON or Pascal VOC.")
-@click.option("--texts", "texts_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="fields.jsonl with the printed values [default: the one in --data's folder or its parent].")
-@click.option("--runtime", type=click.Choice(["litert", "task-library", "mediapipe"]), default="task-library",
-              show_default=True, help="Runtime of the detector (task-library: android_demo's, with its "
-                                      "ktp-core box mapping).")
+@click.option(
+    "--model",
+    "model_path",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Detector .tflite (with metadata for the Task Library and MediaPipe).",
+)
+@click.option(
+    "--reader",
+    "reader_path",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Field reader .tflite (`ktpconvert export-reader`).",
+)
+@click.option(
+    "--data",
+    "data_path",
+    required=True,
+    type=click.Path(exists=True, path_type=Path),
+    help="Labelled set: TFRecord (+ label_map.pbtxt), COCO JSON or Pascal VOC.",
+)
+@click.option(
+    "--texts",
+    "texts_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="fields.jsonl with the printed values [default: the one in --data's folder or its parent].",
+)
+@click.option(
+    "--runtime",
+    type=click.Choice(["litert", "task-library", "mediapipe"]),
+    default="task-library",
+    show_default=True,
+    help="Runtime of the detector (task-library: android_demo's, with its ktp-core box mapping).",
+)
 @click.option("--zoom", is_flag=True, help="Two-pass zoom of the detector (as `evaluate --zoom`).")
-@click.option("--zoom-threshold", type=click.FloatRange(0.0, 1.0, min_open=True), default=0.45,
-              show_default=True, help="Card width / frame width below which --zoom takes a second look.")
-@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path),
-              help="Also write the full report as JSON here.")
+@click.option(
+    "--zoom-threshold",
+    type=click.FloatRange(0.0, 1.0, min_open=True),
+    default=0.45,
+    show_default=True,
+    help="Card width / frame width below which --zoom takes a second look.",
+)
+@click.option(
+    "--json",
+    "json_out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write the full report as JSON here.",
+)
 @click.option("--force", is_flag=True, help="Overwrite --json if it exists.")
-def evaluate_scan_command(model_path: Path, reader_path: Path, data_path: Path, texts_path: Path | None,
-                          runtime: str, zoom: bool, zoom_threshold: float, json_out: Path | None,
-                          force: bool) -> None:
+def evaluate_scan_command(
+    model_path: Path,
+    reader_path: Path,
+    data_path: Path,
+    texts_path: Path | None,
+    runtime: str,
+    zoom: bool,
+    zoom_threshold: float,
+    json_out: Path | None,
+    force: bool,
+) -> None:
     """Measure whole scans: the detector through an app runtime, then the reader on its boxes.
 
     Prints exact match per field and cards fully read (all five values

@@ -60,30 +60,61 @@ def _run(ctx: click.Context, name: str, args: list[str]) -> None:
 
 
 @click.command()
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("out"),
-              show_default=True, help="Folder for everything the job writes.")
-@click.option("--model", "model_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
-              default=None, help="Folder with saved_model/ and model_float.tflite "
-              "[default: the bundled reference model].")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("out"),
+    show_default=True,
+    help="Folder for everything the job writes.",
+)
+@click.option(
+    "--model",
+    "model_dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="Folder with saved_model/ and model_float.tflite [default: the bundled reference model].",
+)
 @click.option("--train-count", type=click.IntRange(min=1), default=200, show_default=True)
 @click.option("--val-count", type=click.IntRange(min=1), default=100, show_default=True)
-@click.option("--calibration", type=click.IntRange(min=1), default=300, show_default=True,
-              help="Rendered cards used to calibrate int8.")
-@click.option("--seed", type=int, default=0, show_default=True,
-              help="Training data seed; validation uses seed+1000 so the sets never share a card.")
+@click.option(
+    "--calibration",
+    type=click.IntRange(min=1),
+    default=300,
+    show_default=True,
+    help="Rendered cards used to calibrate int8.",
+)
+@click.option(
+    "--seed",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Training data seed; validation uses seed+1000 so the sets never share a card.",
+)
 @click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True)
-@click.option("--stages", default=",".join(STAGES), show_default=True,
-              help="Comma-separated stages to run, in pipeline order.")
+@click.option(
+    "--stages", default=",".join(STAGES), show_default=True, help="Comma-separated stages to run, in pipeline order."
+)
 @click.option("--force", is_flag=True, help="Overwrite what an earlier run wrote in --out.")
 @click.pass_context
-def pipeline(ctx: click.Context, out: Path, model_dir: Path | None, train_count: int, val_count: int,
-             calibration: int, seed: int, workers: int, stages: str, force: bool) -> None:
+def pipeline(
+    ctx: click.Context,
+    out: Path,
+    model_dir: Path | None,
+    train_count: int,
+    val_count: int,
+    calibration: int,
+    seed: int,
+    workers: int,
+    stages: str,
+    force: bool,
+) -> None:
     """Run the whole pipeline on bundled defaults (synthetic KTP data, reference model)."""
     chosen = [s.strip() for s in stages.split(",") if s.strip()]
     unknown = [s for s in chosen if s not in STAGES]
     if unknown:
-        raise click.BadParameter(f"unknown stage(s) {', '.join(unknown)}; choose from {', '.join(STAGES)}",
-                                 param_hint="--stages")
+        raise click.BadParameter(
+            f"unknown stage(s) {', '.join(unknown)}; choose from {', '.join(STAGES)}", param_hint="--stages"
+        )
     model_dir = model_dir or bundled_model()
     saved_model, float_model = model_dir / "saved_model", model_dir / "model_float.tflite"
     val = out / "data" / "val" / "coco"
@@ -97,8 +128,9 @@ def pipeline(ctx: click.Context, out: Path, model_dir: Path | None, train_count:
         sets = {"train": (train_count, seed), "val": (val_count, seed + 1000)}
         for name, (count, set_seed) in sets.items():
             click.echo(f"== data: {name} ({count} synthetic photos, seed {set_seed})", err=True)
-            write_synthetic(out / "data" / name, count, set_seed, (640, 480), "both", workers, force,
-                            progress=stderr_progressbar)
+            write_synthetic(
+                out / "data" / name, count, set_seed, (640, 480), "both", workers, force, progress=stderr_progressbar
+            )
             report = inspect_dataset(read_dataset(out / "data" / name / "coco"))
             click.echo(f"-- {name}: {out / 'data' / name}")
             click.echo(report.to_text())
@@ -107,22 +139,54 @@ def pipeline(ctx: click.Context, out: Path, model_dir: Path | None, train_count:
     if {"quantize", "metadata"} & set(chosen):
         (out / "model").mkdir(parents=True, exist_ok=True)
     if "quantize" in chosen:
-        _run(ctx, "quantize", [str(saved_model), "--out", str(int8_out), "--representative",
-                               f"synth:{calibration}", "--num-samples", str(calibration), *forced])
+        _run(
+            ctx,
+            "quantize",
+            [
+                str(saved_model),
+                "--out",
+                str(int8_out),
+                "--representative",
+                f"synth:{calibration}",
+                "--num-samples",
+                str(calibration),
+                *forced,
+            ],
+        )
     if "metadata" in chosen:
         _run(ctx, "metadata", [str(float_model), "--out", str(float_out), *forced])
     if "evaluate" in chosen:
-        _run(ctx, "evaluate", [str(float_out), str(int8_out), "--data", str(val),
-                               "--json", str(out / "eval.json"), *forced])
+        _run(
+            ctx,
+            "evaluate",
+            [str(float_out), str(int8_out), "--data", str(val), "--json", str(out / "eval.json"), *forced],
+        )
     if "read" in chosen:
         from ktp_tflite.convert.runtimes import installed_runtimes
 
         runtime = ["--runtime", "litert"] if "task-library" not in installed_runtimes() else []
-        _run(ctx, "evaluate-scan", ["--model", str(int8_out), "--reader", str(bundled_reader()), "--data", str(val),
-                                    *runtime, "--json", str(out / "scan_eval.json"), *forced])
+        _run(
+            ctx,
+            "evaluate-scan",
+            [
+                "--model",
+                str(int8_out),
+                "--reader",
+                str(bundled_reader()),
+                "--data",
+                str(val),
+                *runtime,
+                "--json",
+                str(out / "scan_eval.json"),
+                *forced,
+            ],
+        )
     if "benchmark" in chosen:
-        _run(ctx, "benchmark", [str(float_out), str(int8_out), "--eval", str(out / "eval.json"),
-                                "--report", str(out / "report"), *forced])
+        _run(
+            ctx,
+            "benchmark",
+            [str(float_out), str(int8_out), "--eval", str(out / "eval.json"), "--report", str(out / "report"), *forced],
+        )
     if "android-assets" in chosen:
         _run(ctx, "android-assets", [str(int8_out), "--reader", str(bundled_reader())])
 

@@ -27,8 +27,7 @@ import click
     "--json",
     "json_path",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Also write the JSON document to this file (never IMAGE or --model; an existing "
-    "file only with --force).",
+    help="Also write the JSON document to this file (never IMAGE or --model; an existing file only with --force).",
 )
 @click.option("--force", is_flag=True, help="Replace --json if it exists.")
 @click.option(
@@ -43,8 +42,9 @@ import click
     help="Two-pass zoom: when the fields found put the card under 45 % of the photo width, "
     "run the model again on the card's crop and map its boxes back (stderr says so).",
 )
-def scan(image: Path, model: Path, threshold: float, json_path: Path | None, force: bool, reader: Path | None,
-         zoom: bool) -> None:
+def scan(
+    image: Path, model: Path, threshold: float, json_path: Path | None, force: bool, reader: Path | None, zoom: bool
+) -> None:
     """Detect the five KTP fields on IMAGE and print JSON.
 
     The photo is turned upright from its EXIF orientation, stretched to the
@@ -85,8 +85,12 @@ def scan(image: Path, model: Path, threshold: float, json_path: Path | None, for
         from ktp_tflite.convert.zoom import scan_image_zoomed
 
         result, spec, crop, upright = scan_image_zoomed(model, image, threshold=threshold)
-        click.echo(f"zoom: second pass on crop {list(crop)} (upright pixels)" if crop
-                   else "zoom: no second pass (card large enough, or no field found)", err=True)
+        click.echo(
+            f"zoom: second pass on crop {list(crop)} (upright pixels)"
+            if crop
+            else "zoom: no second pass (card large enough, or no field found)",
+            err=True,
+        )
     else:
         result, spec, upright = scan_image(model, image, threshold=threshold)
     text_document = None
