@@ -16,7 +16,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$here"
 junit_jar="${JUNIT_CONSOLE_JAR:-/usr/share/java/junit-platform-console-standalone.jar}"
 python="${PYTHON:-python3}"
-out="build/ci"
+out="${KTP_CI_OUT:-build/ci}"  # another folder lets two checks run side by side
 
 need() {
     command -v "$1" >/dev/null 2>&1 || { echo "ci.sh: '$1' not found; $2" >&2; exit 1; }
