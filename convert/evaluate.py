@@ -15,6 +15,9 @@ every model runs the two-pass zoom of :mod:`ktp_tflite.convert.zoom` through
 its runtime (the crops go through the runtime as photos of their own) and
 every metric is of the final detections. Reports hold metrics and counts
 only: no image content, file names or field text.
+
+Why one file: one evaluation flow (run each model through each runtime, score, compare)
+whose report every runtime shares; the cards-read metric could move to its own module.
 """
 
 from __future__ import annotations

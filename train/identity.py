@@ -6,6 +6,10 @@ provinces, regencies and cities (the header of a KTP names them); regency
 codes follow the registry convention (kabupaten 01-69, kota 71-99) but are
 not a registry lookup. The NIK is built with :func:`ktp_tflite.train.nik.format_nik`
 so it agrees with the printed gender and birth date.
+
+Why one file: one identity draw whose fields depend on each other (region codes, birth
+date, gender, NIK, name), drawn from one generator in a fixed order; the region and name
+tables could move to a data module if they grow.
 """
 
 from __future__ import annotations

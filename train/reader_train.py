@@ -15,6 +15,9 @@ Run folder layout (written by :func:`train_reader`):
 Crops come from :func:`ktp_tflite.train.reader_crops.render_value_crops`
 (rendered on the fly: seeds and counts are in the config). No text or image
 content is logged, only counts and metrics.
+
+Why one file: one training flow (config, crops, CTC steps, checkpoints, evaluation) over
+one ReaderConfig; the evaluation loop could move to reader_eval.py if it grows.
 """
 
 from __future__ import annotations

@@ -26,6 +26,9 @@ choice by the rule of :func:`choose`) and ``OUT/sweep.png`` (mAP against
 projected Pixel 4 int8 latency). All variants share one step budget: the
 table compares architectures at equal training cost, which is what a user
 with a CPU has.
+
+Why one file: one experiment (train each variant at equal cost, export, evaluate, project,
+write the table); the table writer could split off if another sweep reuses it.
 """
 
 from __future__ import annotations
