@@ -40,7 +40,11 @@ echo "== pip install -e .[test,mediapipe]" >&2
 # One resolve for the package, its tests and MediaPipe Tasks (an app runtime that
 # `evaluate` measures through): numpy 2.1, protobuf 3.20, absl-py 2.5, nothing pinned
 # against anything else (the separate step was for tf-models-official, no longer a dependency).
-.venv/bin/python -m pip install -q -e '.[test,mediapipe]'
+# PYTHONWARNINGS drops the one notice setuptools' editable build gives every package_dir mapping
+# ("Editable installation ... folders with the same name as your package"; strict and compat modes
+# print one too): no folder here is named ktp_tflite, and only that message is filtered.
+PYTHONWARNINGS='ignore:Editable installation.:UserWarning:setuptools.command.editable_wheel' \
+  .venv/bin/python -m pip install -q -e '.[test,mediapipe]'
 
 if [[ -f android_demo/package-lock.json ]]; then
   echo "== npm ci (android_demo tools: kotlinc, ktlint)" >&2

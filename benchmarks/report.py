@@ -91,7 +91,7 @@ class BenchmarkReport:
     host: dict = dataclasses.field(
         default_factory=lambda: {
             "machine": platform.machine(),
-            "processor": _cpu_name(),
+            "processor": cpu_name(),
             "cpus": os.cpu_count(),
             "python": platform.python_version(),
             "int8_dot_isa": _int8_dot_isa(),
@@ -164,7 +164,8 @@ def _int8_dot_isa() -> str:
     return next((isa for isa in ("avx512_vnni", "avx_vnni", "asimddp") if isa in flags), "none")
 
 
-def _cpu_name() -> str:
+def cpu_name() -> str:
+    """This machine's CPU model name ("model name" of /proc/cpuinfo; else ``platform.processor()``)."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):

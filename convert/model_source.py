@@ -16,6 +16,7 @@ from pathlib import Path
 from ktp_tflite.train.errors import KtpError
 from ktp_tflite.train.export import POSTPROCESS_OP
 from ktp_tflite.train.pipeline_config import SsdPipelineConfig
+from ktp_tflite.train.run_folder import ExportFolder
 
 TF1_INPUT = "normalized_input_image_tensor"
 TF1_OUTPUTS = (POSTPROCESS_OP, *(f"{POSTPROCESS_OP}:{i}" for i in (1, 2, 3)))
@@ -77,8 +78,9 @@ def detect_model_source(path: str | Path, pipeline: SsdPipelineConfig | None = N
     if path.is_dir():
         if (path / "saved_model.pb").is_file() or (path / "saved_model.pbtxt").is_file():
             return _saved_model_source(path, pipeline)
-        if (path / "saved_model" / "saved_model.pb").is_file():
-            return _saved_model_source(path / "saved_model", pipeline)
+        export = ExportFolder(path)  # a `ktpconvert export` folder: its SavedModel
+        if (export.saved_model / "saved_model.pb").is_file():
+            return _saved_model_source(export.saved_model, pipeline)
         if (path / "tflite_graph.pb").is_file():
             return _tf1_source(path / "tflite_graph.pb", pipeline)
         raise ModelSourceError(

@@ -151,8 +151,8 @@ def test_unknown_profile_name_lists_the_choices():
 
 
 def test_stored_fit_is_reproduced_from_stored_costs():
-    from ktp_tflite.benchmarks.projection import REFERENCE_ROWS, fit_with_loo
     from ktp_tflite.benchmarks.tools.calibrate import cost_rows, device_profile, load_costs
+    from ktp_tflite.benchmarks.tools.latency_fit import REFERENCE_ROWS, fit_with_loo
 
     stored = load_profile("pixel4")
     rows = cost_rows(load_costs())
@@ -184,8 +184,9 @@ def test_projection_is_labelled_and_scales_with_the_device():
 
 
 def test_rows_measured_without_dot_product_use_the_slower_int8_peak():
-    from ktp_tflite.benchmarks.projection import REFERENCE_ROWS, _Arrays, _project_arrays, capacity
+    from ktp_tflite.benchmarks.projection import OpArrays, capacity, project_arrays
     from ktp_tflite.benchmarks.tools.calibrate import cost_rows, device_profile, load_costs
+    from ktp_tflite.benchmarks.tools.latency_fit import REFERENCE_ROWS
 
     pixel4 = device_profile("pixel4")
     with_dot, without = capacity(pixel4), capacity(pixel4, dotprod=False)
@@ -194,9 +195,9 @@ def test_rows_measured_without_dot_product_use_the_slower_int8_peak():
     assert without.peak_int8 == pytest.approx(without.peak_int8_nodot)
     assert with_dot.peak_float == without.peak_float
     params = {name: p.value for name, p in load_profile("pixel4").parameters.items()}
-    ops = _Arrays.of(cost_rows(load_costs())["ssd_mobilenet_v1_300/int8"])
-    fast = _project_arrays(ops, pixel4, params)["total"]
-    slow = _project_arrays(ops, pixel4, params, dotprod=False)["total"]
+    ops = OpArrays.of(cost_rows(load_costs())["ssd_mobilenet_v1_300/int8"])
+    fast = project_arrays(ops, pixel4, params)["total"]
+    slow = project_arrays(ops, pixel4, params, dotprod=False)["total"]
     assert 1.3 * fast < slow < 2.0 * fast  # dense int8 convs dominate; depthwise and the rest do not change
     flagged = [r for r in REFERENCE_ROWS if not r.dotprod_used]
     assert {r.model for r in flagged} == {"ssd_mobilenet_v1_300"}

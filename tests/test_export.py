@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -12,9 +13,21 @@ from ktp_tflite.convert.cli import main
 from ktp_tflite.train import box_coder
 from ktp_tflite.train.anchors import generate_anchors
 from ktp_tflite.train.config import preset
-from ktp_tflite.train.export import POSTPROCESS_OP, ExportConfig, postprocess_implements, tflite_op_names
+from ktp_tflite.train.export import (
+    OUTPUT_KEYS,
+    POSTPROCESS_OP,
+    SIGNATURE_KEY,
+    ExportConfig,
+    ExportError,
+    check_postprocess_outputs,
+    postprocess_implements,
+    tflite_op_names,
+)
 from ktp_tflite.train.model import count_parameters
 from ktp_tflite.train.preprocess import resize_rgb, to_model_input
+from ktp_tflite.train.run_folder import ExportFolder
+
+import ktp_tests_tiny_ssd as tiny_ssd  # noqa: E402 (registered by conftest.py)
 
 
 def test_postprocess_attributes_are_written_exactly():
@@ -50,6 +63,11 @@ def exported(tmp_path_factory, small_synth):
 
 def test_export_writes_the_folder_and_refuses_to_overwrite(exported):
     out = exported / "exp"
+    # The layout on disk is the one existing exports have (spelled out here), and what ExportFolder names.
+    assert sorted(p.name for p in out.iterdir()) == ["export.json", "labels.txt", "model_float.tflite", "saved_model"]
+    layout = ExportFolder(out)
+    named = [layout.saved_model, layout.float_tflite, layout.labels, layout.summary]
+    assert sorted(p.relative_to(out).as_posix() for p in named) == sorted(p.name for p in out.iterdir())
     assert (out / "saved_model" / "saved_model.pb").is_file()
     assert (out / "labels.txt").read_text().splitlines()[0] == "nik"
     info = json.loads((out / "export.json").read_text())
@@ -76,6 +94,42 @@ def test_float_tflite_has_one_postprocess_op_and_frozen_weights(exported):
     outputs = interpreter.get_output_details()
     assert [o["dtype"] for o in outputs] == [np.float32] * 4
     assert [list(o["shape"]) for o in outputs] == [[1, 10, 4], [1, 10], [1, 10], [1]]
+    # As the converter emitted them, no rewrite: the op's outputs in its order, under OUTPUT_KEYS.
+    (postprocess,) = [op for op in interpreter._get_ops_details() if op["op_name"] == POSTPROCESS_OP]
+    assert [o["index"] for o in outputs] == list(postprocess["outputs"])
+    assert interpreter.get_signature_list()[SIGNATURE_KEY]["outputs"] == list(OUTPUT_KEYS)
+    signature = interpreter.get_signature_runner(SIGNATURE_KEY).get_output_details()
+    assert [signature[key]["index"] for key in OUTPUT_KEYS] == list(postprocess["outputs"])
+
+
+def test_output_keys_sort_as_the_converter_needs():
+    import tensorflow as tf
+
+    def fingerprint_order(keys):
+        # TF's Fingerprint64, by which the converter's SavedModel importer orders signature outputs
+        values = [int.from_bytes(bytes(row), "little") for row in tf.fingerprint(tf.constant(keys)).numpy()]
+        return [key for _, key in sorted(zip(values, keys))]
+
+    assert fingerprint_order(list(OUTPUT_KEYS)) == sorted(OUTPUT_KEYS) == list(OUTPUT_KEYS)
+    # the OD API's names would put the count first (what the export had to rewrite before)
+    od_api = ["detection_boxes", "detection_classes", "detection_scores", "num_detections"]
+    assert fingerprint_order(od_api) == od_api[3:] + od_api[:3]
+
+
+def test_outputs_in_another_order_are_refused(tmp_path):
+    import tensorflow as tf
+
+    graph = tiny_ssd.build_tf1_graph(tmp_path / "tflite_graph.pb", oracle=tiny_ssd.default_oracle())
+    permuted = [f"{POSTPROCESS_OP}:3", POSTPROCESS_OP, f"{POSTPROCESS_OP}:1", f"{POSTPROCESS_OP}:2"]
+    converter = tf.compat.v1.lite.TFLiteConverter.from_frozen_graph(
+        str(graph), ["normalized_input_image_tensor"], permuted, {"normalized_input_image_tensor": [1, 64, 64, 3]}
+    )
+    converter.allow_custom_ops = True
+    with pytest.raises(ExportError, match="expected the TFLite_Detection_PostProcess outputs") as error:
+        check_postprocess_outputs(converter.convert())
+    listed, wanted = (json.loads(found) for found in re.findall(r"\[[\d, ]+\]", str(error.value)))
+    assert listed != wanted and sorted(listed) == sorted(wanted)  # count first, then boxes...
+    assert listed == [wanted[3], wanted[0], wanted[1], wanted[2]]
 
 
 def test_float_tflite_matches_the_keras_model_on_rendered_images(exported, small_synth):

@@ -18,7 +18,7 @@ from ktp_tflite.train.reader_crops import (
     render_value_crops,
 )
 from ktp_tflite.train.reader_grammar import NUM_CLASSES
-from ktp_tflite.train.synth import apply_homography, homography
+from ktp_tflite.train.synth import apply_homography, invert_homography, rect_to_quad
 
 CLEAN = synth.SynthConfig(width=640, height=480, photometric=False, distractors=False)
 CROP = CropConfig()
@@ -33,8 +33,7 @@ def _ink(seed, index, config, element, threshold, also_omit=frozenset()):
 
 def _in_crop(points, quad, content):
     """Which frame points fall inside the crop's content, in crop pixels."""
-    out = np.array([[0, 0], [content, 0], [content, CROP.height], [0, CROP.height]], dtype=np.float64)
-    uv = apply_homography(homography(quad.astype(np.float64), out), points)
+    uv = apply_homography(invert_homography(rect_to_quad(content, CROP.height, quad)), points)
     return (uv[:, 0] >= 0) & (uv[:, 0] <= content) & (uv[:, 1] >= 0) & (uv[:, 1] <= CROP.height)
 
 

@@ -32,10 +32,7 @@ FLATBUFFER_READERS = re.compile(
 )
 # Files that still read .tflite flatbuffers themselves, each with what keeps it
 # from the facade. This list may only shrink: an entry that no longer matches fails.
-PENDING = {
-    "train/export.py": "tflite_op_names and the output reorder use TF's schema and flatbuffer_utils; "
-                       "train/ cannot import convert/, so they move with the export flow",
-}
+PENDING: dict[str, str] = {}
 POSTPROCESS = "TFLite_Detection_PostProcess"
 
 

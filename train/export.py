@@ -11,14 +11,16 @@ returning zeros of the right shapes; the TFLite converter replaces the whole
 function by the custom op, which does the decoding and NMS. The SavedModel
 itself is therefore only meant for conversion, not for TF inference.
 
-Outputs, in TF1 order: boxes [1, max_detections, 4] (ymin, xmin, ymax, xmax),
-classes [1, max_detections] (0-based), scores [1, max_detections], number of
-detections [1], all float32.
+Outputs, in TF1 order (the op's own): boxes [1, max_detections, 4] (ymin,
+xmin, ymax, xmax), classes [1, max_detections] (0-based), scores
+[1, max_detections], number of detections [1], all float32; signature keys
+:data:`OUTPUT_KEYS`, named so that the converter emits them in that order.
 
 The float .tflite is converted with ``from_concrete_functions`` on the
 *loaded* SavedModel signature: with Keras 3, ``from_saved_model`` can
 silently emit a model whose weights are not frozen (a file of a few hundred
-KB); :func:`float_tflite` checks the size and the op list.
+KB); :func:`float_tflite` checks the size, the op list and the output order
+(through LiteRT: this module reads no flatbuffer itself).
 
 Functions return objects or bytes; only the CLI writes files.
 """
@@ -34,14 +36,20 @@ import numpy as np
 from ktp_tflite.train.anchors import generate_anchors
 from ktp_tflite.train.config import ModelConfig
 from ktp_tflite.train.errors import KtpError
+from ktp_tflite.train.run_folder import EXPORT_SUMMARY_FILE, ExportFolder
 from ktp_tflite.train.scratch import private_tempdir
 
 POSTPROCESS_OP = "TFLite_Detection_PostProcess"
 INPUT_NAME = "normalized_input_image_tensor"
 SIGNATURE_KEY = "serving_default"
-# Signature output keys. The converter orders a signature's outputs by key, so
-# these names give the TF1 order: boxes, classes, scores, number of detections.
-OUTPUT_KEYS = ("detection_boxes", "detection_classes", "detection_scores", "num_detections")
+# Signature output keys, chosen for the order the converter gives the graph outputs. Its
+# SavedModel importer (the only path that fuses the post-process op) sorts a signature's
+# outputs by TensorFlow's Fingerprint64 of the key, "to avoid accidentally depending on the
+# order" (SavedModelSignatureDefImporterLite::ConvertSignature, TF's
+# compiler/mlir/tensorflow/translate/import_model.cc): the OD API's "num_detections" would
+# come first. These four sort as the op's own outputs (boxes, classes, scores, count) both
+# that way and alphabetically, as the TFLite signature lists them; float_tflite checks it.
+OUTPUT_KEYS = ("detection_boxes", "detection_classes", "detection_scores", "num_detected")
 
 
 class ExportError(KtpError, ValueError):
@@ -154,7 +162,8 @@ def float_tflite(saved_model_dir: str | Path, min_bytes: int | None = None) -> b
 
     Raises:
       ExportError: the folder is not such a SavedModel, or the result lacks the
-        post-process op or its weights.
+        post-process op or its weights, or lists the outputs in another order
+        (:func:`check_postprocess_outputs`).
     """
     import tensorflow as tf
 
@@ -168,7 +177,7 @@ def float_tflite(saved_model_dir: str | Path, min_bytes: int | None = None) -> b
     converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete], loaded)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     with private_tempdir("ktp-convert-"):  # the converter's own temporaries go in it too (Ctrl-C)
-        result = _outputs_in_tf1_order(converter.convert())
+        result = converter.convert()
     if min_bytes is None:
         shapes = tf.train.load_checkpoint(str(folder / "variables" / "variables"))
         weights = sum(
@@ -182,50 +191,46 @@ def float_tflite(saved_model_dir: str | Path, min_bytes: int | None = None) -> b
             f"float .tflite is {len(result)} bytes, expected at least {min_bytes}: "
             "the weights were not frozen into the model"
         )
-    ops = tflite_op_names(result)
-    if ops.count(POSTPROCESS_OP) != 1:
-        raise ExportError(f"float .tflite has {ops.count(POSTPROCESS_OP)} {POSTPROCESS_OP} ops")
+    check_postprocess_outputs(result)
     return result
 
 
-def _outputs_in_tf1_order(tflite_model: bytes) -> bytes:
-    """Make the graph outputs the post-process op's outputs, in its order.
+def _litert_interpreter(tflite_model: bytes):
+    from ai_edge_litert.interpreter import Interpreter
 
-    The converter lists the four outputs in an arbitrary order (count first,
-    here); the metadata writer and TF1-era apps expect boxes, classes, scores,
-    count, which is the op's own output order.
-    """
-    from tensorflow.lite.tools import flatbuffer_utils
-
-    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(tflite_model))
-    graph = model.subgraphs[0]
-    custom = [i for i, code in enumerate(model.operatorCodes) if code.customCode == POSTPROCESS_OP.encode()]
-    ops = [op for op in graph.operators if op.opcodeIndex in custom]
-    if len(ops) != 1:
-        raise ExportError(f"converted model has {len(ops)} {POSTPROCESS_OP} ops, expected 1")
-    wanted = list(ops[0].outputs)
-    if sorted(wanted) != sorted(graph.outputs):
-        raise ExportError(f"the model outputs are not the {POSTPROCESS_OP} outputs")
-    graph.outputs = wanted
-    for signature in model.signatureDefs or []:
-        signature.outputs.sort(key=lambda item: wanted.index(item.tensorIndex))
-    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+    return Interpreter(model_content=tflite_model)  # not allocated: the graph as converted
 
 
 def tflite_op_names(tflite_model: bytes) -> list[str]:
-    """Names of every operator in the model's graphs (custom ops by their code)."""
-    from tensorflow.lite.python import schema_py_generated as schema
+    """Names of the main graph's operators in execution order (custom ops by their code), from LiteRT."""
+    return [op["op_name"] for op in _litert_interpreter(tflite_model)._get_ops_details()]
 
-    model = schema.ModelT.InitFromPackedBuf(bytearray(tflite_model), 0)
-    codes = []
-    builtin_names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
-    for code in model.operatorCodes:
-        if code.customCode:
-            codes.append(code.customCode.decode())
-        else:
-            builtin = max(code.builtinCode, code.deprecatedBuiltinCode)
-            codes.append(builtin_names.get(builtin, str(builtin)))
-    return [codes[op.opcodeIndex] for graph in model.subgraphs for op in graph.operators]
+
+def check_postprocess_outputs(tflite_model: bytes) -> None:
+    """The model outputs and signature are the post-process op's outputs, in its order.
+
+    The metadata writer and TF1-era apps expect boxes, classes, scores, count:
+    the op's own output order, which :data:`OUTPUT_KEYS` gets from the converter.
+
+    Raises:
+      ExportError: not exactly one post-process op, or outputs in another order.
+    """
+    interpreter = _litert_interpreter(tflite_model)
+    ops = [op for op in interpreter._get_ops_details() if op["op_name"] == POSTPROCESS_OP]
+    if len(ops) != 1:
+        raise ExportError(f"float .tflite has {len(ops)} {POSTPROCESS_OP} ops, expected 1")
+    wanted = [int(index) for index in ops[0]["outputs"]]
+    outputs = [int(detail["index"]) for detail in interpreter.get_output_details()]
+    signature = {}
+    if SIGNATURE_KEY in interpreter.get_signature_list():
+        details = interpreter.get_signature_runner(SIGNATURE_KEY).get_output_details()
+        signature = {key: int(detail["index"]) for key, detail in details.items()}
+    if outputs != wanted or signature != dict(zip(OUTPUT_KEYS, wanted)):
+        raise ExportError(
+            f"the converter listed the float .tflite outputs as tensors {outputs}, signature "
+            f"'{SIGNATURE_KEY}' {signature}; expected the {POSTPROCESS_OP} outputs {wanted} "
+            f"as {list(OUTPUT_KEYS)}"
+        )
 
 
 def save_serving(keras_model, model_config: ModelConfig, export: ExportConfig, folder: str | Path) -> Path:
@@ -238,22 +243,20 @@ def save_serving(keras_model, model_config: ModelConfig, export: ExportConfig, f
 
 
 def write_export(keras_model, model_config: ModelConfig, export: ExportConfig, folder: str | Path) -> bytes:
-    """Fill ``folder`` with ``saved_model/``, ``model_float.tflite`` and (five classes) ``labels.txt``.
+    """Fill ``folder`` as :class:`~ktp_tflite.train.run_folder.ExportFolder` lays it out, all but the summary.
 
+    The SavedModel, the float .tflite and (five classes only) the labels.
     Returns the float .tflite. ``folder`` must exist; the caller makes it
     appear atomically (see :func:`export_run`).
     """
     from ktp_tflite.train.labels import CLASSES, labels_txt
 
-    folder = Path(folder)
-    tflite = float_tflite(save_serving(keras_model, model_config, export, folder / "saved_model"))
-    (folder / "model_float.tflite").write_bytes(tflite)
+    layout = ExportFolder(folder)
+    tflite = float_tflite(save_serving(keras_model, model_config, export, layout.saved_model))
+    layout.float_tflite.write_bytes(tflite)
     if model_config.num_classes == len(CLASSES):
-        (folder / "labels.txt").write_text(labels_txt())
+        layout.labels.write_text(labels_txt())
     return tflite
-
-
-EXPORT_SUMMARY = "export.json"
 
 
 def export_run(
@@ -261,7 +264,7 @@ def export_run(
 ) -> dict:
     """Export a run folder's newest checkpoint to ``out``; returns the summary written to export.json.
 
-    ``out`` (saved_model/, model_float.tflite, labels.txt, export.json) is built
+    ``out`` (an :class:`~ktp_tflite.train.run_folder.ExportFolder`) is built
     under a temporary name and renamed whole, under the project's output rule
     (:func:`ktp_tflite.train.atomic_files.atomic_output_dir`: never inside the
     run folder, an earlier export replaced only with ``force``).
@@ -276,7 +279,7 @@ def export_run(
     export.validate()
     config, model = restore_model(run_dir)
     checkpoint = latest_checkpoint(run_dir)
-    with atomic_output_dir(out, inputs=(run_dir,), force=force, marker=EXPORT_SUMMARY) as staging:
+    with atomic_output_dir(out, inputs=(run_dir,), force=force, marker=EXPORT_SUMMARY_FILE) as staging:
         tflite = write_export(model, config.model, export, staging)
         summary = {
             "checkpoint": Path(checkpoint).name if checkpoint else None,
@@ -291,5 +294,5 @@ def export_run(
             },
             "float_tflite_bytes": len(tflite),
         }
-        (staging / EXPORT_SUMMARY).write_text(json.dumps(summary, indent=2) + "\n")
+        ExportFolder(staging).summary.write_text(json.dumps(summary, indent=2) + "\n")
     return summary

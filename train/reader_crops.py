@@ -32,6 +32,7 @@ Pixels are taken from the decoded JPEG of the photo (what the detector sees).
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping
 
 import numpy as np
@@ -46,7 +47,7 @@ from ktp_tflite.train.synth import (
     RenderedCard,
     SynthConfig,
     apply_homography,
-    homography,
+    rect_to_quad,
     render_card,
 )
 
@@ -113,11 +114,22 @@ class FieldCrop:
 
 
 def quad_sides(quad: np.ndarray) -> tuple[float, float]:
-    """Mean width (top and bottom edges) and mean height (left and right edges) of a quad."""
-    tl, tr, br, bl = quad
-    width = (np.linalg.norm(tr - tl) + np.linalg.norm(br - bl)) / 2
-    height = (np.linalg.norm(bl - tl) + np.linalg.norm(br - tr)) / 2
-    return float(width), float(height)
+    """Mean width (top, bottom edges) and height (left, right) of a quad: ktp-core's ``Quad`` float for float."""
+    (tlx, tly), (trx, try_), (brx, bry), (blx, bly) = ((float(x), float(y)) for x, y in quad)
+    width = (_distance(tlx, tly, trx, try_) + _distance(blx, bly, brx, bry)) / 2
+    return width, (_distance(tlx, tly, blx, bly) + _distance(trx, try_, brx, bry)) / 2
+
+
+def _distance(ax: float, ay: float, bx: float, by: float) -> float:
+    dx, dy = bx - ax, by - ay
+    return math.sqrt(dx * dx + dy * dy)
+
+
+def _rect_to_quad(width: float, height: float, quad: np.ndarray) -> np.ndarray:
+    try:
+        return rect_to_quad(width, height, quad)
+    except ValueError as error:  # a degenerate quad
+        raise CropError(str(error)) from None
 
 
 def expand_quad(quad: np.ndarray, margin: float, side_margin: float) -> np.ndarray:
@@ -134,8 +146,7 @@ def expand_quad(quad: np.ndarray, margin: float, side_margin: float) -> np.ndarr
     width, height = quad_sides(quad)
     if width < 0.5 or height < 0.5:
         raise CropError(f"quadrilateral of {width:.1f} x {height:.1f} px is too small to crop")
-    rect = np.array([[0, 0], [width, 0], [width, height], [0, height]], dtype=np.float64)
-    to_frame = homography(rect, quad)
+    to_frame = _rect_to_quad(width, height, quad)
     m, side = margin * height, side_margin * height
     grown = np.array([[-side, -m], [width + side, -m], [width + side, height + m], [-side, height + m]])
     return apply_homography(to_frame, grown)
@@ -150,8 +161,7 @@ def crop_quad(image: np.ndarray, quad: np.ndarray, config: CropConfig) -> tuple[
     quad = np.asarray(quad, dtype=np.float64)
     width, height = quad_sides(quad)
     content = int(min(config.width, max(1, round(config.height * width / max(height, 1e-6)))))
-    out = np.array([[0, 0], [content, 0], [content, config.height], [0, config.height]], dtype=np.float64)
-    coefficients = homography(out, quad).flatten()[:8].tolist()  # output pixel -> frame pixel
+    coefficients = _rect_to_quad(content, config.height, quad).flatten()[:8].tolist()  # output px -> frame px
     line = Image.fromarray(image).transform(
         (content, config.height), Image.Transform.PERSPECTIVE, coefficients, Image.Resampling.BILINEAR
     )
@@ -188,13 +198,13 @@ def line_angle(
     h, w = gray.shape
     ys, xs = np.nonzero(ink)
     weights = ink[ys, xs]
-    limit = min(max_angle_deg, np.degrees(np.arctan(h / w)))
+    limit = min(max_angle_deg, math.degrees(math.atan(h / w)))
     angles = np.arange(0.0, limit + 1e-9, step_deg)
     angles = np.unique(np.concatenate([-angles, angles]))
     angles = angles[np.argsort(np.abs(angles), kind="stable")]  # ties to the smaller angle
     best, best_score = 0.0, -1.0
     for angle in angles:
-        rows = np.round(ys - np.tan(np.radians(angle)) * (xs - w / 2)).astype(np.int64)
+        rows = np.round(ys - math.tan(math.radians(angle)) * (xs - w / 2)).astype(np.int64)
         rows -= rows.min()
         score = float(np.sum(np.bincount(rows, weights=weights) ** 2))
         if score > best_score * (1 + 1e-6):
@@ -212,15 +222,15 @@ def slanted_quad(box: tuple[float, float, float, float], angle_deg: float) -> np
     """
     x0, y0, x1, y1 = box
     bw, bh = x1 - x0, y1 - y0
-    a = np.radians(abs(angle_deg))
-    c, s = np.cos(a), np.sin(a)
+    a = math.radians(abs(angle_deg))
+    c, s = math.cos(a), math.sin(a)
     det = c * c - s * s
     if det <= 1e-6:
         return None
     w, h = (bw * c - bh * s) / det, (bh * c - bw * s) / det
     if w <= 1 or h < MIN_LINE_HEIGHT:
         return None
-    sin, cos = np.sin(np.radians(angle_deg)), np.cos(np.radians(angle_deg))
+    sin, cos = math.sin(math.radians(angle_deg)), math.cos(math.radians(angle_deg))
     direction, down = np.array([cos, sin]), np.array([-sin, cos])
     # the top-left corner lies on the box's top edge when the line falls, on its left edge when it rises
     tl = np.array([x0 + h * sin, y0]) if angle_deg >= 0 else np.array([x0, y0 - w * sin])

@@ -102,6 +102,7 @@ def render_crops(
 
     Raises:
       ReaderRunError: "detector" crops asked for without ``detect``.
+      WorkerError: a rendering process died (:mod:`ktp_tflite.train.processes`).
     """
     kinds = config.crop_kinds if kinds is None else kinds
     with_detector = DETECTOR_KIND in kinds
@@ -112,17 +113,13 @@ def render_crops(
         )
     base = tuple(k for k in kinds if k != DETECTOR_KIND)
     jobs = [(seed, index, config, synth_config, box_jitter, base, with_detector) for index in range(cards)]
-    pool = None
-    if workers > 1 and cards > 1:
-        import multiprocessing
+    from ktp_tflite.train.processes import process_map
 
-        pool = multiprocessing.get_context("fork").Pool(workers)
-    try:
-        crops: list[FieldCrop] = []
-        step = DETECT_CHUNK if with_detector else max(1, len(jobs))
+    crops: list[FieldCrop] = []
+    step = DETECT_CHUNK if with_detector else max(1, len(jobs))
+    with process_map(workers if cards > 1 else 1) as mapper:
         for start in range(0, len(jobs), step):
-            chunk = jobs[start : start + step]
-            done = pool.map(_card_crops, chunk, chunksize=16) if pool else [_card_crops(job) for job in chunk]
+            done = list(mapper(_card_crops, jobs[start : start + step], 16))
             if not with_detector:
                 crops += [crop for card_crops, _ in done for crop in card_crops]
                 continue
@@ -130,11 +127,7 @@ def render_crops(
             found_boxes = detect([photo for _, photo in kept]) if detect is not None else []
             for (card_crops, _), (card, photo), found in zip(done, kept, found_boxes, strict=True):
                 crops += card_crops + detector_value_crops(card, photo, found, config.crop)
-        return crops
-    finally:
-        if pool is not None:
-            pool.close()
-            pool.join()
+    return crops
 
 
 def save_crops(path: Path, crops: list[FieldCrop]) -> None:

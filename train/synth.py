@@ -561,32 +561,85 @@ def _render_card(
 # --------------------------------------------------------------------------- geometry
 
 
-def homography(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    """3x3 H with dst ~ H @ src for four point pairs (x, y)."""
-    rows = []
-    for (x, y), (u, v) in zip(src, dst):
-        rows.append([x, y, 1, 0, 0, 0, -u * x, -u * y, -u])
-        rows.append([0, 0, 0, x, y, 1, -v * x, -v * y, -v])
-    _, _, vt = np.linalg.svd(np.asarray(rows, dtype=np.float64))
-    h = vt[-1].reshape(3, 3)
-    return h / h[2, 2]
+def rect_to_quad(width: float, height: float, quad: np.ndarray) -> np.ndarray:
+    """3x3 H (H[2, 2] = 1) mapping the rectangle [0, width] x [0, height] onto ``quad`` (TL, TR, BR, BL).
+
+    Heckbert's closed form (unit square to quad, then scaled), in plain float
+    arithmetic in a fixed order: no LAPACK, so the same bits on every CPU.
+    An SVD of the 8x9 point system (what this was) goes through OpenBLAS,
+    whose kernels differ by CPU (OPENBLAS_CORETYPE=SkylakeX moved rendered
+    boxes by 3e-10 px and crop pixels by 1), and is ill-conditioned in pixel
+    units. ktp-core's ``Perspective.rectToQuad`` (Kotlin) does the same
+    operations in the same order, so both give the same coefficients.
+
+    Raises:
+      ValueError: ``width`` or ``height`` is not positive, or the quad is degenerate.
+    """
+    if not (width > 0 and height > 0):
+        raise ValueError(f"rectangle of {width} x {height} has no area")
+    (x0, y0), (x1, y1), (x2, y2), (x3, y3) = ((float(x), float(y)) for x, y in quad)
+    sx = x0 - x1 + x2 - x3
+    sy = y0 - y1 + y2 - y3
+    if sx == 0.0 and sy == 0.0:  # a parallelogram: affine
+        unit = [x1 - x0, x2 - x1, x0, y1 - y0, y2 - y1, y0, 0.0, 0.0]
+    else:
+        dx1, dx2, dy1, dy2 = x1 - x2, x3 - x2, y1 - y2, y3 - y2
+        den = dx1 * dy2 - dx2 * dy1
+        if den == 0.0:
+            raise ValueError(f"quadrilateral {[[x0, y0], [x1, y1], [x2, y2], [x3, y3]]} is degenerate")
+        g = (sx * dy2 - dx2 * sy) / den
+        h = (dx1 * sy - sx * dy1) / den
+        unit = [x1 - x0 + g * x1, x3 - x0 + h * x3, x0, y1 - y0 + g * y1, y3 - y0 + h * y3, y0, g, h]
+    width, height = float(width), float(height)
+    return np.array(
+        [
+            [unit[0] / width, unit[1] / height, unit[2]],
+            [unit[3] / width, unit[4] / height, unit[5]],
+            [unit[6] / width, unit[7] / height, 1.0],
+        ]
+    )
+
+
+def invert_homography(h: np.ndarray) -> np.ndarray:
+    """The inverse of the 3x3 homography ``h``, scaled so its [2, 2] is 1 (adjugate, plain floats).
+
+    Raises:
+      ValueError: ``h`` is singular, or its inverse sends the origin to infinity.
+    """
+    (a, b, c), (d, e, f), (g, k, m) = (tuple(float(v) for v in row) for row in h)
+    adjugate = [
+        [e * m - f * k, c * k - b * m, b * f - c * e],
+        [f * g - d * m, a * m - c * g, c * d - a * f],
+        [d * k - e * g, b * g - a * k, a * e - b * d],
+    ]
+    scale = adjugate[2][2]
+    if scale == 0.0:
+        raise ValueError("the homography has no inverse with a finite origin")
+    return np.array([[v / scale for v in row] for row in adjugate])
 
 
 def apply_homography(h: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """Map [N, 2] (x, y) points through H."""
-    ones = np.ones((points.shape[0], 1), dtype=np.float64)
-    mapped = np.concatenate([points.astype(np.float64), ones], axis=1) @ h.T
-    return mapped[:, :2] / mapped[:, 2:3]
+    """Map [N, 2] (x, y) points through H, element by element (no BLAS: the same bits on every CPU)."""
+    points = np.asarray(points, dtype=np.float64)
+    x, y = points[:, 0], points[:, 1]
+    (a, b, c), (d, e, f), (g, k, m) = (tuple(float(v) for v in row) for row in h)
+    w = g * x + k * y + m
+    return np.stack([(a * x + b * y + c) / w, (d * x + e * y + f) / w], axis=1)
 
 
 def _rotation(roll: float, pitch: float, yaw: float) -> np.ndarray:
     cr, sr = math.cos(roll), math.sin(roll)
     cp, sp = math.cos(pitch), math.sin(pitch)
     cy, sy = math.cos(yaw), math.sin(yaw)
-    rz = np.array([[cr, -sr, 0], [sr, cr, 0], [0, 0, 1]])
-    rx = np.array([[1, 0, 0], [0, cp, -sp], [0, sp, cp]])
-    ry = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
-    return rz @ rx @ ry
+    rz = [[cr, -sr, 0.0], [sr, cr, 0.0], [0.0, 0.0, 1.0]]
+    rx = [[1.0, 0.0, 0.0], [0.0, cp, -sp], [0.0, sp, cp]]
+    ry = [[cy, 0.0, sy], [0.0, 1.0, 0.0], [-sy, 0.0, cy]]
+    return np.array(_matmul3(_matmul3(rz, rx), ry))
+
+
+def _matmul3(p: list[list[float]], q: list[list[float]]) -> list[list[float]]:
+    """3x3 product in plain floats (NumPy's ``@`` goes through OpenBLAS, whose kernels differ by CPU)."""
+    return [[p[i][0] * q[0][j] + p[i][1] * q[1][j] + p[i][2] * q[2][j] for j in range(3)] for i in range(3)]
 
 
 def _card_quad(rng: np.random.Generator, config: SynthConfig, card_w: float, card_h: float) -> np.ndarray:
@@ -604,7 +657,9 @@ def _card_quad(rng: np.random.Generator, config: SynthConfig, card_w: float, car
         ]
     )
     distance = card_w * rng.uniform(1.2, 2.5)  # closer means stronger perspective
-    cam = corners @ _rotation(roll, pitch, yaw).T + np.array([0, 0, distance])
+    r = _rotation(roll, pitch, yaw)
+    # corners @ r.T + (0, 0, distance), element by element (see _matmul3)
+    cam = corners[:, 0:1] * r[:, 0] + corners[:, 1:2] * r[:, 1] + corners[:, 2:3] * r[:, 2] + [0.0, 0.0, distance]
     quad = cam[:, :2] / cam[:, 2:3]
     quad -= quad.min(axis=0)
     span = quad.max(axis=0)
@@ -1003,13 +1058,9 @@ def render_card(
     radius = int(28 * sx)
     ImageDraw.Draw(alpha).rounded_rectangle([0, 0, small_w - 1, small_h - 1], radius=radius, fill=255)
 
-    src = np.array([[0, 0], [CARD_W, 0], [CARD_W, CARD_H], [0, CARD_H]], dtype=np.float64)
-    h_card = homography(src, quad)  # card pixels -> frame pixels
-    src_small = src * np.array([sx, sy])
-    h_small = homography(src_small, quad)
-    inverse = np.linalg.inv(h_small)
-    inverse /= inverse[2, 2]
-    coeffs = inverse.flatten()[:8].tolist()
+    h_card = rect_to_quad(CARD_W, CARD_H, quad)  # card pixels -> frame pixels
+    h_small = rect_to_quad(CARD_W * sx, CARD_H * sy, quad)
+    coeffs = invert_homography(h_small).flatten()[:8].tolist()
     size = (config.width, config.height)
     warped = card_small.transform(size, Image.Transform.PERSPECTIVE, coeffs, Image.Resampling.BILINEAR)
     warped_alpha = alpha.transform(size, Image.Transform.PERSPECTIVE, coeffs, Image.Resampling.BILINEAR)
@@ -1096,23 +1147,16 @@ def render_dataset(
 
     Raises:
       FontError: a font of ``config`` is not installed (names the Debian package).
+      WorkerError: a rendering process died (:mod:`ktp_tflite.train.processes`).
     """
     check_fonts(config)
     jobs = [(seed, i, config) for i in range(start, start + count)]
     examples: list[Example] = []
     texts: dict[str, dict[str, str]] = {}
-    if workers > 1 and count > 1:
-        import multiprocessing
+    from ktp_tflite.train.processes import process_map
 
-        with multiprocessing.get_context("fork").Pool(workers) as pool:
-            for example, fields in pool.imap(_render_example, jobs, chunksize=4):
-                examples.append(example)
-                texts[example.image_id] = fields
-                if progress is not None:
-                    progress(1)
-    else:
-        for job in jobs:
-            example, fields = _render_example(job)
+    with process_map(workers if count > 1 else 1) as mapper:
+        for example, fields in mapper(_render_example, jobs, 4):
             examples.append(example)
             texts[example.image_id] = fields
             if progress is not None:

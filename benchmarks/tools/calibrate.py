@@ -23,7 +23,7 @@ the derived Pixel 6 profile, SSD MobileNet v2 256x256 float with 90 classes.
 Every model's per-op costs are stored in ``profiles/reference_costs.json``
 so the fit (and its test) can be rerun without TensorFlow.
 
-The fit and its leave-one-out errors (:mod:`ktp_tflite.benchmarks.projection`)
+The fit and its leave-one-out errors (:mod:`ktp_tflite.benchmarks.tools.latency_fit`)
 are written into every profile JSON with the device facts (:data:`DEVICES`)
 and sources.
 EfficientDet-Lite0/1/2 (Pixel 4 int8 rows in
@@ -54,16 +54,14 @@ from ktp_tflite.benchmarks.profiles import (
     Parameter,
     profile_from_dict,
 )
-from ktp_tflite.benchmarks.projection import (
+from ktp_tflite.benchmarks.projection import PARAMETER_UNITS, project, project_rows
+from ktp_tflite.benchmarks.tools.latency_fit import (
     OD_NO_DOTPROD,
-    PARAMETER_UNITS,
     PRIOR_SIGMA,
     PRIORS,
     REFERENCE_ROWS,
     ReferenceRow,
     fit_with_loo,
-    project,
-    project_rows,
 )
 
 COSTS_FILE = "reference_costs.json"
@@ -453,7 +451,7 @@ def profile_documents(fit: dict) -> dict[str, dict]:
                     "unit": PARAMETER_UNITS[n],
                     "source": (
                         f"least-squares fit on log latency over REFERENCE_ROWS "
-                        f"(benchmarks/projection.py), shared by all profiles; prior "
+                        f"(benchmarks/tools/latency_fit.py), shared by all profiles; prior "
                         f"{PRIORS[n][0]} (sigma x{math.exp(PRIOR_SIGMA):.0f}): {PRIORS[n][1]}"
                     ),
                 }

@@ -27,7 +27,6 @@ import argparse
 import dataclasses
 import json
 import os
-import platform
 import sys
 import time
 from typing import Any
@@ -94,6 +93,7 @@ def measure(
     val: str | None = None,
 ) -> dict:
     """Run the quantize pipeline once and time each step."""
+    from ktp_tflite.benchmarks.report import cpu_name
     from ktp_tflite.convert.metadata import ModelInfo
     from ktp_tflite.convert.model_source import detect_model_source
     from ktp_tflite.convert.quantize import QuantizeConfig, convert_model
@@ -161,7 +161,7 @@ def measure(
         },
         **extra,
         "cpus": os.cpu_count(),
-        "machine": platform.processor() or platform.machine(),
+        "machine": cpu_name(),
     }
 
 

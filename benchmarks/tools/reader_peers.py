@@ -87,7 +87,7 @@ from pathlib import Path
 import numpy as np
 
 try:  # the benchmark side; the peers' worker runs this file where the project may not be installed
-    from ktp_tflite.benchmarks.report import _cpu_name
+    from ktp_tflite.benchmarks.report import cpu_name
     from ktp_tflite.convert.reader import TfliteReader
     from ktp_tflite.train.atomic_files import check_output, write_output
     from ktp_tflite.train.errors import KtpError
@@ -590,7 +590,7 @@ def benchmark(
         "benchmark": "reader_peers",
         "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
         "machine": {
-            "cpu": _cpu_name(),
+            "cpu": cpu_name(),
             "cpus": os.cpu_count(),
             "platform": platform.platform(),
             "python": platform.python_version(),

@@ -13,9 +13,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import time
 
+from ktp_tflite.benchmarks.report import cpu_name
 from ktp_tflite.train.synth import PRESETS, preset_config, render_dataset
 
 
@@ -34,7 +34,7 @@ def measure(count: int, width: int, height: int, workers: int, seed: int = 0, pr
         "seconds": round(seconds, 2),
         "images_per_s": round(count / seconds, 1),
         "cpus": os.cpu_count(),
-        "machine": platform.processor() or platform.machine(),
+        "machine": cpu_name(),
     }
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 import click
 
 from ktp_tflite.convert.cli.data import stderr_progressbar
+from ktp_tflite.train.run_folder import ExportFolder
 from ktp_tflite.train.synth_writer import write_synthetic
 
 STAGES = ("data", "quantize", "metadata", "evaluate", "read", "benchmark", "android-assets")
@@ -116,7 +117,8 @@ def pipeline(
             f"unknown stage(s) {', '.join(unknown)}; choose from {', '.join(STAGES)}", param_hint="--stages"
         )
     model_dir = model_dir or bundled_model()
-    saved_model, float_model = model_dir / "saved_model", model_dir / "model_float.tflite"
+    export = ExportFolder(model_dir)
+    saved_model, float_model = export.saved_model, export.float_tflite
     val = out / "data" / "val" / "coco"
     int8_out, float_out = out / "model" / "ktp_int8.tflite", out / "model" / "ktp_float.tflite"
     forced = ["--force"] if force else []

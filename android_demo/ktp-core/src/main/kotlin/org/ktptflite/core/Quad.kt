@@ -44,8 +44,8 @@ data class Quad(val topLeft: Point, val topRight: Point, val bottomRight: Point,
  * quad's TL, TR, BR, BL): x = (a0 u + a1 v + a2) / (a6 u + a7 v + 1), y = (a3 u + a4 v + a5) / (same),
  * [coefficients] a0..a7 in PIL's PERSPECTIVE order.
  *
- * Python (ktp_tflite.train.synth.homography) takes the same map from an SVD; this is Heckbert's
- * closed form (unit square to quad, scaled), equal to it within 1e-9 and exact for a rectangle.
+ * Heckbert's closed form (unit square to quad, scaled): the same operations in the same order as
+ * Python's ktp_tflite.train.synth.rect_to_quad, so both give the same coefficients, bit for bit.
  */
 class Perspective private constructor(val coefficients: DoubleArray) {
     /** The image of point ([u], [v]) of the rectangle. */
