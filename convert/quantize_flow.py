@@ -12,6 +12,7 @@ QuantizationDebugger on the same calibrated model and images.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
 from collections.abc import Callable
@@ -27,7 +28,7 @@ from ktp_tflite.convert.quantize import (
     QuantizeConfig,
     convert_model,
 )
-from ktp_tflite.convert.representative import RepresentativeSet, calibration_inputs, load_representative
+from ktp_tflite.convert.representative import Prefetch, RepresentativeSet, calibration_inputs, load_representative
 from ktp_tflite.convert.verify import ModelReport, TaskLibraryReport, verify_model
 from ktp_tflite.train.pipeline_config import SsdPipelineConfig
 
@@ -162,7 +163,7 @@ def quantize_detector(
             f"{labels_source}: {len(info.labels)} labels but {source.path} has "
             f"{source.num_classes} classes; give a labels file with one line per class"
         )
-    samples = data = range_data = None
+    samples = data = range_data = prefetch = None
     timer: list[float] = []
     cache: dict = {}  # resized samples, so later passes render and load nothing
     if config.mode == "int8" and representative is not None:
@@ -177,14 +178,25 @@ def quantize_detector(
             if config.ranges != "refined"
             else dataclasses.replace(samples, loaders=samples.loaders[:STRUCTURE_SAMPLES])
         )
-        data = calibration_inputs(layout, source.height, source.width, progress=progress, timer=timer, cache=cache)
+        # loaded and resized in worker processes while the graph converts (Prefetch)
+        prefetch = Prefetch(samples, source.height, source.width, cache)
+        data = calibration_inputs(
+            layout, source.height, source.width, progress=progress, timer=timer, cache=cache, prefetch=prefetch
+        )
         range_data = calibration_inputs(
-            samples, source.height, source.width, progress=progress, cache=cache, label="refining ranges"
+            samples,
+            source.height,
+            source.width,
+            progress=progress,
+            cache=cache,
+            label="refining ranges",
+            prefetch=prefetch,
         )
     if log is not None:
         log(f"converting {source.kind} {source.path} ({source.height}x{source.width}, {config.mode})")
     start = time.perf_counter()
-    conversion = convert_model(source, config, data, timer, range_data)
+    with prefetch or contextlib.nullcontext():
+        conversion = convert_model(source, config, data, timer, range_data)
     converted = time.perf_counter()
     tflite = conversion.model if info is None else attach_metadata(conversion.model, info, name)
     report, task_report = verify_model(

@@ -194,16 +194,18 @@ def _plan(model: TfliteModel) -> _Plan:
 
 
 def _histograms(
-    model: bytes, plan: _Plan, samples: Callable[[], Iterator[list[np.ndarray]]]
+    model: TfliteModel, plan: _Plan, samples: Callable[[], Iterator[list[np.ndarray]]]
 ) -> tuple[dict[int, _Histogram], np.ndarray]:
-    """(each activation's histogram and exact extent over the samples, box codes of candidate anchors)."""
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+    """(each activation's histogram and exact extent over the samples, box codes of candidate anchors).
 
-    interpreter = Interpreter(
-        model_content=model,
-        experimental_preserve_all_tensors=True,
-        experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
-    )
+    The activations are read as extra graph outputs (:meth:`TfliteModel.with_outputs`), so the
+    model runs through XNNPACK, one thread: 300 samples of the 320x320 model took 19.6 s
+    with the reference kernels that ``experimental_preserve_all_tensors`` needs.
+    """
+    from ai_edge_litert.interpreter import Interpreter
+
+    read = [*plan.recorded, *(i for i in (plan.box_tensor, plan.score_tensor) if i is not None)]
+    interpreter = Interpreter(model_content=model.with_outputs(read), num_threads=1)
     interpreter.allocate_tensors()
     inputs = interpreter.get_input_details()
     counts = {index: _Histogram(low, high) for index, (_, low, high) in plan.recorded.items()}
@@ -307,7 +309,7 @@ def refine_ranges(
     """
     model = parse_model(calibrated, "calibrated model")
     plan = _plan(model)
-    histograms, codes = _histograms(calibrated, plan, samples)
+    histograms, codes = _histograms(model, plan, samples)
     recorded = {index: (histograms[index].min, histograms[index].max) for index in plan.recorded}
     chosen = {}
     for index, (vmin, vmax) in recorded.items():

@@ -10,7 +10,9 @@ common cause of int8 accuracy collapse.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import functools
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -57,13 +59,14 @@ def _choose(available: int, num_samples: int, seed: int, source: str) -> list[in
     return sorted(int(i) for i in rng.choice(available, size=num_samples, replace=False))
 
 
+def _render_synth(seed: int, index: int) -> np.ndarray:
+    from ktp_tflite.train.synth import render_card
+
+    return render_card(seed, index).image
+
+
 def _synth_loader(seed: int, index: int) -> Callable[[], np.ndarray]:
-    def load() -> np.ndarray:
-        from ktp_tflite.train.synth import render_card
-
-        return render_card(seed, index).image
-
-    return load
+    return functools.partial(_render_synth, seed, index)  # picklable: a prefetch worker runs it
 
 
 def load_representative(source: str, num_samples: int, seed: int = 0) -> RepresentativeSet:
@@ -96,6 +99,57 @@ def load_representative(source: str, num_samples: int, seed: int = 0) -> Represe
     return RepresentativeSet(source=source, available=len(dataset), loaders=loaders)
 
 
+def _prepared(job: tuple[Callable[[], np.ndarray], int, int]) -> np.ndarray:
+    from ktp_tflite.train.preprocess import resize_rgb
+
+    load, height, width = job
+    return resize_rgb(load(), height, width)
+
+
+class Prefetch:
+    """The chosen samples loaded and resized in worker processes, into a cache, while the converter runs.
+
+    Rendering 300 synthetic cards takes ~15 s on one core; the TFLite
+    converter's graph conversion, which comes first, uses about one core for
+    ~30 s, so the samples are ready when calibration asks for them. The
+    images are the ones :func:`calibration_inputs` would load itself (the
+    same loader, the same resize). The jobs go to the workers when it is
+    made (no thread of ours: :func:`ktp_tflite.train.processes.process_map`
+    hands them out); :meth:`wait` takes the results in order. Use it as a
+    context manager: leaving it drops the samples not yet rendered.
+    """
+
+    def __init__(
+        self, samples: RepresentativeSet, height: int, width: int, cache: dict[int, np.ndarray], workers: int = 2
+    ):
+        from ktp_tflite.train.processes import process_map
+
+        self._cache = cache
+        self._pool = contextlib.ExitStack()
+        mapper = self._pool.enter_context(process_map(workers))
+        self._results = mapper(_prepared, [(load, height, width) for load in samples.loaders], 4)
+        self._next = 0
+
+    def __enter__(self) -> Prefetch:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._pool.close()
+
+    def wait(self, position: int) -> None:
+        """Put samples up to ``position`` in the cache (waiting for the workers).
+
+        Raises:
+          WorkerError: a worker process died; a loader's own error (an unreadable image).
+        """
+        while self._next <= position:
+            pixels = next(self._results, None)
+            if pixels is None:
+                return
+            self._cache[self._next] = pixels
+            self._next += 1
+
+
 def calibration_inputs(
     samples: RepresentativeSet,
     height: int,
@@ -105,6 +159,7 @@ def calibration_inputs(
     timer: list[float] | None = None,
     cache: dict[int, np.ndarray] | None = None,
     label: str = "calibrating",
+    prefetch: Prefetch | None = None,
 ) -> Callable[[], Iterator[list[np.ndarray]]]:
     """A ``representative_dataset`` for the TFLite converter.
 
@@ -122,6 +177,7 @@ def calibration_inputs(
         (range refinement, the debug report) loads and renders nothing
         (300 images at 320x320 hold 92 MB).
       label: the progress bar's label.
+      prefetch: a :class:`Prefetch` filling ``cache``: each sample is waited for, not loaded here.
     """
     from ktp_tflite.train.preprocess import resize_rgb, to_model_input
 
@@ -136,6 +192,8 @@ def calibration_inputs(
             hidden=not progress,
         ) as bar:
             for position, load in enumerate(samples.loaders):
+                if prefetch is not None:
+                    prefetch.wait(position)
                 if cache is not None and position in cache:
                     pixels = cache[position]
                 else:

@@ -29,7 +29,7 @@ import dataclasses
 import functools
 import json
 import struct
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -455,6 +455,25 @@ class TfliteModel:
         from ai_edge_litert import schema_py_generated as schema
 
         return schema.ModelT.InitFromPackedBuf(bytearray(self.data), 0)
+
+    def with_outputs(self, indices: Sequence[int]) -> bytes:
+        """A copy whose main graph also outputs tensors ``indices`` (after its own outputs, in that order).
+
+        An intermediate tensor that is a graph output is kept by every
+        runtime, XNNPACK's delegate included, so its values can be read after
+        ``invoke`` without ``experimental_preserve_all_tensors`` (which needs
+        the reference kernels). The signatures are dropped (they would list
+        the old outputs).
+        """
+        import flatbuffers
+
+        model = copy.deepcopy(self._object_tree)
+        graph = model.subgraphs[0]
+        graph.outputs = list(dict.fromkeys([*(int(i) for i in graph.outputs), *(int(i) for i in indices)]))
+        model.signatureDefs = None
+        builder = flatbuffers.Builder(1024)
+        builder.Finish(model.Pack(builder), file_identifier=TFLITE_IDENTIFIER)
+        return bytes(builder.Output())
 
     def without_metadata(self) -> bytes:
         """A copy of the model without its TFLite metadata and packed files (labels.txt).

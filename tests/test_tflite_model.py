@@ -238,6 +238,27 @@ def test_with_ranges_changes_only_the_recorded_range(models):
         model.with_ranges({weights.index: (0.0, 1.0)})
 
 
+def test_with_outputs_reads_intermediates_through_xnnpack_as_the_reference_kernels_see_them(models):
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    model = read_model(models["calibrated"])
+    produced = [t.index for op in model.ops for t in op.outputs if op.code != POSTPROCESS]
+    widened = parse_model(model.with_outputs(produced), "widened")
+    assert [t.index for t in widened.outputs][: len(model.outputs)] == [t.index for t in model.outputs]
+    assert {t.index for t in widened.outputs} == {t.index for t in model.outputs} | set(produced)
+    assert widened.tensors == model.tensors and len(widened.ops) == len(model.ops)
+    image = np.random.default_rng(1).uniform(-1, 1, model.inputs[0].shape).astype(np.float32)
+    fast = Interpreter(model_content=widened.data, num_threads=1)  # XNNPACK, the default delegate
+    every = Interpreter(model_content=model.data, experimental_preserve_all_tensors=True,
+                        experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    for interpreter in (fast, every):
+        interpreter.allocate_tensors()
+        interpreter.set_tensor(model.inputs[0].index, image)
+        interpreter.invoke()
+    for index in produced:
+        np.testing.assert_allclose(fast.get_tensor(index), every.get_tensor(index), rtol=1e-4, atol=1e-4)
+
+
 def test_parsing_needs_no_tensorflow(models):
     code = (
         "import sys, numpy as np\n"

@@ -10,13 +10,18 @@ cards``, then nothing until the 90-minute limit), after passing on others.
 Spawning costs about 0.3 s per worker (importing numpy, PIL and the renderer).
 
 A worker that dies (killed, out of memory, a crash in native code) ends the
-map with :class:`WorkerError` instead of leaving the parent waiting.
+map with :class:`WorkerError` instead of leaving the parent waiting. Workers
+ignore Ctrl-C (SIGINT goes to the whole process group of a terminal): the
+parent alone gets it, and leaving the pool by an exception cancels the jobs
+not yet started, so a command stops with its own one line, not a traceback
+per worker.
 """
 
 from __future__ import annotations
 
 import contextlib
 import multiprocessing
+import signal
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -34,6 +39,10 @@ class WorkerError(KtpError, RuntimeError):
     """A worker process stopped before it finished its jobs."""
 
 
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _serial(function: Callable[[Job], Result], jobs: Iterable[Job], chunksize: int = 1) -> Iterator[Result]:
     return map(function, jobs)
 
@@ -44,8 +53,14 @@ def process_map(workers: int) -> Iterator[Mapper]:
 
     ``function`` must be a module-level function and every job picklable. The
     results come back in the order of the jobs, whatever the number of
-    workers. The pool lives for the ``with`` block, so one pool can serve
-    several maps (the reader renders its crops chunk by chunk).
+    workers. A map's jobs are handed to the workers when the mapper is
+    called, not when its results are first asked for, so work can start
+    before it is needed (:class:`ktp_tflite.convert.representative.Prefetch`).
+    The pool lives for the ``with`` block, so one pool can serve several
+    maps (the reader renders its crops chunk by chunk); leaving the block
+    drops the jobs not started and waits for the running ones (a chunk
+    each), so the pool's threads end before the interpreter does (one
+    that outlived it printed "Exception in thread" after Ctrl-C).
 
     Raises (from the mapper's iteration):
       WorkerError: a worker process died.
@@ -53,20 +68,24 @@ def process_map(workers: int) -> Iterator[Mapper]:
     if workers <= 1:
         yield _serial
         return
-    executor = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+    executor = ProcessPoolExecutor(
+        max_workers=workers, mp_context=multiprocessing.get_context("spawn"), initializer=_ignore_sigint
+    )
 
     def mapper(function: Callable[[Job], Result], jobs: Iterable[Job], chunksize: int = 1) -> Iterator[Result]:
-        try:
-            yield from executor.map(function, jobs, chunksize=chunksize)
-        except BrokenProcessPool as error:
-            raise WorkerError(
-                f"a worker process stopped before finishing its jobs ({error}); it may have been killed or "
-                "run out of memory: retry with fewer --workers"
-            ) from None
+        return _worker_errors(executor.map(function, jobs, chunksize=chunksize))
 
     try:
         yield mapper
-    except BaseException:
-        executor.shutdown(wait=False, cancel_futures=True)
-        raise
-    executor.shutdown(wait=True)
+    finally:
+        executor.shutdown(wait=True, cancel_futures=True)
+
+
+def _worker_errors(results: Iterator[Result]) -> Iterator[Result]:
+    try:
+        yield from results
+    except BrokenProcessPool as error:
+        raise WorkerError(
+            f"a worker process stopped before finishing its jobs ({error}); it may have been killed or "
+            "run out of memory: retry with fewer --workers"
+        ) from None

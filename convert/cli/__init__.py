@@ -24,6 +24,7 @@ from collections.abc import Iterator
 
 import click
 
+from ktp_tflite.convert.cli import quiet_import
 from ktp_tflite.train.errors import KtpError
 
 # Modules of this package that define commands; each exposes COMMANDS, a list
@@ -92,6 +93,8 @@ def main() -> None:
     # Python exceptions. Explicit TF_CPP_MIN_LOG_LEVEL / GLOG_minloglevel win.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("GLOG_minloglevel", "2")
+    if os.environ["TF_CPP_MIN_LOG_LEVEL"] not in ("0", "1"):  # TF 2.19 ignores the variable while it loads
+        quiet_import.install("tensorflow")
     # google-api-core warns about Python 3.11's end of life (a venv made while
     # tf-models-official was a dependency still has it)
     warnings.filterwarnings("ignore", message="You are using a Python version", category=FutureWarning)

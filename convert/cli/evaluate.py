@@ -107,6 +107,10 @@ def evaluate(
     else:
         runtimes = tuple(r for r in RUNTIMES if r in runtime_names)
     dataset = read_dataset(data_path)
+    click.echo(
+        f"evaluating {len(models)} model(s) through {', '.join(runtimes)} on {len(dataset)} photos of {data_path}",
+        err=True,
+    )
     settings = None
     if zoom:
         from ktp_tflite.convert.zoom import ZoomSettings
@@ -210,6 +214,7 @@ def evaluate_scan_command(
     reader = load_reader(reader_path)
     texts = read_field_texts(texts_path or find_field_texts(data_path))
     dataset = read_dataset(data_path)
+    click.echo(f"reading the fields of {len(dataset)} photos of {data_path} through {runtime}", err=True)
     settings = None
     if zoom:
         from ktp_tflite.convert.zoom import ZoomSettings
