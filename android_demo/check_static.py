@@ -12,7 +12,22 @@ Checks:
             names that `ktpconvert android-assets` (detector) and
             `ktpconvert export-reader` (reader) write.
   versions  the Kotlin version of the Gradle catalog equals the npm
-            kotlin-compiler that CI compiles with.
+            kotlin-compiler that CI compiles with; every catalog version is
+            exact (no "+", no latest.release); every libs.* accessor of the
+            build files names a catalog entry.
+  settings  DetectorSettings reads back exactly the keys its toBundle writes
+            (same type), writes every field, and SettingsActivity returns it
+            through toIntent: a key read that is never written would silently
+            fall back to the default.
+  runtimes  every DetectorRuntime entry the app names exists in ktp-core;
+            every RuntimeChoice is created in ObjectDetectorHelper by a
+            detector whose `runtime` (the box rule applied to its boxes) is
+            that choice's DetectorRuntime.
+  closing   every class holding a MediaPipe or Task Library ObjectDetector
+            closes it in close(); the helper closes its detector in clear(),
+            setup() clears first and MainActivity.onDestroy clears; no
+            MPImage made from a frame is closed (that recycles the bitmap the
+            overlay and the readers still use).
 
 Usage: python3 check_static.py [--root DIR] [--manifest FILE]
 Prints one line per check; exit status 1 if any check fails. Standard
@@ -25,6 +40,7 @@ import argparse
 import json
 import re
 import sys
+import tomllib
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -143,6 +159,243 @@ def check_versions(root: Path) -> list[str]:
     return []
 
 
+EXACT_VERSION = re.compile(r"\d+(\.\d+)*")
+BUILD_FILES = ("build.gradle.kts", "settings.gradle.kts", "app/build.gradle.kts", "ktp-core/build.gradle.kts")
+
+
+def _accessor(name: str) -> str:
+    """The Gradle accessor path of a catalog alias: '-', '_' and '.' all separate."""
+    return re.sub(r"[-_.]", ".", name)
+
+
+def check_catalog(root: Path) -> list[str]:
+    """Catalog versions are exact and every libs.* accessor of the build files exists in the catalog."""
+    path = root / "gradle" / "libs.versions.toml"
+    try:
+        catalog = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as error:
+        return [f"{path}: cannot read the catalog: {error}"]
+    problems = []
+    versions = catalog.get("versions", {})
+    for name, version in versions.items():
+        if not isinstance(version, str) or not EXACT_VERSION.fullmatch(version):
+            problems.append(f"{path}: version {name} = {version!r} is not an exact version (pin it)")
+    for section in ("libraries", "plugins"):
+        for name, entry in catalog.get(section, {}).items():
+            version = entry.get("version") if isinstance(entry, dict) else None
+            ref = version.get("ref") if isinstance(version, dict) else None  # version.ref = "..."
+            if ref is not None and ref not in versions:
+                problems.append(f"{path}: {section}.{name} refers to version {ref!r}, not in [versions]")
+    libraries = {_accessor(name) for name in catalog.get("libraries", {})}
+    plugins = {_accessor(name) for name in catalog.get("plugins", {})}
+    for relative in BUILD_FILES:
+        build = root / relative
+        if not build.exists():
+            continue
+        for number, line in enumerate(build.read_text().splitlines(), start=1):
+            code = line.split("//", 1)[0]  # comments may name the file libs.versions.toml
+            for accessor in re.findall(r"\blibs\.([\w.]+)", code):
+                if accessor.startswith("plugins."):
+                    known = accessor[len("plugins."):] in plugins
+                elif accessor.startswith("versions."):
+                    known = _accessor(accessor[len("versions."):]) in {_accessor(v) for v in versions}
+                else:
+                    known = accessor in libraries
+                if not known:
+                    problems.append(f"{build}:{number}: libs.{accessor} is not in {path}")
+    return problems
+
+
+def _body(text: str, start: re.Pattern[str] | str) -> str | None:
+    """The text inside the braces that open after the first match of ``start`` (None: no match)."""
+    match = re.search(start, text)
+    if match is None:
+        return None
+    opening = text.find("{", match.end() - 1)
+    if opening < 0:
+        return None
+    depth = 0
+    for index in range(opening, len(text)):
+        if text[index] == "{":
+            depth += 1
+        elif text[index] == "}":
+            depth -= 1
+            if depth == 0:
+                return text[opening + 1 : index]
+    return None
+
+
+def _parens(text: str, start: str) -> str | None:
+    """The text inside the parentheses that open at the end of the first match of ``start``."""
+    match = re.search(start, text)
+    if match is None:
+        return None
+    depth = 0
+    for index in range(match.end() - 1, len(text)):
+        if text[index] == "(":
+            depth += 1
+        elif text[index] == ")":
+            depth -= 1
+            if depth == 0:
+                return text[match.end() : index]
+    return None
+
+
+def _app_file(root: Path, name: str) -> Path | None:
+    found = sorted((root / "app" / "src").rglob(name))
+    return found[0] if found else None
+
+
+def check_settings(root: Path) -> list[str]:
+    """DetectorSettings' Bundle round trip: keys read == keys written, same types, every field written."""
+    source = _app_file(root, "DetectorSettings.kt")
+    if source is None:
+        return [f"{root / 'app/src'}: no DetectorSettings.kt"]
+    text = source.read_text()
+    keys = dict(re.findall(r'const val (KEY_\w+) = "([^"]*)"', text))
+    problems = []
+    values = list(keys.values())
+    for value in sorted({v for v in values if values.count(v) > 1}):
+        problems.append(f"{source}: two setting keys are both {value!r}")
+    to_bundle = _body(text, r"fun toBundle\(\)")
+    from_bundle = _body(text, r"fun fromBundle\(")
+    fields = _parens(text, r"data class DetectorSettings\(")
+    if to_bundle is None or from_bundle is None or fields is None:
+        return problems + [f"{source}: no data class DetectorSettings with toBundle() and fromBundle()"]
+    writes = {key: (kind, value) for kind, key, value in re.findall(r"\bput(\w+)\((KEY_\w+),\s*([\w.]+)", to_bundle)}
+    reads = {key: kind for kind, key in re.findall(r"\bget(\w+)\((KEY_\w+)", from_bundle)}
+    for key in sorted(set(writes) | set(reads)):
+        if key not in keys:
+            problems.append(f"{source}: {key} is used but not declared")
+    for key, kind in sorted(reads.items()):
+        if key not in writes:
+            problems.append(
+                f"{source}: fromBundle reads {key} that toBundle never writes (SettingsActivity returns it)"
+            )
+        elif writes[key][0] != kind:
+            problems.append(
+                f"{source}: fromBundle reads {key} with get{kind}, toBundle writes it with put{writes[key][0]}"
+            )
+    for key in sorted(set(writes) - set(reads)):
+        problems.append(f"{source}: toBundle writes {key} that fromBundle never reads")
+    written = {value.split(".")[0] for _, value in writes.values()}
+    for field in re.findall(r"\bval (\w+)\s*:", fields):
+        if field not in written:
+            problems.append(f"{source}: toBundle does not write the field {field}; the settings screen would drop it")
+    activity = _app_file(root, "SettingsActivity.kt")
+    if activity is None or not re.search(r"setResult\([^)]*settings\.toIntent\(\)\)", activity.read_text()):
+        problems.append(f"{activity or root / 'app/src'}: SettingsActivity does not return settings.toIntent()")
+    main = _app_file(root, "MainActivity.kt")
+    if main is None or "DetectorSettings.fromBundle(data.extras)" not in main.read_text():
+        problems.append(
+            f"{main or root / 'app/src'}: MainActivity does not read the result with DetectorSettings.fromBundle"
+        )
+    return problems
+
+
+def _enum_entries(text: str, name: str) -> list[tuple[str, str]]:
+    """(entry, first constructor argument) of ``enum class name`` in ``text``."""
+    body = _body(text, rf"enum class {name}\b")
+    if body is None:
+        return []
+    return re.findall(r"^\s*([A-Z][A-Z0-9_]*)\(\s*([^,)]+)", body, flags=re.M)
+
+
+def check_runtimes(root: Path) -> list[str]:
+    """The app's runtimes exist in ktp-core, and each choice is run by a detector with its box rule."""
+    core = root / "ktp-core" / "src" / "main" / "kotlin" / "org" / "ktptflite" / "core" / "RuntimeBoxes.kt"
+    if not core.exists():
+        return [f"{core}: missing (enum class DetectorRuntime)"]
+    runtimes = dict(_enum_entries(core.read_text(), "DetectorRuntime"))
+    if not runtimes:
+        return [f"{core}: no enum class DetectorRuntime entries"]
+    ids = {value.strip('"') for value in runtimes.values()}
+    problems = []
+    sources = {p: p.read_text() for p in sorted((root / "app" / "src").rglob("*.kt"))}
+    for path, text in sources.items():
+        for number, line in enumerate(text.splitlines(), start=1):
+            for entry in re.findall(r"\bDetectorRuntime\.([A-Z][A-Z0-9_]*)\b", line):
+                if entry not in runtimes:
+                    problems.append(f"{path}:{number}: DetectorRuntime.{entry} is not in {core}")
+            for runtime_id in re.findall(r'DetectorRuntime\.fromId\("([^"]*)"\)', line):
+                if runtime_id not in ids:
+                    problems.append(f"{path}:{number}: runtime id {runtime_id!r} is not in {core}")
+    settings = _app_file(root, "DetectorSettings.kt")
+    choices = _enum_entries(settings.read_text(), "RuntimeChoice") if settings else []
+    if not choices:
+        return problems + [f"{settings or root / 'app/src'}: no enum class RuntimeChoice"]
+    helper = _app_file(root, "ObjectDetectorHelper.kt")
+    branch = r"RuntimeChoice\.([A-Z][A-Z0-9_]*)\s*->\s*(\w+)\.create\("
+    created = dict(re.findall(branch, helper.read_text())) if helper else {}
+    seen = set()
+    for choice, argument in choices:
+        match = re.fullmatch(r"DetectorRuntime\.([A-Z][A-Z0-9_]*)", argument.strip())
+        if match is None:
+            problems.append(f"{settings}: RuntimeChoice.{choice} does not name a DetectorRuntime first")
+            continue
+        runtime = match.group(1)
+        if runtime in seen:
+            problems.append(f"{settings}: two RuntimeChoice entries run DetectorRuntime.{runtime}")
+        seen.add(runtime)
+        if choice not in created:
+            problems.append(f"{helper}: ObjectDetectorHelper creates no detector for RuntimeChoice.{choice}")
+            continue
+        detector = created[choice]
+        declared = [p for p, t in sources.items() if re.search(rf"\bclass {detector}\b", t)]
+        rule_pattern = r"override val runtime\s*=\s*DetectorRuntime\.(\w+)"
+        rule = re.search(rule_pattern, sources[declared[0]]) if declared else None
+        if rule is None:
+            problems.append(f"{root / 'app/src'}: {detector} declares no `override val runtime = DetectorRuntime.X`")
+        elif rule.group(1) != runtime:
+            problems.append(
+                f"{declared[0]}: {detector} maps its boxes as DetectorRuntime.{rule.group(1)}, "
+                f"but runs RuntimeChoice.{choice} (DetectorRuntime.{runtime})"
+            )
+    return problems
+
+
+DETECTOR_IMPORTS = (
+    "com.google.mediapipe.tasks.vision.objectdetector.ObjectDetector",
+    "org.tensorflow.lite.task.vision.detector.ObjectDetector",
+)
+
+
+def check_closing(root: Path) -> list[str]:
+    """Detectors are closed with their owner; frames handed to MediaPipe are not."""
+    problems = []
+    for path in sorted((root / "app" / "src").rglob("*.kt")):
+        text = path.read_text()
+        if any(re.search(rf"^import {re.escape(name)}$", text, flags=re.M) for name in DETECTOR_IMPORTS):
+            held = re.findall(r"\bval (\w+): ObjectDetector\b", text)
+            if "ObjectDetector.createFrom" in text and not held:
+                problems.append(f"{path}: creates an ObjectDetector but holds none in a property it can close")
+            close = _body(text, r"override fun close\(\)\s*\{") or ""
+            one_line = re.findall(r"override fun close\(\)\s*=\s*(\w+)\??\.close\(\)", text)
+            for name in held:
+                if name not in one_line and not re.search(rf"\b{name}\??\.close\(\)", close):
+                    problems.append(f"{path}: the ObjectDetector {name} is not closed in close()")
+        for name in re.findall(r"\bval (\w+) = BitmapImageBuilder\(", text):
+            if re.search(rf"\b{name}\.(close\(\)|use\b)", text):
+                problems.append(
+                    f"{path}: closes the MPImage {name}; MPImage.close() recycles the frame's bitmap, "
+                    "which the overlay and the readers still use"
+                )
+        if re.search(r"BitmapImageBuilder\([^)]*\)\.build\(\)\.use\b", text):
+            problems.append(f"{path}: closes an MPImage made from a frame (MPImage.close() recycles the bitmap)")
+    helper = _app_file(root, "ObjectDetectorHelper.kt")
+    main = _app_file(root, "MainActivity.kt")
+    if helper is None or main is None:
+        return problems + [f"{root / 'app/src'}: no ObjectDetectorHelper.kt or MainActivity.kt"]
+    text = helper.read_text()
+    if "detector?.close()" not in (_body(text, r"fun clear\(\)") or ""):
+        problems.append(f"{helper}: clear() does not close the detector")
+    if not re.match(r"\s*clear\(\)", _body(text, r"fun setup\(\)") or ""):
+        problems.append(f"{helper}: setup() does not clear() the old detector first")
+    if "detectorHelper.clear()" not in (_body(main.read_text(), r"override fun onDestroy\(\)") or ""):
+        problems.append(f"{main}: onDestroy() does not clear() the detector helper")
+    return problems
+
+
 JAVA_TIME_MIN_SDK = 26  # java.time is in the Android platform from API 26 (Android 8.0)
 
 
@@ -182,7 +435,13 @@ def main(argv: list[str] | None = None) -> int:
         "manifest": (check_manifest(manifest), str(manifest)),
         "assets": (asset_problems, asset_note),
         "sources": (check_sources(args.root), f"ktp-core is plain JVM; app loads {MODEL_ASSET} and {READER_ASSET}"),
-        "versions": (check_versions(args.root), "Gradle Kotlin == npm kotlin-compiler"),
+        "versions": (
+            check_versions(args.root) + check_catalog(args.root),
+            "Gradle Kotlin == npm kotlin-compiler; catalog versions exact; libs.* accessors exist",
+        ),
+        "settings": (check_settings(args.root), "DetectorSettings reads what SettingsActivity returns"),
+        "runtimes": (check_runtimes(args.root), "app runtimes are ktp-core's, each with its own box rule"),
+        "closing": (check_closing(args.root), "detectors closed with their owner; MediaPipe frames not closed"),
         "min-sdk": (check_min_sdk(args.root), f"java.time only with minSdk >= {JAVA_TIME_MIN_SDK}"),
     }
     failed = 0

@@ -66,7 +66,7 @@ def test_ci_script_compiles_tests_and_lints_ktp_core():
     vector_cases = sum(len(cases) for cases in vectors["nik"].values()) + len(vectors["detections"]["cases"])
     assert failed == 0 and succeeded == found
     assert found >= vector_cases
-    assert "static checks: 5 passed, 0 failed" in output
+    assert "static checks: 8 passed, 0 failed" in output
 
 
 def _run_static(manifest: Path) -> subprocess.CompletedProcess:
@@ -189,3 +189,114 @@ def test_min_sdk_check_catches_java_time_below_api_26(tmp_path):
         "compileOptions {", "compileOptions {\n        isCoreLibraryDesugaringEnabled = true")
     (root / "app" / "build.gradle.kts").write_text(desugared)
     assert check_static.check_min_sdk(root) == []
+
+
+APP = Path("app") / "src" / "main" / "kotlin" / "org" / "ktptflite" / "demo"
+
+
+def _demo_copy(tmp_path: Path) -> Path:
+    """The demo's sources, catalog and build files in ``tmp_path`` (no node_modules, no assets)."""
+    root = tmp_path / "demo"
+    shutil.copytree(DEMO / APP, root / APP)
+    shutil.copytree(DEMO / "ktp-core" / "src" / "main", root / "ktp-core" / "src" / "main")
+    shutil.copytree(DEMO / "gradle", root / "gradle")
+    for name in check_static.BUILD_FILES:
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(DEMO / name, root / name)
+    return root
+
+
+def _edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert text.count(old) == 1, f"{old!r} not once in {path}"
+    path.write_text(text.replace(old, new))
+
+
+def test_new_checks_pass_on_the_shipped_demo():
+    assert check_static.check_catalog(DEMO) == []
+    assert check_static.check_settings(DEMO) == []
+    assert check_static.check_runtimes(DEMO) == []
+    assert check_static.check_closing(DEMO) == []
+
+
+def test_settings_check_catches_a_key_read_but_not_written(tmp_path):
+    root = _demo_copy(tmp_path)
+    settings = root / APP / "DetectorSettings.kt"
+    assert check_static.check_settings(root) == []
+    _edit(settings, "        putString(KEY_RUNTIME, runtime.name)\n", "")
+    problems = check_static.check_settings(root)
+    assert any("fromBundle reads KEY_RUNTIME that toBundle never writes" in p for p in problems)
+    assert any("toBundle does not write the field runtime" in p for p in problems)
+
+
+def test_settings_check_catches_types_duplicates_and_the_activity(tmp_path):
+    root = _demo_copy(tmp_path)
+    settings = root / APP / "DetectorSettings.kt"
+    _edit(settings, "bundle.getFloat(KEY_THRESHOLD", "bundle.getInt(KEY_THRESHOLD")
+    _edit(settings, 'KEY_READER = "reader"', 'KEY_READER = "runtime"')
+    _edit(root / APP / "SettingsActivity.kt", "settings.toIntent()", "Intent()")
+    problems = check_static.check_settings(root)
+    assert any("reads KEY_THRESHOLD with getInt, toBundle writes it with putFloat" in p for p in problems)
+    assert any("two setting keys are both 'runtime'" in p for p in problems)
+    assert any("SettingsActivity does not return settings.toIntent()" in p for p in problems)
+    assert len(problems) == 3
+
+
+def test_runtime_check_catches_a_detector_with_another_box_rule(tmp_path):
+    root = _demo_copy(tmp_path)
+    assert check_static.check_runtimes(root) == []
+    _edit(
+        root / APP / "MediaPipeDetector.kt",
+        "override val runtime = DetectorRuntime.MEDIAPIPE",
+        "override val runtime = DetectorRuntime.TASK_LIBRARY",
+    )
+    problems = check_static.check_runtimes(root)
+    assert len(problems) == 1
+    assert "MediaPipeDetector maps its boxes as DetectorRuntime.TASK_LIBRARY" in problems[0]
+    assert "RuntimeChoice.MEDIAPIPE (DetectorRuntime.MEDIAPIPE)" in problems[0]
+
+
+def test_runtime_check_catches_unknown_runtimes_and_missing_branches(tmp_path):
+    root = _demo_copy(tmp_path)
+    _edit(
+        root / APP / "DetectorSettings.kt",
+        "TASK_LIBRARY(DetectorRuntime.TASK_LIBRARY,",
+        "TASK_LIBRARY(DetectorRuntime.TFLITE_TASKS,",
+    )
+    helper = root / APP / "ObjectDetectorHelper.kt"
+    text = helper.read_text()
+    branch = next(line for line in text.splitlines() if "RuntimeChoice.MEDIAPIPE ->" in line)
+    _edit(helper, branch + "\n", "")
+    (root / APP / "Extra.kt").write_text('val r = org.ktptflite.core.DetectorRuntime.fromId("tflite")\n')
+    problems = check_static.check_runtimes(root)
+    assert any("DetectorRuntime.TFLITE_TASKS is not in" in p for p in problems)
+    assert any("runtime id 'tflite' is not in" in p for p in problems)
+    assert any("creates no detector for RuntimeChoice.MEDIAPIPE" in p for p in problems)
+
+
+def test_closing_check_catches_unclosed_detectors_and_closed_frames(tmp_path):
+    root = _demo_copy(tmp_path)
+    assert check_static.check_closing(root) == []
+    mediapipe = root / APP / "MediaPipeDetector.kt"
+    _edit(mediapipe, "override fun close() = detector.close()", "override fun close() = Unit")
+    built = "val image = BitmapImageBuilder(upright).build()\n"
+    _edit(mediapipe, built, built + "        image.close()\n")
+    _edit(root / APP / "ObjectDetectorHelper.kt", "        detector?.close()\n", "")
+    _edit(root / APP / "MainActivity.kt", "            detectorHelper.clear()\n", "")
+    problems = check_static.check_closing(root)
+    assert any("MediaPipeDetector.kt: the ObjectDetector detector is not closed in close()" in p for p in problems)
+    assert any("closes the MPImage image" in p for p in problems)
+    assert any("clear() does not close the detector" in p for p in problems)
+    assert any("onDestroy() does not clear() the detector helper" in p for p in problems)
+    assert len(problems) == 4
+
+
+def test_catalog_check_catches_loose_versions_and_unknown_accessors(tmp_path):
+    root = _demo_copy(tmp_path)
+    assert check_static.check_catalog(root) == []
+    _edit(root / "gradle" / "libs.versions.toml", 'mediapipe-tasks = "1.0.0"', 'mediapipe-tasks = "latest.release"')
+    _edit(root / "app" / "build.gradle.kts", "libs.mediapipe.tasks.vision", "libs.mediapipe.task.vision")
+    problems = check_static.check_catalog(root)
+    assert any("mediapipe-tasks = 'latest.release' is not an exact version" in p for p in problems)
+    assert any("libs.mediapipe.task.vision is not in" in p for p in problems)
+    assert len(problems) == 2

@@ -27,7 +27,7 @@ android {
     }
 
     androidResources {
-        // The models are memory-mapped (Task Library, LiteRT Interpreter): keep them uncompressed.
+        // The models are memory-mapped (MediaPipe, Task Library, LiteRT Interpreter): keep them uncompressed.
         noCompress += "tflite"
     }
 
@@ -51,6 +51,7 @@ dependencies {
     implementation(libs.camerax.camera2)
     implementation(libs.camerax.lifecycle)
     implementation(libs.camerax.view)
+    implementation(libs.mediapipe.tasks.vision)
     implementation(libs.tflite.task.vision)
     implementation(libs.tflite.gpu.delegate.plugin)
     implementation(libs.tflite.gpu)

@@ -4,8 +4,24 @@ import android.content.Intent
 import android.os.Bundle
 import androidx.annotation.StringRes
 import org.ktptflite.core.DetectionSelector
+import org.ktptflite.core.DetectorRuntime
 
-/** Where the model runs. The Task Library picks the delegate when the detector is created. */
+/**
+ * What runs the detector. Both return whole-pixel boxes of the frame with their
+ * own bias, which ktp-core removes for [runtime] (RuntimeBoxes).
+ */
+enum class RuntimeChoice(val runtime: DetectorRuntime, @StringRes val label: Int, @StringRes val explanation: Int) {
+    /** MediaPipe Tasks `ObjectDetector` (com.google.mediapipe:tasks-vision), the default. */
+    MEDIAPIPE(DetectorRuntime.MEDIAPIPE, R.string.runtime_mediapipe, R.string.runtime_mediapipe_explained),
+
+    /** TFLite Task Library `ObjectDetector` (org.tensorflow:tensorflow-lite-task-vision). */
+    TASK_LIBRARY(DetectorRuntime.TASK_LIBRARY, R.string.runtime_task_library, R.string.runtime_task_library_explained)
+}
+
+/**
+ * Where the model runs, picked when the detector is created. MediaPipe Tasks
+ * has CPU and GPU only: there NNAPI runs on the CPU (the app says so).
+ */
 enum class Delegate(@StringRes val explanation: Int) {
     CPU(R.string.delegate_cpu_explained),
     NNAPI(R.string.delegate_nnapi_explained),
@@ -29,9 +45,11 @@ data class DetectorSettings(
     val threshold: Float = DetectionSelector.DEFAULT_THRESHOLD.toFloat(),
     val threads: Int = 2,
     val delegate: Delegate = Delegate.CPU,
-    val reader: ReaderChoice = ReaderChoice.KTP_READER
+    val reader: ReaderChoice = ReaderChoice.KTP_READER,
+    val runtime: RuntimeChoice = RuntimeChoice.MEDIAPIPE
 ) {
     fun toBundle(): Bundle = Bundle().apply {
+        putString(KEY_RUNTIME, runtime.name)
         putFloat(KEY_THRESHOLD, threshold)
         putInt(KEY_THREADS, threads)
         putString(KEY_DELEGATE, delegate.name)
@@ -45,6 +63,7 @@ data class DetectorSettings(
         private const val KEY_THREADS = "threads"
         private const val KEY_DELEGATE = "delegate"
         private const val KEY_READER = "reader"
+        private const val KEY_RUNTIME = "runtime"
         val THREAD_CHOICES = 1..4
 
         fun fromBundle(bundle: Bundle?): DetectorSettings {
@@ -55,7 +74,11 @@ data class DetectorSettings(
                 threads = bundle.getInt(KEY_THREADS, defaults.threads).coerceIn(THREAD_CHOICES),
                 delegate =
                     Delegate.entries.firstOrNull { it.name == bundle.getString(KEY_DELEGATE) } ?: defaults.delegate,
-                reader = ReaderChoice.entries.firstOrNull { it.name == bundle.getString(KEY_READER) } ?: defaults.reader
+                reader = ReaderChoice.entries.firstOrNull {
+                    it.name == bundle.getString(KEY_READER)
+                } ?: defaults.reader,
+                runtime =
+                    RuntimeChoice.entries.firstOrNull { it.name == bundle.getString(KEY_RUNTIME) } ?: defaults.runtime
             )
         }
     }

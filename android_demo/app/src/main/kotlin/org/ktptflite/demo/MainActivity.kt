@@ -225,7 +225,7 @@ class MainActivity :
                 R.string.status_line,
                 frame.fields.fields.size,
                 frame.inferenceMillis,
-                settings.delegate.name
+                frame.backend
             )
         }
     }

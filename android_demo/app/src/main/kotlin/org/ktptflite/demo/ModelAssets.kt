@@ -4,8 +4,27 @@ import android.content.Context
 import java.io.FileInputStream
 import java.nio.ByteBuffer
 import java.nio.channels.FileChannel
+import org.tensorflow.lite.schema.TensorType
 import org.tensorflow.lite.support.metadata.MetadataExtractor
 import org.tensorflow.lite.support.metadata.schema.AssociatedFileType
+
+/**
+ * The detector model and what the runtimes need to know of it.
+ *
+ * [buffer] is memory-mapped and must stay referenced while a detector made from
+ * it lives: MediaPipe Tasks reads a direct buffer through its address without
+ * copying it (BaseOptionsUtils.createExternalFileFromBuffer).
+ */
+class DetectorModel(
+    val buffer: ByteBuffer,
+    /** Class names in class-id order, from the metadata's label file. */
+    val labels: List<String>,
+    /** Input tensor [1, height, width, 3]: the size each runtime stretches the image to. */
+    val inputWidth: Int,
+    val inputHeight: Int,
+    /** A uint8 input (the full-int8 model); else float32 with normalisation metadata. */
+    val uint8Input: Boolean
+)
 
 /**
  * The model delivered by `ktpconvert android-assets` and what its metadata says.
@@ -28,6 +47,25 @@ object ModelAssets {
                 )
             }
         }
+    }
+
+    /** Loads the detector asset and reads its labels, input size and input type from the model. */
+    fun detector(context: Context): DetectorModel {
+        val buffer = load(context)
+        val labels = labelsFromMetadata(buffer)
+        val extractor = MetadataExtractor(buffer.duplicate())
+        val shape = extractor.getInputTensorShape(0)
+        check(shape.size == 4 && shape[0] == 1 && shape[1] > 0 && shape[2] > 0 && shape[3] == 3) {
+            "$MODEL_ASSET input is ${shape.contentToString()}, not [1, height, width, 3]; " +
+                "deliver it with `ktpconvert android-assets`"
+        }
+        return DetectorModel(
+            buffer = buffer,
+            labels = labels,
+            inputWidth = shape[2],
+            inputHeight = shape[1],
+            uint8Input = extractor.getInputTensorType(0) == TensorType.UINT8
+        )
     }
 
     /** Labels in class-id order from the TENSOR_VALUE_LABELS file of the model metadata. */

@@ -10,21 +10,41 @@ import org.ktptflite.core.DetectionSelector
 import org.ktptflite.core.DetectorRuntime
 import org.ktptflite.core.FieldResult
 import org.ktptflite.core.ImageGeometry
-import org.ktptflite.core.NormBox
-import org.ktptflite.core.PixelBox
-import org.ktptflite.core.RawDetections
+import org.ktptflite.core.ReturnedDetection
 import org.ktptflite.core.RuntimeBoxes
-import org.tensorflow.lite.gpu.CompatibilityList
-import org.tensorflow.lite.support.image.TensorImage
-import org.tensorflow.lite.support.metadata.MetadataExtractor
-import org.tensorflow.lite.task.core.BaseOptions
-import org.tensorflow.lite.task.vision.detector.ObjectDetector
 
-/** One analysed camera frame: the chosen field boxes and the upright image they refer to. */
-class DetectionFrame(val fields: FieldResult, val upright: Bitmap, val inferenceMillis: Long)
+/** One analysed camera frame: the chosen field boxes, the upright image they refer to, and what ran. */
+class DetectionFrame(
+    val fields: FieldResult,
+    val upright: Bitmap,
+    val inferenceMillis: Long,
+    /** The runtime and delegate that ran, e.g. "MediaPipe · CPU". */
+    val backend: String
+)
 
 /**
- * Owns the Task Library [ObjectDetector] and turns camera frames into [FieldResult]s.
+ * A detector runtime as [ObjectDetectorHelper] drives it ([MediaPipeDetector],
+ * [TaskLibraryDetector]). Created, used and closed on the helper's thread.
+ */
+interface RuntimeDetector : AutoCloseable {
+    /** Whose box rule applies to what [detect] returns (ktp-core RuntimeBoxes). */
+    val runtime: DetectorRuntime
+
+    /** The runtime and the delegate it really runs on, for the status line. */
+    val backend: String
+
+    /**
+     * The detections of an upright ARGB_8888 [upright] exactly as the runtime
+     * returned them: whole pixels of [upright], its index or -1, its label.
+     *
+     * @throws IllegalStateException if the runtime fails on the frame.
+     */
+    fun detect(upright: Bitmap): List<ReturnedDetection>
+}
+
+/**
+ * Owns the detector of the chosen runtime ([DetectorSettings.runtime]) and
+ * turns camera frames into [FieldResult]s.
  *
  * Call everything from one background thread (the CameraX analysis executor);
  * results and errors go to [listener] on that thread.
@@ -41,40 +61,28 @@ class ObjectDetectorHelper(
         fun onResults(frame: DetectionFrame)
     }
 
-    private var detector: ObjectDetector? = null
-    private var labels: List<String> = emptyList()
-    private var modelWidth = 0
-    private var modelHeight = 0
+    private var detector: RuntimeDetector? = null
+
+    /** The model [detector] was made from; referenced as long as it lives (see [DetectorModel]). */
+    private var model: DetectorModel? = null
 
     /** (Re)creates the detector with the current [settings]. */
     fun setup() {
         clear()
-        val base = BaseOptions.builder().setNumThreads(settings.threads)
-        when (settings.delegate) {
-            Delegate.CPU -> Unit
-
-            Delegate.NNAPI -> base.useNnapi()
-
-            Delegate.GPU ->
-                if (CompatibilityList().isDelegateSupportedOnThisDevice) {
-                    base.useGpu()
-                } else {
-                    listener.onError(context.getString(R.string.gpu_not_supported))
-                }
-        }
-        val options = ObjectDetector.ObjectDetectorOptions.builder()
-            .setBaseOptions(base.build())
-            .setScoreThreshold(settings.threshold)
-            .setMaxResults(MAX_RESULTS)
-            .build()
         try {
-            val model = ModelAssets.load(context)
-            labels = ModelAssets.labelsFromMetadata(model)
-            // Input [1, height, width, 3]: the size the Task Library resizes each image to.
-            val input = MetadataExtractor(model.duplicate()).getInputTensorShape(0)
-            modelHeight = input[1]
-            modelWidth = input[2]
-            detector = ObjectDetector.createFromBufferAndOptions(model, options)
+            val model = ModelAssets.detector(context)
+            detector =
+                when (settings.runtime) {
+                    RuntimeChoice.MEDIAPIPE -> MediaPipeDetector.create(context, model, settings, listener::onError)
+
+                    RuntimeChoice.TASK_LIBRARY -> TaskLibraryDetector.create(
+                        context,
+                        model,
+                        settings,
+                        listener::onError
+                    )
+                }
+            this.model = model
         } catch (error: IOException) {
             listener.onError(context.getString(R.string.model_missing, ModelAssets.MODEL_ASSET))
         } catch (error: IllegalStateException) {
@@ -84,9 +92,11 @@ class ObjectDetectorHelper(
         }
     }
 
+    /** Closes the detector (MediaPipe's graph, the Task Library's native handle). */
     fun clear() {
         detector?.close()
         detector = null
+        model = null
     }
 
     /** CameraX analyzer entry point; closes [image]. */
@@ -100,37 +110,36 @@ class ObjectDetectorHelper(
     fun detect(upright: Bitmap, geometry: ImageGeometry) {
         if (detector == null) setup()
         val detector = detector ?: return
+        val model = model ?: return
         val start = SystemClock.uptimeMillis()
-        val detections = detector.detect(TensorImage.fromBitmap(upright))
+        val returned =
+            try {
+                detector.detect(upright)
+            } catch (error: IllegalStateException) {
+                listener.onError(context.getString(R.string.detector_failed, error.message ?: error.toString()))
+                return
+            }
         val elapsed = SystemClock.uptimeMillis() - start
-        // The Task Library reports whole pixels of the image it was given, with
-        // its rounding bias; RuntimeBoxes removes the bias, and dividing by the
-        // image size gives back the normalised model-space boxes ktp-core expects.
-        val width = upright.width
-        val height = upright.height
-        val raw = RawDetections(
-            boxes = detections.map {
-                val rect = it.boundingBox
-                val box = RuntimeBoxes.photoBox(
-                    DetectorRuntime.TASK_LIBRARY,
-                    PixelBox(rect.left.toDouble(), rect.top.toDouble(), rect.right.toDouble(), rect.bottom.toDouble()),
-                    width,
-                    height,
-                    modelWidth,
-                    modelHeight
-                )
-                NormBox(box.top / height, box.left / width, box.bottom / height, box.right / width)
-            },
-            classes = detections.map { it.categories.first().index.toDouble() }.toDoubleArray(),
-            scores = detections.map { it.categories.first().score.toDouble() }.toDoubleArray(),
-            count = detections.size.toDouble()
-        )
-        val fields = DetectionSelector.select(raw, labels, geometry, settings.threshold.toDouble())
-        listener.onResults(DetectionFrame(fields, upright, elapsed))
+        // Both runtimes report whole pixels of the image they were given, each with
+        // its own bias; RuntimeBoxes removes it (with the model input size read from
+        // the model) and normalises by the image size, the model space ktp-core selects in.
+        val raw =
+            RuntimeBoxes.rawDetections(
+                detector.runtime,
+                returned,
+                model.labels,
+                upright.width,
+                upright.height,
+                model.inputWidth,
+                model.inputHeight
+            )
+        val fields = DetectionSelector.select(raw, model.labels, geometry, settings.threshold.toDouble())
+        listener.onResults(DetectionFrame(fields, upright, elapsed, detector.backend))
     }
 
     companion object {
-        private const val MAX_RESULTS = 25
+        /** Detections each runtime returns per frame (both take it as their max results). */
+        const val MAX_RESULTS = 25
 
         /** [frame] turned clockwise by [rotationDegrees] (CameraX imageInfo.rotationDegrees): upright. */
         fun upright(frame: Bitmap, rotationDegrees: Int): Bitmap {

@@ -10,7 +10,7 @@ import androidx.appcompat.app.AppCompatActivity
 import java.util.Locale
 import org.ktptflite.demo.databinding.ActivitySettingsBinding
 
-/** Score threshold, threads, delegate and the field reader; returned to the caller. */
+/** Detector runtime, score threshold, threads, delegate and the field reader; returned to the caller. */
 class SettingsActivity : AppCompatActivity() {
     private lateinit var binding: ActivitySettingsBinding
     private var settings = DetectorSettings()
@@ -21,6 +21,16 @@ class SettingsActivity : AppCompatActivity() {
         setContentView(binding.root)
         settings = DetectorSettings.fromBundle(savedInstanceState ?: intent.extras)
 
+        for (choice in RuntimeChoice.entries) {
+            val button = RadioButton(this)
+            button.id = RUNTIME_IDS + choice.ordinal
+            button.setText(choice.label)
+            binding.runtimes.addView(button)
+        }
+        binding.runtimes.check(RUNTIME_IDS + settings.runtime.ordinal)
+        binding.runtimes.setOnCheckedChangeListener { _, id ->
+            update(settings.copy(runtime = RuntimeChoice.entries[id - RUNTIME_IDS]))
+        }
         binding.threshold.max = 100
         binding.threshold.progress = (settings.threshold * 100).toInt()
         binding.threshold.setOnSeekBarChangeListener(
@@ -81,6 +91,7 @@ class SettingsActivity : AppCompatActivity() {
 
     private fun update(newSettings: DetectorSettings) {
         settings = newSettings
+        binding.runtimeExplanation.setText(settings.runtime.explanation)
         binding.thresholdValue.text = String.format(Locale.ROOT, "%.2f", settings.threshold)
         binding.threadsValue.text = settings.threads.toString()
         binding.delegateExplanation.setText(settings.delegate.explanation)
@@ -88,8 +99,9 @@ class SettingsActivity : AppCompatActivity() {
     }
 
     companion object {
-        // View ids of the generated radio buttons: delegates from 1, readers from here.
+        // View ids of the generated radio buttons: delegates from 1, then readers, then runtimes.
         private const val READER_IDS = 100
+        private const val RUNTIME_IDS = 200
 
         fun intent(context: Context, settings: DetectorSettings): Intent =
             Intent(context, SettingsActivity::class.java).putExtras(settings.toBundle())

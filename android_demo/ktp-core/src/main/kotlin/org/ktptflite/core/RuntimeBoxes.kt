@@ -13,10 +13,10 @@ enum class DetectorRuntime(val id: String) {
     /** The LiteRT interpreter fed by this toolkit's resize: float boxes, no bias. */
     LITERT("litert"),
 
-    /** The TFLite Task Library `ObjectDetector` (what the demo app runs). */
+    /** The TFLite Task Library `ObjectDetector`. */
     TASK_LIBRARY("task-library"),
 
-    /** MediaPipe Tasks `ObjectDetector`. */
+    /** MediaPipe Tasks `ObjectDetector` (the demo app's default). */
     MEDIAPIPE("mediapipe");
 
     companion object {
@@ -27,6 +27,18 @@ enum class DetectorRuntime(val id: String) {
             )
     }
 }
+
+/**
+ * One detection as a runtime returned it, before any mapping.
+ *
+ * [box] is the runtime's whole-pixel box of the photo it was given, as
+ * PixelBox(x, y, x + w, y + h) (how both Android runtimes hand it: a RectF with
+ * those edges). [index] is the category index the runtime reports, or -1 when
+ * it reports none: MediaPipe Tasks clears the index once it has named the
+ * label (its DetectionLabelIdToTextCalculator runs without keep_label_id), and
+ * its Java `Category.index()` is then -1. [label] is the category name.
+ */
+data class ReturnedDetection(val box: PixelBox, val index: Int, val label: String, val score: Double)
 
 /**
  * Maps a box as a runtime returned it to photo pixels without the runtime's bias.
@@ -82,4 +94,46 @@ object RuntimeBoxes {
             }
         }
     }
+
+    /**
+     * [photoBox] divided by the photo size: the normalised (ymin, xmin, ymax, xmax)
+     * box of the upright image, the model space [DetectionSelector] selects in.
+     */
+    fun modelBox(
+        runtime: DetectorRuntime,
+        returned: PixelBox,
+        photoWidth: Int,
+        photoHeight: Int,
+        modelWidth: Int,
+        modelHeight: Int
+    ): NormBox {
+        val box = photoBox(runtime, returned, photoWidth, photoHeight, modelWidth, modelHeight)
+        return NormBox(box.top / photoHeight, box.left / photoWidth, box.bottom / photoHeight, box.right / photoWidth)
+    }
+
+    /**
+     * A runtime's detections of one photo as the post-process outputs [DetectionSelector] takes.
+     *
+     * Boxes go through [modelBox]. The class of a detection is its index, or,
+     * when the runtime reports none (-1, MediaPipe), the position of its label in
+     * [labels] (the model's label file), as ktp_tflite.convert.runtimes.pixel_detections
+     * does; a label not in [labels] gives -1, which the selection drops.
+     */
+    fun rawDetections(
+        runtime: DetectorRuntime,
+        detections: List<ReturnedDetection>,
+        labels: List<String>,
+        photoWidth: Int,
+        photoHeight: Int,
+        modelWidth: Int,
+        modelHeight: Int
+    ): RawDetections = RawDetections(
+        boxes = detections.map { modelBox(runtime, it.box, photoWidth, photoHeight, modelWidth, modelHeight) },
+        classes = detections.map { classOf(it, labels).toDouble() }.toDoubleArray(),
+        scores = detections.map { it.score }.toDoubleArray(),
+        count = detections.size.toDouble()
+    )
+
+    private fun classOf(detection: ReturnedDetection, labels: List<String>): Int =
+        if (detection.index >= 0) detection.index else labels.indexOf(detection.label)
 }
