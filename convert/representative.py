@@ -100,6 +100,7 @@ def load_representative(source: str, num_samples: int, seed: int = 0) -> Represe
 
 
 def _prepared(job: tuple[Callable[[], np.ndarray], int, int]) -> np.ndarray:
+    """A sample loaded and resized to the model input (in a :class:`Prefetch` worker or here)."""
     from ktp_tflite.train.preprocess import resize_rgb
 
     load, height, width = job
@@ -179,7 +180,7 @@ def calibration_inputs(
       label: the progress bar's label.
       prefetch: a :class:`Prefetch` filling ``cache``: each sample is waited for, not loaded here.
     """
-    from ktp_tflite.train.preprocess import resize_rgb, to_model_input
+    from ktp_tflite.train.preprocess import to_model_input
 
     def generate() -> Iterator[list[np.ndarray]]:
         import click
@@ -197,7 +198,7 @@ def calibration_inputs(
                 if cache is not None and position in cache:
                     pixels = cache[position]
                 else:
-                    pixels = resize_rgb(load(), height, width)
+                    pixels = _prepared((load, height, width))
                     if cache is not None:
                         cache[position] = pixels
                 yield [to_model_input(pixels)[np.newaxis]]

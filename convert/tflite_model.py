@@ -465,15 +465,11 @@ class TfliteModel:
         the reference kernels). The signatures are dropped (they would list
         the old outputs).
         """
-        import flatbuffers
-
         model = copy.deepcopy(self._object_tree)
         graph = model.subgraphs[0]
         graph.outputs = list(dict.fromkeys([*(int(i) for i in graph.outputs), *(int(i) for i in indices)]))
         model.signatureDefs = None
-        builder = flatbuffers.Builder(1024)
-        builder.Finish(model.Pack(builder), file_identifier=TFLITE_IDENTIFIER)
-        return bytes(builder.Output())
+        return _packed(model)
 
     def without_metadata(self) -> bytes:
         """A copy of the model without its TFLite metadata and packed files (labels.txt).
@@ -481,19 +477,13 @@ class TfliteModel:
         The metadata entry and its buffer are dropped; the packed files, a zip
         appended after the flatbuffer, do not survive re-serialisation.
         """
-        import copy
-
-        import flatbuffers
-
         model = copy.deepcopy(self._object_tree)
         entries = [m for m in (model.metadata or []) if _name(m.name) == METADATA_NAME]
         dropped = {m.buffer for m in entries}
         model.metadata = [m for m in (model.metadata or []) if _name(m.name) != METADATA_NAME] or None
         for index in dropped:  # emptied, not removed: other tables refer to buffers by index
             model.buffers[index].data = None
-        builder = flatbuffers.Builder(1024)
-        builder.Finish(model.Pack(builder), file_identifier=TFLITE_IDENTIFIER)
-        return bytes(builder.Output())
+        return _packed(model)
 
     def single_op_model(self, op_index: int, producers: tuple[int, ...] = ()) -> bytes:
         """A .tflite that runs only operator ``op_index`` of the main subgraph.
@@ -505,7 +495,6 @@ class TfliteModel:
         reads are emptied; the remaining non-constant inputs become the model
         inputs and the op's outputs the model outputs.
         """
-        import flatbuffers
         from ai_edge_litert import schema_py_generated as schema
 
         model_t = self._object_tree
@@ -531,9 +520,16 @@ class TfliteModel:
         new_model.description = model_t.description
         empty = schema.BufferT()
         new_model.buffers = [b if k in keep else empty for k, b in enumerate(model_t.buffers)]
-        builder = flatbuffers.Builder(1024)
-        builder.Finish(new_model.Pack(builder), file_identifier=TFLITE_IDENTIFIER)
-        return bytes(builder.Output())
+        return _packed(new_model)
+
+
+def _packed(model_t) -> bytes:
+    """A ``schema.ModelT`` object tree serialised as a .tflite file."""
+    import flatbuffers
+
+    builder = flatbuffers.Builder(1024)
+    builder.Finish(model_t.Pack(builder), file_identifier=TFLITE_IDENTIFIER)
+    return bytes(builder.Output())
 
 
 def read_model(path: str | Path) -> TfliteModel:

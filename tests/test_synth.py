@@ -257,3 +257,15 @@ def test_every_font_package_is_installed_by_quickstart_and_owns_its_file():
 def test_config_is_frozen():
     with pytest.raises(dataclasses.FrozenInstanceError):
         CLEAN.width = 3
+
+
+def test_rect_to_quad_and_its_inverse_map_corners_and_back():
+    quad = np.array([[12.5, 30.0], [410.0, 22.0], [430.0, 300.0], [5.0, 280.0]])
+    h = synth.rect_to_quad(856.0, 540.0, quad)
+    corners = np.array([[0.0, 0.0], [856.0, 0.0], [856.0, 540.0], [0.0, 540.0]])
+    np.testing.assert_allclose(synth.apply_homography(h, corners), quad, atol=1e-9)
+    np.testing.assert_allclose(synth.apply_homography(synth.invert_homography(h), quad), corners, atol=1e-9)
+    with pytest.raises(ValueError, match="singular"):
+        synth.invert_homography(np.array([[1.0, 2.0, 3.0], [2.0, 4.0, 6.0], [0.0, 0.0, 1.0]]))
+    with pytest.raises(ValueError, match="degenerate"):
+        synth.rect_to_quad(10.0, 10.0, np.array([[0.0, 0.0], [1.0, 1.0], [2.0, 2.0], [3.0, 3.0]]))  # collinear

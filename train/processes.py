@@ -12,9 +12,8 @@ Spawning costs about 0.3 s per worker (importing numpy, PIL and the renderer).
 A worker that dies (killed, out of memory, a crash in native code) ends the
 map with :class:`WorkerError` instead of leaving the parent waiting. Workers
 ignore Ctrl-C (SIGINT goes to the whole process group of a terminal): the
-parent alone gets it, and leaving the pool by an exception cancels the jobs
-not yet started, so a command stops with its own one line, not a traceback
-per worker.
+parent alone gets it, and leaving the pool cancels the jobs not yet started,
+so a command stops with its own one line, not a traceback per worker.
 """
 
 from __future__ import annotations

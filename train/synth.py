@@ -612,6 +612,8 @@ def invert_homography(h: np.ndarray) -> np.ndarray:
         [f * g - d * m, a * m - c * g, c * d - a * f],
         [d * k - e * g, b * g - a * k, a * e - b * d],
     ]
+    if a * adjugate[0][0] + b * adjugate[1][0] + c * adjugate[2][0] == 0.0:  # the determinant
+        raise ValueError("the homography is singular")
     scale = adjugate[2][2]
     if scale == 0.0:
         raise ValueError("the homography has no inverse with a finite origin")
