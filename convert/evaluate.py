@@ -172,6 +172,7 @@ class EvaluationReport:
     drops: dict[str, dict[str, dict[str, float]]]
     runtime_gaps: dict[str, dict[str, dict[str, float]]]
     zoom: ZoomSettings | None = None
+    presize: int | None = None  # the Task Library and MediaPipe were handed pre-sized frames of this factor
 
     def max_map_drop(self) -> float:
         """Largest mAP@[.5:.95] drop (points) of any model versus the baseline, in any runtime."""
@@ -194,6 +195,7 @@ class EvaluationReport:
             "drops_points": self.drops,
             "runtime_gaps_points": self.runtime_gaps,
             "zoom": None if self.zoom is None else dataclasses.asdict(self.zoom),
+            "presize": self.presize,
         }
 
 
@@ -218,9 +220,18 @@ class ChunkDetections:
 
 
 def detect_chunk(
-    runtime: str, path: Path, model, images: Sequence[np.ndarray], ids: Sequence[str], zoom: ZoomSettings | None = None
+    runtime: str,
+    path: Path,
+    model,
+    images: Sequence[np.ndarray],
+    ids: Sequence[str],
+    zoom: ZoomSettings | None = None,
+    presize: int | None = None,
 ) -> ChunkDetections:
     """One chunk of images through ``runtime``, with the two-pass zoom when ``zoom`` is given.
+
+    ``presize``: whole-pixel runtimes are handed pre-sized frames
+    (:func:`ktp_tflite.convert.runtimes.presized_frame`), in both passes.
 
     With ``zoom``, pass 1 runs through the runtime, the crops are planned from
     pass 1's ktp-core boxes (what the app sees), pass 2 runs through the same
@@ -230,7 +241,7 @@ def detect_chunk(
     Args:
       model: the parsed model (:class:`ktp_tflite.convert.tflite_model.TfliteModel`) of ``path``.
     """
-    found = detect_images(runtime, path, images, ids)
+    found = detect_images(runtime, path, images, ids, presize=presize)
     if zoom is None:
         return ChunkDetections(list(found.returned), list(found.app), 0)
     model_size = (model.input_size[1], model.input_size[0])
@@ -239,7 +250,13 @@ def detect_chunk(
     planned = [(i, crop) for i, crop in enumerate(crops) if crop is not None]
     todo = [i for i, _ in planned]
     second = (
-        detect_images(runtime, path, [crop_image(images[i], crop) for i, crop in planned], [ids[i] for i in todo])
+        detect_images(
+            runtime,
+            path,
+            [crop_image(images[i], crop) for i, crop in planned],
+            [ids[i] for i in todo],
+            presize=presize,
+        )
         if planned
         else None
     )
@@ -253,7 +270,14 @@ def detect_chunk(
 
 
 def detect_in_chunks(
-    runtime: str, path: Path, model, examples: Sequence, zoom: ZoomSettings | None, label: str, progress: bool = True
+    runtime: str,
+    path: Path,
+    model,
+    examples: Sequence,
+    zoom: ZoomSettings | None,
+    label: str,
+    progress: bool = True,
+    presize: int | None = None,
 ):
     """Yield (examples, their RGB images, :class:`ChunkDetections`) chunk by chunk, with a progress bar."""
     import click
@@ -263,7 +287,7 @@ def detect_in_chunks(
         for start in starts:
             chunk = examples[start : start + EVAL_CHUNK]
             images = [e.load_rgb() for e in chunk]
-            yield chunk, images, detect_chunk(runtime, path, model, images, [e.image_id for e in chunk], zoom)
+            yield chunk, images, detect_chunk(runtime, path, model, images, [e.image_id for e in chunk], zoom, presize)
 
 
 def evaluate_model(
@@ -273,10 +297,12 @@ def evaluate_model(
     *,
     progress: bool = True,
     zoom: ZoomSettings | None = None,
+    presize: int | None = None,
 ) -> ModelEvaluation:
     """Run one .tflite through ``runtime`` over ``dataset``: COCO metrics and cards read.
 
-    With ``zoom``, each chunk of images runs through :func:`detect_chunk`'s two passes.
+    With ``zoom``, each chunk of images runs through :func:`detect_chunk`'s two passes;
+    with ``presize``, a whole-pixel runtime is handed pre-sized frames.
 
     Raises:
       ModelLoadError: the file is not a loadable SSD detector.
@@ -293,7 +319,7 @@ def evaluate_model(
     returned, app = [], []
     zoomed = 0
     label = f"evaluating {path.name} ({runtime}{', zoom' if zoom else ''})"
-    for _, _, found in detect_in_chunks(runtime, path, model, examples, zoom, label, progress):
+    for _, _, found in detect_in_chunks(runtime, path, model, examples, zoom, label, progress, presize):
         returned.extend(found.returned)
         app.extend(found.app)
         zoomed += found.second_passes
@@ -318,10 +344,12 @@ def evaluate_models(
     *,
     progress: bool = True,
     zoom: ZoomSettings | None = None,
+    presize: int | None = None,
 ) -> EvaluationReport:
     """Evaluate every model through every runtime; the first float model is each runtime's baseline.
 
     ``zoom``: run the two-pass zoom (:func:`evaluate_model`) with these settings.
+    ``presize``: hand the Task Library and MediaPipe pre-sized frames of this factor.
 
     Raises:
       EvaluateError: no model or runtime, or a data set without labelled boxes.
@@ -337,7 +365,7 @@ def evaluate_models(
             "(TFRecord, COCO or VOC), not a plain image folder"
         )
     results = [
-        evaluate_model(path, dataset, runtime, progress=progress, zoom=zoom)
+        evaluate_model(path, dataset, runtime, progress=progress, zoom=zoom, presize=presize)
         for runtime in runtimes
         for path in model_paths
     ]
@@ -369,6 +397,7 @@ def evaluate_models(
         drops=drops,
         runtime_gaps=gaps,
         zoom=zoom,
+        presize=presize,
     )
 
 
@@ -432,6 +461,8 @@ def format_table(report: EvaluationReport) -> str:
         if report.zoom is None
         else f"; two-pass zoom for cards under {100 * report.zoom.threshold:g} % of the frame width"
     )
+    if report.presize:
+        zoom += f"; Task Library and MediaPipe handed pre-sized frames (x{report.presize})"
     lines = [
         (
             f"{report.num_images} images, {report.num_boxes} boxes; metrics in points (x100); "

@@ -117,6 +117,7 @@ def evaluate_scan(
     runtime: str = "task-library",
     *,
     zoom: ZoomSettings | None = None,
+    presize: int | None = None,
     progress: bool = True,
 ) -> dict:
     """Detector (through ``runtime``, ktp-core boxes) then reader on every photo of ``dataset``.
@@ -129,6 +130,8 @@ def evaluate_scan(
       texts: ``{image_id: {field: printed text}}`` (fields.jsonl).
       runtime: one of :data:`ktp_tflite.convert.runtimes.RUNTIMES`.
       zoom: the two-pass zoom settings, or None for one pass.
+      presize: hand a whole-pixel runtime pre-sized frames of this factor
+        (:func:`ktp_tflite.convert.runtimes.presized_frame`), as android_demo does.
 
     Returns:
       The report described in the module docstring.
@@ -154,7 +157,7 @@ def evaluate_scan(
     tallies = {source: _Tally() for source in SOURCES}
     model_seconds, decode_seconds, read_fields, second_passes = 0.0, 0.0, 0, 0
     label = f"scanning with {path.name} ({runtime}{', zoom' if zoom else ''}) and the reader"
-    for chunk, images, found in detect_in_chunks(runtime, path, model, examples, zoom, label, progress):
+    for chunk, images, found in detect_in_chunks(runtime, path, model, examples, zoom, label, progress, presize):
         second_passes += found.second_passes
         for example, image, detections in zip(chunk, images, found.app, strict=True):
             height, width = image.shape[:2]
@@ -182,6 +185,7 @@ def evaluate_scan(
             "file": path.name,
             "runtime": runtime,
             "boxes": "ktp-core (the app's)" if runtime != "litert" else "as returned",
+            "presize": presize,
             "precision": model.precision,
         },
         "reader": {

@@ -12,7 +12,12 @@ Three runtimes, each taken exactly as an app gets it:
 The last two resize the photo themselves and return boxes in whole pixels of
 the photo; they run in subprocesses of their own
 (:mod:`ktp_tflite.convert.runtime_probe` says why). Every runtime gets the
-same decoded pixels.
+same decoded pixels, or, with ``presize``, a *pre-sized frame*
+(:func:`presized_frame`): the photo already resized to the model input by this
+toolkit's resize, each pixel repeated ``presize`` x ``presize`` times. Both
+runtimes' resizes of such a frame give back exactly that model input (each of
+their sample points falls inside one repeated block), and their whole pixels
+are ``presize`` times finer in model units (convert/RUNTIMES.md).
 """
 
 from __future__ import annotations
@@ -36,6 +41,9 @@ RUNTIMES = ("litert", "task-library", "mediapipe")
 _MODULES = {"litert": "ai_edge_litert", "task-library": "tflite_support", "mediapipe": "mediapipe"}
 PROBE_TIMEOUT_S = 120
 PROBE_SECONDS_PER_IMAGE = 1.0
+PRESIZE_FACTORS = (2, 3, 4, 5, 6, 7, 8)  # factor 1 would hand back model-input whole pixels, 1-2 px of a photo
+APP_PRESIZE = 4  # android_demo's factor (ktp-core ModelInput.PRESIZE_FACTOR): a 1280x1280 frame for 320x320
+APP_RUNTIME = "mediapipe"  # android_demo's default runtime
 
 
 class RuntimeUnavailableError(KtpError, RuntimeError):
@@ -102,8 +110,30 @@ def run_probe(runtime: str, model_path: str | Path, images: Sequence[np.ndarray]
     return result["images"]
 
 
+def presized_frame(image: np.ndarray, model_size: tuple[int, int], factor: int) -> np.ndarray:
+    """``image`` resized to ``model_size`` (width, height) as we resize, each pixel repeated ``factor`` x ``factor``.
+
+    What an app hands a runtime so that the runtime's own resize changes
+    nothing: the Task Library samples block ``x`` at ``(x + 0.5) * factor -
+    0.5`` and MediaPipe at ``x * factor``, both inside block ``x``, so both
+    feed the model exactly :func:`ktp_tflite.train.preprocess.resize_rgb`'s
+    pixels, and their whole-pixel boxes are ``factor`` times finer.
+    """
+    from ktp_tflite.train.preprocess import resize_rgb
+
+    if factor not in PRESIZE_FACTORS:
+        raise ValueError(f"presize factor must be one of {', '.join(map(str, PRESIZE_FACTORS))}, got {factor}")
+    model_input = resize_rgb(image, model_size[1], model_size[0])
+    return np.repeat(np.repeat(model_input, factor, axis=0), factor, axis=1)
+
+
 def photo_box(
-    runtime: str, box: Sequence[float], photo_size: tuple[int, int], model_size: tuple[int, int]
+    runtime: str,
+    box: Sequence[float],
+    photo_size: tuple[int, int],
+    model_size: tuple[int, int],
+    *,
+    presized: bool = False,
 ) -> tuple[float, float, float, float]:
     """A runtime's returned box ``[x, y, w, h]`` as ``(left, top, right, bottom)`` photo pixels, de-biased.
 
@@ -118,6 +148,10 @@ def photo_box(
       and so are its boxes; origin and size are both truncated.
     - litert (this toolkit's resize and float boxes): unchanged.
 
+    ``presized``: the photo given was a :func:`presized_frame`, whose repeated
+    blocks make MediaPipe's grid sample the same pixels as ours: no shift,
+    the truncation alone is undone.
+
     ``photo_size`` and ``model_size`` are (width, height). ktp-core's
     ``RuntimeBoxes`` applies the same rule (shared vectors:
     tests/vectors/ktp_vectors.json, runtime_boxes).
@@ -128,8 +162,8 @@ def photo_box(
     if runtime == "task-library":
         return x + 0.5, y + 0.5, x + 0.5 + w, y + 0.5 + h
     if runtime == "mediapipe":
-        shift_x = 0.5 * (photo_size[0] / model_size[0] - 1.0)
-        shift_y = 0.5 * (photo_size[1] / model_size[1] - 1.0)
+        shift_x = 0.0 if presized else 0.5 * (photo_size[0] / model_size[0] - 1.0)
+        shift_y = 0.0 if presized else 0.5 * (photo_size[1] / model_size[1] - 1.0)
         left, top = x + 0.5 - shift_x, y + 0.5 - shift_y
         return left, top, left + w + 0.5, top + h + 0.5
     raise ValueError(f"unknown runtime {runtime!r}; use one of {', '.join(RUNTIMES)}")
@@ -142,17 +176,19 @@ def pixel_detections(
     image_id: str,
     labels: Sequence[str],
     *,
-    app_mapping: tuple[str, tuple[int, int]] | None = None,
+    app_mapping: tuple[str, tuple[int, int], bool] | None = None,
 ) -> Detections:
     """A runtime's whole-pixel ``[x, y, w, h]`` boxes as normalised :class:`Detections`.
 
+    ``width`` and ``height`` are those of the image the runtime was given.
     Boxes are taken exactly as returned, or, with ``app_mapping`` = (runtime,
-    model (width, height)), through :func:`photo_box` as ktp-core maps them.
+    model (width, height), presized), through :func:`photo_box` as ktp-core
+    maps them.
     MediaPipe leaves the category index unset and names the label; the index
     is then the label's position in ``labels`` (the model's label file).
     """
     corners = [
-        photo_box(app_mapping[0], d["box"], (width, height), app_mapping[1])
+        photo_box(app_mapping[0], d["box"], (width, height), app_mapping[1], presized=app_mapping[2])
         if app_mapping
         else (d["box"][0], d["box"][1], d["box"][0] + d["box"][2], d["box"][1] + d["box"][3])
         for d in raw
@@ -186,9 +222,19 @@ class RuntimeDetections:
 
 
 def detect_images(
-    runtime: str, model_path: str | Path, images: Sequence[np.ndarray], image_ids: Sequence[str]
+    runtime: str,
+    model_path: str | Path,
+    images: Sequence[np.ndarray],
+    image_ids: Sequence[str],
+    *,
+    presize: int | None = None,
 ) -> RuntimeDetections:
     """Detections of one model on ``images`` through ``runtime``.
+
+    ``presize``: hand the task-library or mediapipe runtime each photo as a
+    :func:`presized_frame` of this factor instead of the photo (litert, which
+    this toolkit feeds itself, is unchanged). Boxes are normalised, so they
+    are the photo's either way.
 
     Raises:
       RuntimeUnavailableError: the runtime is missing or cannot run the model.
@@ -208,10 +254,12 @@ def detect_images(
     labels = model.labels or ()
     model_height, model_width = model.input_size
     model_size = (model_width, model_height)
-    raw = run_probe(runtime, model_path, images)
+    given = [presized_frame(image, model_size, presize) for image in images] if presize else images
+    raw = run_probe(runtime, model_path, given)
     returned, app = [], []
-    for answer, image, image_id in zip(raw, images, image_ids, strict=True):
+    mapping = (runtime, model_size, bool(presize))
+    for answer, image, image_id in zip(raw, given, image_ids, strict=True):
         height, width = image.shape[:2]
         returned.append(pixel_detections(answer, width, height, image_id, labels))
-        app.append(pixel_detections(answer, width, height, image_id, labels, app_mapping=(runtime, model_size)))
+        app.append(pixel_detections(answer, width, height, image_id, labels, app_mapping=mapping))
     return RuntimeDetections(runtime, returned, app)

@@ -12,21 +12,22 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-def _register_tiny_ssd() -> None:
-    """Make tests/tiny_ssd.py importable as ``ktp_tests_tiny_ssd``.
+def _register_helpers() -> None:
+    """Make the test helpers importable: tests/tiny_ssd.py as ``ktp_tests_tiny_ssd``, vector_file.py as ``ktp_tests_vector_file``.
 
     With ``--import-mode=importlib`` test files cannot import each other; the
-    builder of tiny OD-API-style SSD graphs is shared through this one name.
+    builder of tiny OD-API-style SSD graphs and the shared vectors' writer are
+    shared through these names.
     """
-    name = "ktp_tests_tiny_ssd"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("tiny_ssd.py"))
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
+    for name, file in (("ktp_tests_tiny_ssd", "tiny_ssd.py"), ("ktp_tests_vector_file", "vector_file.py")):
+        if name not in sys.modules:
+            spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(file))
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[name] = module
+            spec.loader.exec_module(module)
 
 
-_register_tiny_ssd()
+_register_helpers()
 
 
 @pytest.fixture(scope="session")

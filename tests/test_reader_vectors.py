@@ -38,14 +38,12 @@ place, every other byte of the file stays):
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import dataclasses
+import importlib
 import json
 import math
-import re
 import sys
-import zlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -55,7 +53,6 @@ from PIL import Image
 
 from ktp_tflite.convert.reader import CROP_FILE, CROP_KEYS, INT8_FILE, ReaderModelError, crop_txt, parse_crop
 from ktp_tflite.train import reader_crops
-from ktp_tflite.train.atomic_files import atomic_write_bytes
 from ktp_tflite.train.images import load_image
 from ktp_tflite.train.reader_crops import (
     CropConfig,
@@ -67,7 +64,10 @@ from ktp_tflite.train.reader_crops import (
 )
 from ktp_tflite.train.synth import render_card
 
-VECTORS_PATH = Path(__file__).parent / "vectors" / "ktp_vectors.json"
+vector_file = sys.modules.get("ktp_tests_vector_file") or importlib.import_module("vector_file")  # see vector_file.py
+VECTORS_PATH = vector_file.VECTORS_PATH
+rule_image, encode_pixels, decode_pixels = vector_file.rule_image, vector_file.encode_pixels, vector_file.decode_pixels
+format_section, write_section = vector_file.format_section, vector_file.write_section
 SECTION = "reader_crop"
 DESKEW_SECTION = "reader_deskew"
 # Quads and coefficients are plain float arithmetic (train/synth.py rect_to_quad, no BLAS or
@@ -106,21 +106,6 @@ CASE_SPECS = [
      "image": IMAGE_B, "box": [1.0, 2.0, 16.0, 3.4],
      "config": {"height": 32, "width": 384, "margin": 0.2, "side_margin": 0.4}},
 ]
-
-
-def rule_image(spec: dict) -> np.ndarray:
-    """The uint8 RGB image [height, width, 3] of an image rule."""
-    y, x = np.mgrid[0:spec["height"], 0:spec["width"]].astype(np.int64)
-    return np.stack([(ax * x + ay * y + axy * x * y + b) % 256 for ax, ay, axy, b in spec["channels"]],
-                    axis=-1).astype(np.uint8)
-
-
-def encode_pixels(pixels: np.ndarray) -> str:
-    return base64.b64encode(zlib.compress(pixels.tobytes(), 9)).decode("ascii")
-
-
-def decode_pixels(text: str, height: int, width: int) -> np.ndarray:
-    return np.frombuffer(zlib.decompress(base64.b64decode(text)), np.uint8).reshape(height, width, 3)
 
 
 @contextlib.contextmanager
@@ -188,42 +173,6 @@ def build_section() -> dict:
                   "Regenerate: python tests/test_reader_vectors.py --write."),
         "cases": cases,
     }
-
-
-def _format_section(section: dict) -> str:
-    """The section as JSON text in the file's style: one case per block, one key per line."""
-    lines = ["{", f'    "about": {json.dumps(section["about"])},', '    "cases": [']
-    for index, case in enumerate(section["cases"]):
-        items = [f'        {json.dumps(key)}: {json.dumps(value)}' for key, value in case.items()]
-        lines += ["      {", ",\n".join(items), "      }" + ("," if index < len(section["cases"]) - 1 else "")]
-    lines += ["    ]", "  }"]
-    return "\n".join(lines)
-
-
-def _section_span(text: str, name: str) -> tuple[int, int] | None:
-    """Where top-level section ``name`` sits in the vectors text: from its leading comma to its end."""
-    marker = f',\n  "{name}": '
-    start = text.find(marker)
-    if start < 0:
-        return None
-    following = re.compile(r',\n  "[^"]+": ').search(text, start + len(marker))
-    return start, following.start() if following else text.rindex("\n}")
-
-
-def write_section(name: str, path: Path = VECTORS_PATH) -> None:
-    """Rewrite section ``name`` of the vectors file in place (or append it); every other byte stays."""
-    text = path.read_text(encoding="utf-8")
-    block = f',\n  "{name}": {_format_section(SECTION_BUILDERS[name]())}'
-    span = _section_span(text, name)
-    if span is None:
-        end = text.rindex("\n}")
-        updated = f"{text[:end]}{block}{text[end:]}"
-    else:
-        updated = f"{text[:span[0]]}{block}{text[span[1]:]}"
-    before, after = json.loads(text), json.loads(updated)
-    assert {k: v for k, v in after.items() if k != name} == {k: v for k, v in before.items() if k != name}
-    assert [k for k in after if k != name] == [k for k in before if k != name]
-    atomic_write_bytes(path, updated.encode("utf-8"))
 
 
 VECTORS = json.loads(VECTORS_PATH.read_text(encoding="utf-8"))
@@ -552,7 +501,7 @@ def test_deskew_vectors_cover_the_rule():
     assert {kind: any(flags) for kind, flags in by_kind.items()} == {kind: True for kind in by_kind}
     rows = [n for spec in DESKEW_SPECS for n in deskew_case(*deskew_input(spec)[::2])["profile_rows"]]
     assert min(rows) < 8 and max(rows) > 128  # numpy's pairwise sum: its short, unrolled and split cases
-    section = _format_section(VECTORS[DESKEW_SECTION])
+    section = format_section(VECTORS[DESKEW_SECTION])
     assert len(section.encode("utf-8")) < 60_000
 
 
@@ -754,7 +703,7 @@ if __name__ == "__main__":
         sys.exit(f"usage: python {Path(__file__).name} --write [{'|'.join(SECTION_BUILDERS)} ...]   "
                  f"(rewrites those sections of {VECTORS_PATH}, all without a name)")
     for name in names:
-        write_section(name)
+        write_section(name, SECTION_BUILDERS[name]())
         print(f"wrote section {name!r} of {VECTORS_PATH}", file=sys.stderr)
 
 

@@ -63,11 +63,32 @@ def test_photo_box_matches_the_shared_vectors():
 
     cases = json.loads(VECTORS.read_text(encoding="utf-8"))["runtime_boxes"]["cases"]
     assert {c["runtime"] for c in cases} == {"litert", "task-library", "mediapipe"}
+    assert {c["runtime"] for c in cases if c.get("presized")} == {"litert", "task-library", "mediapipe"}
     for case in cases:
-        got = photo_box(case["runtime"], case["box"], tuple(case["photo"]), tuple(case["model"]))
+        got = photo_box(case["runtime"], case["box"], tuple(case["photo"]), tuple(case["model"]),
+                        presized=case.get("presized", False))
         assert got == pytest.approx(case["expected"], abs=1e-9), case
     with pytest.raises(ValueError, match="unknown runtime"):
         photo_box("tflite-gpu", [0, 0, 1, 1], (640, 480), (320, 320))
+
+
+def test_a_presized_frame_reaches_the_model_exactly_as_our_resize(probe_model):
+    """Handed presized_frame(photo), both runtimes feed the model resize_rgb(photo), pixel for pixel."""
+    from ktp_tflite.convert.resize_probe import LINES, line_positions, runtime_pixels
+    from ktp_tflite.convert.runtimes import APP_PRESIZE, presized_frame
+    from ktp_tflite.train.preprocess import resize_rgb
+
+    _, path = probe_model
+    photo = np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8)  # noise: any miss shows
+    ours = resize_rgb(photo, 320, 320)
+    rows = line_positions(320)
+    expected = np.concatenate([ours[rows, :, 0], ours[:, rows, 1].T])
+    for runtime in ("task-library", "mediapipe"):
+        for factor in (2, APP_PRESIZE):
+            fed = runtime_pixels(runtime, path, presized_frame(photo, (320, 320), factor))
+            np.testing.assert_array_equal(fed, expected, err_msg=f"{runtime} x{factor}")
+        # the photo itself reaches the model otherwise: the check can fail
+        assert np.abs(runtime_pixels(runtime, path, photo) - expected).mean() > 5, runtime
 
 
 @pytest.fixture(scope="module")
@@ -118,6 +139,22 @@ def test_runtimes_return_whole_pixel_boxes_of_the_labelled_fields(models):
         # ktp-core's mapping moves every box by the rule, no more
         app = found.app[0].boxes * [96, 128, 96, 128]
         assert np.abs(app - boxes).max() <= 1.0 + 1e-6
+
+
+def test_evaluate_hands_presized_frames_to_the_whole_pixel_runtimes(models, tmp_path):
+    out = tmp_path / "eval.json"
+    result = CliRunner().invoke(main, [
+        "evaluate", str(models["int8"]), "--data", str(models["data"]), "--runtime", "all", "--presize", "4",
+        "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    assert report["presize"] == 4 and "pre-sized frames (x4)" in result.output
+    for entry in report["models"]:
+        assert entry["metrics"]["map50"] == pytest.approx(1.0), entry["runtime"]
+        assert entry["app_metrics"]["map50"] == pytest.approx(1.0), entry["runtime"]
+    refused = CliRunner().invoke(main, ["evaluate", str(models["int8"]), "--data", str(models["data"]),
+                                        "--presize", "1"])
+    assert refused.exit_code == 2 and "--presize" in refused.output
 
 
 def test_evaluate_through_each_runtime_and_gate_on_the_worst(models, tmp_path):

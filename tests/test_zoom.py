@@ -255,3 +255,13 @@ def test_scan_zoom_option(oracle):
     assert "zoom: no second pass" in zoomed.stderr
     assert json.loads(zoomed.stdout) == json.loads(plain.stdout)
     assert json.loads(plain.stdout)["fields"]  # the oracle finds fields: the zoom kept them
+
+
+def test_zoom_threshold_help_states_the_layouts_default():
+    # --zoom-threshold defaults to None (the CLI imports no numpy for --help); its help names the value.
+    from ktp_tflite.convert.cli import main
+    from ktp_tflite.train.card_layout import DEFAULT_ZOOM_THRESHOLD
+
+    for command in ("evaluate", "evaluate-scan"):
+        result = CliRunner().invoke(main, [command, "--help"])
+        assert f"[default: {DEFAULT_ZOOM_THRESHOLD:g}, the card layout's" in " ".join(result.output.split()), command

@@ -9,6 +9,33 @@ import click
 
 EXIT_DROP_TOO_LARGE = 3
 
+zoom_threshold_option = click.option(
+    "--zoom-threshold",
+    type=click.FloatRange(0.0, 1.0, min_open=True),
+    default=None,
+    help="Card width / frame width below which --zoom takes a second look "
+    "[default: 0.45, the card layout's DEFAULT_ZOOM_THRESHOLD].",
+)
+presize_option = click.option(
+    "--presize",
+    type=click.IntRange(2, 8),
+    default=None,
+    metavar="FACTOR",
+    help="Hand the Task Library and MediaPipe each photo already resized to the model "
+    "input by this toolkit's resize, each pixel repeated FACTOR x FACTOR times (what "
+    "android_demo does, factor 4): their own resize then changes nothing and their "
+    "whole-pixel boxes are FACTOR times finer. LiteRT is unchanged.",
+)
+
+
+def _zoom_settings(zoom: bool, threshold: float | None):
+    """The two-pass zoom's settings for ``--zoom`` / ``--zoom-threshold``, or None without ``--zoom``."""
+    if not zoom:
+        return None
+    from ktp_tflite.convert.zoom import ZoomSettings
+
+    return ZoomSettings() if threshold is None else ZoomSettings(threshold=threshold)
+
 
 @click.command()
 @click.argument("models", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
@@ -44,13 +71,8 @@ EXIT_DROP_TOO_LARGE = 3
     "frame width, run the model again on the card's crop through the same runtime "
     "and map its boxes back (as `scan --zoom`). Every metric is then of the final boxes.",
 )
-@click.option(
-    "--zoom-threshold",
-    type=click.FloatRange(0.0, 1.0, min_open=True),
-    default=0.45,
-    show_default=True,
-    help="Card width / frame width below which --zoom takes a second look.",
-)
+@zoom_threshold_option
+@presize_option
 @click.option(
     "--json",
     "json_out",
@@ -64,7 +86,8 @@ def evaluate(
     runtime_names: tuple[str, ...],
     max_map_drop: float | None,
     zoom: bool,
-    zoom_threshold: float,
+    zoom_threshold: float | None,
+    presize: int | None,
     json_out: Path | None,
     force: bool,
 ) -> None:
@@ -111,12 +134,8 @@ def evaluate(
         f"evaluating {len(models)} model(s) through {', '.join(runtimes)} on {len(dataset)} photos of {data_path}",
         err=True,
     )
-    settings = None
-    if zoom:
-        from ktp_tflite.convert.zoom import ZoomSettings
-
-        settings = ZoomSettings(threshold=zoom_threshold)
-    report = evaluate_models(list(models), dataset, runtimes, zoom=settings)
+    settings = _zoom_settings(zoom, zoom_threshold)
+    report = evaluate_models(list(models), dataset, runtimes, zoom=settings, presize=presize)
     click.echo(format_table(report))
     if json_out is not None:
         write_output(json_out, (json.dumps(report.to_dict(), indent=2) + "\n").encode(), inputs=inputs, force=force)
@@ -165,13 +184,8 @@ def evaluate(
     help="Runtime of the detector (task-library: android_demo's, with its ktp-core box mapping).",
 )
 @click.option("--zoom", is_flag=True, help="Two-pass zoom of the detector (as `evaluate --zoom`).")
-@click.option(
-    "--zoom-threshold",
-    type=click.FloatRange(0.0, 1.0, min_open=True),
-    default=0.45,
-    show_default=True,
-    help="Card width / frame width below which --zoom takes a second look.",
-)
+@zoom_threshold_option
+@presize_option
 @click.option(
     "--json",
     "json_out",
@@ -186,7 +200,8 @@ def evaluate_scan_command(
     texts_path: Path | None,
     runtime: str,
     zoom: bool,
-    zoom_threshold: float,
+    zoom_threshold: float | None,
+    presize: int | None,
     json_out: Path | None,
     force: bool,
 ) -> None:
@@ -215,12 +230,8 @@ def evaluate_scan_command(
     texts = read_field_texts(texts_path or find_field_texts(data_path))
     dataset = read_dataset(data_path)
     click.echo(f"reading the fields of {len(dataset)} photos of {data_path} through {runtime}", err=True)
-    settings = None
-    if zoom:
-        from ktp_tflite.convert.zoom import ZoomSettings
-
-        settings = ZoomSettings(threshold=zoom_threshold)
-    report = evaluate_scan(model_path, reader, dataset, texts, runtime, zoom=settings)
+    settings = _zoom_settings(zoom, zoom_threshold)
+    report = evaluate_scan(model_path, reader, dataset, texts, runtime, zoom=settings, presize=presize)
     click.echo(format_scan_table(report))
     if json_out is not None:
         write_output(json_out, (json.dumps(report, indent=2) + "\n").encode(), inputs=inputs, force=force)

@@ -4,10 +4,14 @@
 2. quantize: the bundled reference model (``train/reference/saved_model``) to
    full-integer int8 with metadata, calibrated on rendered cards;
 3. metadata: the bundled float .tflite with the same metadata;
-4. evaluate: float vs int8 COCO mAP on the validation photos;
+4. evaluate: float vs int8 COCO mAP on the validation photos through every
+   installed runtime, the Task Library and MediaPipe handed presized frames as
+   android_demo hands them (``--presize 4``);
 5. read: whole scans with the bundled field reader
-   (``train/reference/reader``): the int8 detector through the Task Library
-   (ktp-core boxes), then the reader; field exact match and cards fully read;
+   (``train/reference/reader``): the int8 detector through the app's runtime
+   (MediaPipe, presized frames, ktp-core boxes; the Task Library or LiteRT
+   when MediaPipe is not installed), then the reader; field exact match and
+   cards fully read;
 6. benchmark: host latency of both detectors, Pixel projections, report.md/json/html;
 7. android-assets: the int8 model and the bundled reader into the Android demo's assets.
 
@@ -157,16 +161,19 @@ def pipeline(
         )
     if "metadata" in chosen:
         _run(ctx, "metadata", [str(float_model), "--out", str(float_out), *forced])
+    from ktp_tflite.convert.runtimes import APP_PRESIZE, APP_RUNTIME, installed_runtimes
+
+    presize = ["--presize", str(APP_PRESIZE)]
     if "evaluate" in chosen:
         _run(
             ctx,
             "evaluate",
-            [str(float_out), str(int8_out), "--data", str(val), "--json", str(out / "eval.json"), *forced],
+            [str(float_out), str(int8_out), "--data", str(val), *presize, "--json", str(out / "eval.json"), *forced],
         )
     if "read" in chosen:
-        from ktp_tflite.convert.runtimes import installed_runtimes
-
-        runtime = ["--runtime", "litert"] if "task-library" not in installed_runtimes() else []
+        installed = installed_runtimes()
+        scan_runtime = next(r for r in (APP_RUNTIME, "task-library", "litert") if r in installed)
+        runtime = ["--runtime", scan_runtime, *(presize if scan_runtime != "litert" else [])]
         _run(
             ctx,
             "evaluate-scan",

@@ -6,10 +6,12 @@ import android.graphics.Matrix
 import android.os.SystemClock
 import androidx.camera.core.ImageProxy
 import java.io.IOException
+import org.ktptflite.core.ArgbWindow
 import org.ktptflite.core.DetectionSelector
 import org.ktptflite.core.DetectorRuntime
 import org.ktptflite.core.FieldResult
 import org.ktptflite.core.ImageGeometry
+import org.ktptflite.core.ModelInput
 import org.ktptflite.core.ReturnedDetection
 import org.ktptflite.core.RuntimeBoxes
 
@@ -34,8 +36,9 @@ interface RuntimeDetector : AutoCloseable {
     val backend: String
 
     /**
-     * The detections of an upright ARGB_8888 [upright] exactly as the runtime
-     * returned them: whole pixels of [upright], its index or -1, its label.
+     * The detections of an ARGB_8888 [upright] (the helper hands it a presized
+     * frame) exactly as the runtime returned them: whole pixels of [upright],
+     * its index or -1, its label.
      *
      * @throws IllegalStateException if the runtime fails on the frame.
      */
@@ -112,26 +115,31 @@ class ObjectDetectorHelper(
         val detector = detector ?: return
         val model = model ?: return
         val start = SystemClock.uptimeMillis()
+        // The runtime is handed the frame already resized as training resized it, each
+        // pixel repeated 4 x 4 (ktp-core ModelInput): its own resize then changes nothing
+        // and its whole-pixel boxes are in quarter model pixels (convert/RUNTIMES.md).
+        val frame = presizedFrame(upright, model.inputWidth, model.inputHeight)
         val returned =
             try {
-                detector.detect(upright)
+                detector.detect(frame)
             } catch (error: IllegalStateException) {
                 listener.onError(context.getString(R.string.detector_failed, error.message ?: error.toString()))
                 return
             }
         val elapsed = SystemClock.uptimeMillis() - start
-        // Both runtimes report whole pixels of the image they were given, each with
-        // its own bias; RuntimeBoxes removes it (with the model input size read from
-        // the model) and normalises by the image size, the model space ktp-core selects in.
+        // Both runtimes report whole pixels of the frame they were given, each with
+        // its own bias; RuntimeBoxes removes it and normalises by the frame size: the
+        // upright photo's normalised box, the model space ktp-core selects in.
         val raw =
             RuntimeBoxes.rawDetections(
                 detector.runtime,
                 returned,
                 model.labels,
-                upright.width,
-                upright.height,
+                frame.width,
+                frame.height,
                 model.inputWidth,
-                model.inputHeight
+                model.inputHeight,
+                presized = true
             )
         val fields = DetectionSelector.select(raw, model.labels, geometry, settings.threshold.toDouble())
         listener.onResults(DetectionFrame(fields, upright, elapsed, detector.backend))
@@ -140,6 +148,18 @@ class ObjectDetectorHelper(
     companion object {
         /** Detections each runtime returns per frame (both take it as their max results). */
         const val MAX_RESULTS = 25
+
+        /** The presized frame of [upright] for a [modelWidth] x [modelHeight] model (ModelInput.presizedFrame). */
+        fun presizedFrame(upright: Bitmap, modelWidth: Int, modelHeight: Int): Bitmap {
+            val pixels = IntArray(upright.width * upright.height)
+            upright.getPixels(pixels, 0, upright.width, 0, 0, upright.width, upright.height)
+            val frame = ModelInput.presizedFrame(
+                ArgbWindow(pixels, upright.width, upright.height),
+                modelWidth,
+                modelHeight
+            )
+            return Bitmap.createBitmap(frame.pixels, frame.width, frame.height, Bitmap.Config.ARGB_8888)
+        }
 
         /** [frame] turned clockwise by [rotationDegrees] (CameraX imageInfo.rotationDegrees): upright. */
         fun upright(frame: Bitmap, rotationDegrees: Int): Bitmap {

@@ -56,6 +56,11 @@ data class ReturnedDetection(val box: PixelBox, val index: Int, val label: Strin
  *   shiftY = 0.5 * (photoH / modelH - 1), left = x + 0.5 - shiftX,
  *   top = y + 0.5 - shiftY, right = left + w + 0.5, bottom = top + h + 0.5.
  * - LITERT (this toolkit's resize, float boxes) is unchanged: (x, y, x + w, y + h).
+ *
+ * When the runtime was given a presized frame ([ModelInput.presizedFrame], what
+ * the app hands it) rather than the photo, every sample point of MediaPipe's grid
+ * falls in the repeated block of the model pixel it stands for: shiftX = shiftY = 0,
+ * the truncation alone is undone (`presized = true`).
  */
 object RuntimeBoxes {
     /**
@@ -64,7 +69,8 @@ object RuntimeBoxes {
      * [returned] is the runtime's [x, y, w, h] as PixelBox(x, y, x + w, y + h),
      * which is how both Android runtimes hand it (a RectF with those edges).
      * The photo is the image given to the runtime, the model size its input
-     * tensor's width and height; only MEDIAPIPE depends on them.
+     * tensor's width and height; only MEDIAPIPE depends on them, and only when
+     * the image was not [presized].
      */
     fun photoBox(
         runtime: DetectorRuntime,
@@ -72,7 +78,8 @@ object RuntimeBoxes {
         photoWidth: Int,
         photoHeight: Int,
         modelWidth: Int,
-        modelHeight: Int
+        modelHeight: Int,
+        presized: Boolean = false
     ): PixelBox {
         require(photoWidth > 0 && photoHeight > 0) { "photo size must be positive, got ${photoWidth}x$photoHeight" }
         require(modelWidth > 0 && modelHeight > 0) { "model size must be positive, got ${modelWidth}x$modelHeight" }
@@ -86,8 +93,8 @@ object RuntimeBoxes {
             DetectorRuntime.TASK_LIBRARY -> PixelBox(x + 0.5, y + 0.5, x + 0.5 + w, y + 0.5 + h)
 
             DetectorRuntime.MEDIAPIPE -> {
-                val shiftX = 0.5 * (photoWidth.toDouble() / modelWidth - 1.0)
-                val shiftY = 0.5 * (photoHeight.toDouble() / modelHeight - 1.0)
+                val shiftX = if (presized) 0.0 else 0.5 * (photoWidth.toDouble() / modelWidth - 1.0)
+                val shiftY = if (presized) 0.0 else 0.5 * (photoHeight.toDouble() / modelHeight - 1.0)
                 val left = x + 0.5 - shiftX
                 val top = y + 0.5 - shiftY
                 PixelBox(left, top, left + w + 0.5, top + h + 0.5)
@@ -105,16 +112,18 @@ object RuntimeBoxes {
         photoWidth: Int,
         photoHeight: Int,
         modelWidth: Int,
-        modelHeight: Int
+        modelHeight: Int,
+        presized: Boolean = false
     ): NormBox {
-        val box = photoBox(runtime, returned, photoWidth, photoHeight, modelWidth, modelHeight)
+        val box = photoBox(runtime, returned, photoWidth, photoHeight, modelWidth, modelHeight, presized)
         return NormBox(box.top / photoHeight, box.left / photoWidth, box.bottom / photoHeight, box.right / photoWidth)
     }
 
     /**
      * A runtime's detections of one photo as the post-process outputs [DetectionSelector] takes.
      *
-     * Boxes go through [modelBox]. The class of a detection is its index, or,
+     * Boxes go through [modelBox] ([presized]: the runtime was given a presized
+     * frame, whose normalised boxes are the photo's). The class of a detection is its index, or,
      * when the runtime reports none (-1, MediaPipe), the position of its label in
      * [labels] (the model's label file), as ktp_tflite.convert.runtimes.pixel_detections
      * does; a label not in [labels] gives -1, which the selection drops.
@@ -126,9 +135,12 @@ object RuntimeBoxes {
         photoWidth: Int,
         photoHeight: Int,
         modelWidth: Int,
-        modelHeight: Int
+        modelHeight: Int,
+        presized: Boolean = false
     ): RawDetections = RawDetections(
-        boxes = detections.map { modelBox(runtime, it.box, photoWidth, photoHeight, modelWidth, modelHeight) },
+        boxes = detections.map {
+            modelBox(runtime, it.box, photoWidth, photoHeight, modelWidth, modelHeight, presized)
+        },
         classes = detections.map { classOf(it, labels).toDouble() }.toDoubleArray(),
         scores = detections.map { it.score }.toDoubleArray(),
         count = detections.size.toDouble()

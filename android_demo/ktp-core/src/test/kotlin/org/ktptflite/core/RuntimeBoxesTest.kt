@@ -11,6 +11,8 @@ import org.junit.jupiter.api.TestFactory
 class RuntimeBoxesTest {
     private val cases = Vectors.cases("runtime_boxes", "cases")
 
+    private fun presized(case: Map<String, Any?>): Boolean = case["presized"] as Boolean? ?: false
+
     private fun size(value: Any?): List<Int> = Vectors.numbers(value).map {
         check(it == Math.rint(it)) { "a size must be whole pixels, got $it" }
         it.toInt()
@@ -30,7 +32,8 @@ class RuntimeBoxesTest {
                     photoW,
                     photoH,
                     modelW,
-                    modelH
+                    modelH,
+                    presized(case)
                 )
             val expected = Vectors.numbers(case["expected"])
             val actual = listOf(box.left, box.top, box.right, box.bottom)
@@ -46,7 +49,16 @@ class RuntimeBoxesTest {
         val (photoW, photoH) = size(case["photo"])
         val (modelW, modelH) = size(case["model"])
         DynamicTest.dynamicTest("${runtime.id} photo ${photoW}x$photoH box [$x, $y, $w, $h]") {
-            val box = RuntimeBoxes.modelBox(runtime, PixelBox(x, y, x + w, y + h), photoW, photoH, modelW, modelH)
+            val box =
+                RuntimeBoxes.modelBox(
+                    runtime,
+                    PixelBox(x, y, x + w, y + h),
+                    photoW,
+                    photoH,
+                    modelW,
+                    modelH,
+                    presized(case)
+                )
             val (left, top, right, bottom) = Vectors.numbers(case["expected"])
             val expected = listOf(top / photoH, left / photoW, bottom / photoH, right / photoW)
             val actual = listOf(box.ymin, box.xmin, box.ymax, box.xmax)
@@ -65,7 +77,16 @@ class RuntimeBoxesTest {
             // As each runtime names the class: the Task Library by index, MediaPipe by label only.
             val index = if (runtime == DetectorRuntime.MEDIAPIPE) -1 else 1
             val returned = listOf(ReturnedDetection(PixelBox(x, y, x + w, y + h), index, LABELS[1], 0.9))
-            val raw = RuntimeBoxes.rawDetections(runtime, returned, LABELS, photoW, photoH, modelW, modelH)
+            val raw = RuntimeBoxes.rawDetections(
+                runtime,
+                returned,
+                LABELS,
+                photoW,
+                photoH,
+                modelW,
+                modelH,
+                presized(case)
+            )
             val fields = DetectionSelector.select(raw, LABELS, ImageGeometry(photoW, photoH), 0.5)
             val field = fields[LABELS[1]] ?: error("${LABELS[1]} not selected: ${fields.missing}")
             assertEquals(1, field.classId)
@@ -118,6 +139,14 @@ class RuntimeBoxesTest {
                 it["runtime"] == "mediapipe" && size(it["photo"]).zip(size(it["model"])).all { (p, m) -> p != m }
             }
         )
+        // Every runtime also on a presized frame, MediaPipe's where the shift would not be zero.
+        assertEquals(
+            DetectorRuntime.entries.map {
+                it.id
+            }.toSet(),
+            cases.filter(::presized).map { it["runtime"] }.toSet()
+        )
+        assertTrue(cases.any { it["runtime"] == "mediapipe" && presized(it) && size(it["photo"]) != size(it["model"]) })
     }
 
     @Test
