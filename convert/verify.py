@@ -219,10 +219,13 @@ class RuntimeAgreement:
 
     ``max_offset_px[runtime]``: the largest difference, in photo pixels, of any
     box edge of the top detection of a class between that runtime and LiteRT
-    (our resize, float boxes), as the runtime returned it (``returned``) and
-    after ktp-core's mapping (``ktp_core``, :func:`~ktp_tflite.convert.runtimes.photo_box`);
+    (our resize, float boxes), as the runtime returned it (``returned``),
+    after ktp-core's mapping (``ktp_core``, :func:`~ktp_tflite.convert.runtimes.photo_box`),
+    and as android_demo runs it (``app``: the runtime handed a presized frame,
+    :data:`~ktp_tflite.convert.runtimes.APP_PRESIZE`, ktp-core's mapping);
     ``*_mean_edges``: the mean signed offset of the top, left, bottom and right
-    edges (the bias that ktp-core's mapping removes).
+    edges (the bias that ktp-core's mapping removes). Warnings are of the
+    app's path beyond :data:`OFFSET_WARN_PX`.
     """
 
     photos: int
@@ -251,7 +254,7 @@ def runtime_agreement(model_path: str | Path, labels: list[str]) -> RuntimeAgree
     Raises:
       VerificationError: an installed runtime cannot load or run the model.
     """
-    from ktp_tflite.convert.runtimes import RuntimeUnavailableError, detect_images, installed_runtimes
+    from ktp_tflite.convert.runtimes import APP_PRESIZE, RuntimeUnavailableError, detect_images, installed_runtimes
     from ktp_tflite.train.synth import render_card
 
     photos = [render_card(7, index).image for index in AGREEMENT_SEEDS]
@@ -266,14 +269,15 @@ def runtime_agreement(model_path: str | Path, labels: list[str]) -> RuntimeAgree
     for runtime in runtimes:
         try:
             found = detect_images(runtime, model_path, photos, ids)
+            presized = detect_images(runtime, model_path, photos, ids, presize=APP_PRESIZE)
         except RuntimeUnavailableError as error:
             raise VerificationError(str(error)) from error
-        worst = {"returned": 0.0, "ktp_core": 0.0}
-        edges: dict[str, list[np.ndarray]] = {"returned": [], "ktp_core": []}
+        worst = {"returned": 0.0, "ktp_core": 0.0, "app": 0.0}
+        edges: dict[str, list[np.ndarray]] = {"returned": [], "ktp_core": [], "app": []}
         lost: set[str] = set()
-        for ours, returned, mapped in zip(reference, found.returned, found.app, strict=True):
+        for ours, returned, mapped, app in zip(reference, found.returned, found.app, presized.app, strict=True):
             want = _top_boxes(ours.boxes, ours.classes, ours.scores)
-            for key, theirs in (("returned", returned), ("ktp_core", mapped)):
+            for key, theirs in (("returned", returned), ("ktp_core", mapped), ("app", app)):
                 got = _top_boxes(theirs.boxes, theirs.classes, theirs.scores)
                 for cls, box in want.items():
                     if cls not in got:
@@ -289,11 +293,11 @@ def runtime_agreement(model_path: str | Path, labels: list[str]) -> RuntimeAgree
             mean = np.mean(found_edges, axis=0) if found_edges else np.zeros(4)
             offsets[runtime][f"{key}_mean_edges"] = [round(float(v), 2) for v in mean]
         missing[runtime] = sorted(lost)
-        if worst["returned"] > OFFSET_WARN_PX:
+        if worst["app"] > OFFSET_WARN_PX:
             warnings.append(
-                f"{runtime} boxes differ from LiteRT's by up to {worst['returned']:.1f} px as returned "
-                f"({worst['ktp_core']:.1f} px after ktp-core's mapping) on {width}x{height} photos; "
-                "see convert/RUNTIMES.md"
+                f"{runtime} boxes differ from LiteRT's by up to {worst['app']:.1f} px as android_demo runs it "
+                f"(presized frame x{APP_PRESIZE}, ktp-core boxes; {worst['returned']:.1f} px as returned "
+                f"for the photo) on {width}x{height} photos; see convert/RUNTIMES.md"
             )
         if lost:
             warnings.append(f"{runtime} does not find {', '.join(sorted(lost))} where LiteRT does")

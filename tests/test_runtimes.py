@@ -277,6 +277,8 @@ def test_runtime_agreement_reports_each_runtime_against_litert(models):
     tl, mp = agreement.max_offset_px["task-library"], agreement.max_offset_px["mediapipe"]
     assert 0 < tl["returned"] < 1.5  # right edge = truncated origin + rounded size: error in (-1.5, 0.5]
     assert mp["returned"] > tl["returned"]
-    assert len(tl["returned_mean_edges"]) == len(mp["ktp_core_mean_edges"]) == 4
+    assert len(tl["returned_mean_edges"]) == len(mp["ktp_core_mean_edges"]) == len(mp["app_mean_edges"]) == 4
+    # (the oracle's input is tiny, so its presized frames are coarse: no ordering to assert on the app's path)
+    assert tl["app"] >= 0 and mp["app"] >= 0
     warned = {w.split(" ")[0] for w in agreement.warnings if "differ from LiteRT" in w}
-    assert warned == {r for r, o in agreement.max_offset_px.items() if o["returned"] > OFFSET_WARN_PX}
+    assert warned == {r for r, o in agreement.max_offset_px.items() if o["app"] > OFFSET_WARN_PX}

@@ -68,14 +68,15 @@ def _echo_json(data: dict) -> None:
 
 
 def _echo_agreement(agreement) -> None:
-    """The runtimes' box offsets against LiteRT on stderr, and a warning beyond 1 px."""
+    """The runtimes' box offsets against LiteRT on stderr, and a warning beyond 1 px on the app's path."""
     if agreement is None:
         return
     width, height = agreement.photo_size
     parts = [
         f"{runtime} {o['returned']:.1f} px as returned (mean edges t/l/b/r "
         f"{'/'.join(f'{v:+.2f}' for v in o['returned_mean_edges'])}), {o['ktp_core']:.1f} px "
-        f"with ktp-core boxes ({'/'.join(f'{v:+.2f}' for v in o['ktp_core_mean_edges'])})"
+        f"with ktp-core boxes ({'/'.join(f'{v:+.2f}' for v in o['ktp_core_mean_edges'])}), {o['app']:.1f} px "
+        f"as the app runs it (presized frame; {'/'.join(f'{v:+.2f}' for v in o['app_mean_edges'])})"
         for runtime, o in agreement.max_offset_px.items()
     ]
     click.echo(
