@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
 import json
+import sys
 
 import numpy as np
 import pytest
@@ -265,3 +267,92 @@ def test_zoom_threshold_help_states_the_layouts_default():
     for command in ("evaluate", "evaluate-scan"):
         result = CliRunner().invoke(main, [command, "--help"])
         assert f"[default: {DEFAULT_ZOOM_THRESHOLD:g}, the card layout's" in " ".join(result.output.split()), command
+
+
+# --- Section "zoom" of the shared vectors: the two passes' bookkeeping, for ktp-core's Zoom ---------------------------
+
+vector_file = sys.modules.get("ktp_tests_vector_file") or importlib.import_module("vector_file")  # see vector_file.py
+ZOOM_SECTION = "zoom"
+
+
+def _normalised(fields: dict[str, tuple[float, ...]], frame: tuple[int, int], score: float = 0.9) -> dict:
+    """Detections (ymin, xmin, ymax, xmax normalised to ``frame``) of pixel boxes, classes in CLASSES order."""
+    width, height = frame
+    return {"boxes": [[top / height, left / width, bottom / height, right / width]
+                      for left, top, right, bottom in fields.values()],
+            "classes": [CLASSES.index(name) for name in fields],
+            "scores": [score] * len(fields)}
+
+
+def _zoom_specs() -> list[dict]:
+    small = _card_fields(0.25, 100.0, 80.0)  # a card 214 px wide in a 640 px frame: zoomed
+    large = _card_fields(0.6, 40.0, 30.0)  # 514 px wide: one pass
+    first = _normalised(small, (W, H), 0.8)
+    second_all = {"boxes": [[0.1 + 0.15 * k, 0.2, 0.16 + 0.15 * k, 0.7 - 0.05 * k] for k in range(5)],
+                  "classes": [0, 1, 2, 3, 4], "scores": [0.95, 0.9, 0.85, 0.8, 0.75]}
+    second_some = {"boxes": [[0.1, 0.2, 0.16, 0.7], [0.4, 0.2, 0.45, 0.5], [0.55, 0.3, 0.6, 0.5]],
+                   "classes": [0, 2, 3], "scores": [0.95, 0.2, 0.85]}  # class 2 below min_score: pass 1 keeps it
+    noisy = {"boxes": first["boxes"] + [[0.5, 0.5, 0.5, 0.6], [0.1, 0.1, 0.2, 0.2], [0.0, 0.0, 0.9, 0.9]],
+             "classes": first["classes"] + [1, 7, 4], "scores": first["scores"] + [0.99, 0.99, 0.1]}
+    return [
+        {"about": "small card: pass 2 finds all five fields, the final boxes are pass 2's mapped to the frame",
+         "frame": [W, H], "model": [320, 320], "first": first, "second": second_all},
+        {"about": "pass 2 finds some fields (one below min_score): pass 1's detections of the others are kept",
+         "frame": [W, H], "model": [320, 320], "first": first, "second": second_some},
+        {"about": "an empty box, an unknown class and a low score do not place the card",
+         "frame": [W, H], "model": [320, 320], "first": noisy, "second": second_all},
+        {"about": "large card: no crop, one pass", "frame": [W, H], "model": [320, 320],
+         "first": _normalised(large, (W, H)), "second": None},
+        {"about": "no field at min_score: no crop", "frame": [W, H], "model": [320, 320],
+         "first": _normalised(small, (W, H), 0.2), "second": None},
+        {"about": "portrait frame and a wide model input: the crop takes the model's aspect ratio",
+         "frame": [480, 640], "model": [320, 240], "first": _normalised(small, (480, 640), 0.7), "second": second_all},
+    ]
+
+
+def _detections(spec: dict) -> Detections:
+    return Detections("", np.array(spec["boxes"], np.float64).reshape(-1, 4), np.array(spec["classes"], np.int64),
+                      np.array(spec["scores"], np.float32))
+
+
+def zoom_case(spec: dict) -> dict:
+    frame, model = tuple(spec["frame"]), tuple(spec["model"])
+    first = _detections(spec["first"])
+    crop = zoom.plan_crop(first, frame, model)
+    case = dict(spec)
+    case["min_score"] = zoom.ZoomSettings().min_score
+    case["crop"] = None if crop is None else list(crop)
+    second = _detections(spec["second"]) if spec["second"] is not None and crop is not None else None
+    final = zoom.finish(first, second, crop, frame).detections
+    case["final"] = {"boxes": np.asarray(final.boxes, np.float64).tolist(), "classes": final.classes.tolist(),
+                     "scores": [float(s) for s in final.scores]}
+    return case
+
+
+def build_zoom_section() -> dict:
+    return {
+        "about": ("The two-pass zoom's bookkeeping (ktp_tflite.convert.zoom plan_crop and finish; ktp-core Zoom). "
+                  "frame and model are [width, height]; first: pass 1's detections (boxes [ymin, xmin, ymax, xmax] "
+                  "normalised to the frame, classes, scores); crop: [left, top, right, bottom] frame pixels of pass "
+                  "2, or null (the card is large, or no field scores min_score); second: pass 2's detections "
+                  "normalised to the crop (ignored without a crop); final: the detections kept, normalised to the "
+                  "frame, in order: pass 2's, then pass 1's of the classes pass 2 found none of at min_score. "
+                  "Scores are float32 in Python. Regenerate: python tests/test_zoom.py --write."),
+        "cases": [zoom_case(spec) for spec in _zoom_specs()],
+    }
+
+
+def test_zoom_vectors_are_what_the_code_makes():
+    stored = json.loads(vector_file.VECTORS_PATH.read_text(encoding="utf-8"))[ZOOM_SECTION]
+    assert stored == json.loads(json.dumps(build_zoom_section()))
+    crops = [case["crop"] for case in stored["cases"]]
+    assert sum(crop is None for crop in crops) == 2 and len(crops) == 6  # both outcomes covered
+    kept_from_first = stored["cases"][1]["final"]["classes"]
+    assert kept_from_first[:3] == [0, 2, 3] and sorted(kept_from_first[3:]) == [1, 2, 4]
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] != ["--write"]:
+        sys.exit(f"usage: python {sys.argv[0]} --write   (rewrites section {ZOOM_SECTION!r} of {vector_file.VECTORS_PATH})")
+    vector_file.write_section(ZOOM_SECTION, build_zoom_section())
+    print(f"wrote section {ZOOM_SECTION!r} of {vector_file.VECTORS_PATH}", file=sys.stderr)

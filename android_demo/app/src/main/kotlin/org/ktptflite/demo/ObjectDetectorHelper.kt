@@ -12,8 +12,10 @@ import org.ktptflite.core.DetectorRuntime
 import org.ktptflite.core.FieldResult
 import org.ktptflite.core.ImageGeometry
 import org.ktptflite.core.ModelInput
+import org.ktptflite.core.RawDetections
 import org.ktptflite.core.ReturnedDetection
 import org.ktptflite.core.RuntimeBoxes
+import org.ktptflite.core.Zoom
 
 /** One analysed camera frame: the chosen field boxes, the upright image they refer to, and what ran. */
 class DetectionFrame(
@@ -115,34 +117,56 @@ class ObjectDetectorHelper(
         val detector = detector ?: return
         val model = model ?: return
         val start = SystemClock.uptimeMillis()
-        // The runtime is handed the frame already resized as training resized it, each
-        // pixel repeated 4 x 4 (ktp-core ModelInput): its own resize then changes nothing
-        // and its whole-pixel boxes are in quarter model pixels (convert/RUNTIMES.md).
-        val frame = presizedFrame(upright, model.inputWidth, model.inputHeight)
+        val first = detectPresized(detector, model, upright) ?: return
+        // Two-pass zoom (ktp-core Zoom, as `ktpconvert evaluate --zoom`): a card narrower
+        // than 45 % of the frame gets a second look at its crop, mapped back to the frame.
+        val crop = Zoom.planCrop(
+            first,
+            model.labels,
+            upright.width,
+            upright.height,
+            model.inputWidth,
+            model.inputHeight
+        )
+        val raw =
+            if (crop == null) {
+                first
+            } else {
+                val cropped = Bitmap.createBitmap(upright, crop.left, crop.top, crop.width, crop.height)
+                val second = detectPresized(detector, model, cropped) ?: return
+                Zoom.finish(first, second, crop, upright.width, upright.height)
+            }
+        val elapsed = SystemClock.uptimeMillis() - start
+        val fields = DetectionSelector.select(raw, model.labels, geometry, settings.threshold.toDouble())
+        listener.onResults(DetectionFrame(fields, upright, elapsed, detector.backend))
+    }
+
+    /**
+     * One pass of the detector on [image]: the runtime is handed its presized frame (ktp-core
+     * ModelInput: resized as training resized it, each pixel repeated 4 x 4), so its own resize
+     * changes nothing and its whole-pixel boxes are quarter model pixels (convert/RUNTIMES.md).
+     * Returns the detections normalised to [image] with the runtime's bias removed
+     * (RuntimeBoxes), or null after reporting a failure to the listener.
+     */
+    private fun detectPresized(detector: RuntimeDetector, model: DetectorModel, image: Bitmap): RawDetections? {
+        val frame = presizedFrame(image, model.inputWidth, model.inputHeight)
         val returned =
             try {
                 detector.detect(frame)
             } catch (error: IllegalStateException) {
                 listener.onError(context.getString(R.string.detector_failed, error.message ?: error.toString()))
-                return
+                return null
             }
-        val elapsed = SystemClock.uptimeMillis() - start
-        // Both runtimes report whole pixels of the frame they were given, each with
-        // its own bias; RuntimeBoxes removes it and normalises by the frame size: the
-        // upright photo's normalised box, the model space ktp-core selects in.
-        val raw =
-            RuntimeBoxes.rawDetections(
-                detector.runtime,
-                returned,
-                model.labels,
-                frame.width,
-                frame.height,
-                model.inputWidth,
-                model.inputHeight,
-                presized = true
-            )
-        val fields = DetectionSelector.select(raw, model.labels, geometry, settings.threshold.toDouble())
-        listener.onResults(DetectionFrame(fields, upright, elapsed, detector.backend))
+        return RuntimeBoxes.rawDetections(
+            detector.runtime,
+            returned,
+            model.labels,
+            frame.width,
+            frame.height,
+            model.inputWidth,
+            model.inputHeight,
+            presized = true
+        )
     }
 
     companion object {

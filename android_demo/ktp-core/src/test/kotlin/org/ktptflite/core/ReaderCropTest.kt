@@ -13,24 +13,9 @@ import org.junit.jupiter.api.TestFactory
 class ReaderCropTest {
     private val cases = Vectors.cases("reader_crop", "cases")
 
-    private fun int(value: Any?): Int = (value as Double).also { check(it == Math.rint(it)) }.toInt()
+    private fun int(value: Any?): Int = Vectors.wholeNumber(value)
 
-    /** The case's rule image as a whole-frame window: channel c is (ax x + ay y + axy x y + b) % 256. */
-    @Suppress("UNCHECKED_CAST")
-    private fun image(case: Map<String, Any?>): ArgbWindow {
-        val spec = Vectors.asMap(case["image"])
-        val width = int(spec["width"])
-        val height = int(spec["height"])
-        val channels = (spec["channels"] as List<List<Double>>).map { row -> row.map { it.toLong() } }
-        val pixels =
-            IntArray(width * height) { index ->
-                val x = (index % width).toLong()
-                val y = (index / width).toLong()
-                val (r, g, b) = channels.map { (ax, ay, axy, c) -> ((ax * x + ay * y + axy * x * y + c) % 256).toInt() }
-                (0xFF shl 24) or (r shl 16) or (g shl 8) or b
-            }
-        return ArgbWindow(pixels, width, height)
-    }
+    private fun image(case: Map<String, Any?>): ArgbWindow = Vectors.ruleImage(case["image"])
 
     private fun config(case: Map<String, Any?>): ReaderCropConfig {
         val spec = Vectors.asMap(case["config"])

@@ -36,6 +36,30 @@ object Vectors {
         return bytes
     }
 
+    /** A JSON number that must be a whole number (a size, a count). */
+    fun wholeNumber(value: Any?): Int = (value as Double).also { check(it == Math.rint(it)) }.toInt()
+
+    /**
+     * The whole-frame image of a vectors image rule (`{"width", "height", "channels"}`):
+     * channel c of pixel (x, y) is (ax x + ay y + axy x y + b) % 256 with channels[c] = [ax, ay, axy, b],
+     * as tests/vector_file.py rule_image makes it.
+     */
+    @Suppress("UNCHECKED_CAST")
+    fun ruleImage(spec: Any?): ArgbWindow {
+        val rule = asMap(spec)
+        val width = wholeNumber(rule["width"])
+        val height = wholeNumber(rule["height"])
+        val channels = (rule["channels"] as List<List<Double>>).map { row -> row.map { it.toLong() } }
+        val pixels =
+            IntArray(width * height) { index ->
+                val x = (index % width).toLong()
+                val y = (index / width).toLong()
+                val (r, g, b) = channels.map { (ax, ay, axy, c) -> ((ax * x + ay * y + axy * x * y + c) % 256).toInt() }
+                (0xFF shl 24) or (r shl 16) or (g shl 8) or b
+            }
+        return ArgbWindow(pixels, width, height)
+    }
+
     /** A JSON array of numbers, e.g. a box or a [width, height] size. */
     @Suppress("UNCHECKED_CAST")
     fun numbers(node: Any?): List<Double> = node as List<Double>
