@@ -25,16 +25,9 @@ class RuntimeBoxesTest {
         val (photoW, photoH) = size(case["photo"])
         val (modelW, modelH) = size(case["model"])
         DynamicTest.dynamicTest("$runtime photo ${photoW}x$photoH model ${modelW}x$modelH box [$x, $y, $w, $h]") {
-            val box =
-                RuntimeBoxes.photoBox(
-                    DetectorRuntime.fromId(runtime),
-                    PixelBox(x, y, x + w, y + h),
-                    photoW,
-                    photoH,
-                    modelW,
-                    modelH,
-                    presized(case)
-                )
+            val returned = PixelBox(x, y, x + w, y + h)
+            val rule = DetectorRuntime.fromId(runtime)
+            val box = RuntimeBoxes.photoBox(rule, returned, photoW, photoH, modelW, modelH, presized(case))
             val expected = Vectors.numbers(case["expected"])
             val actual = listOf(box.left, box.top, box.right, box.bottom)
             assertEquals(4, expected.size, "expected box")
@@ -49,16 +42,8 @@ class RuntimeBoxesTest {
         val (photoW, photoH) = size(case["photo"])
         val (modelW, modelH) = size(case["model"])
         DynamicTest.dynamicTest("${runtime.id} photo ${photoW}x$photoH box [$x, $y, $w, $h]") {
-            val box =
-                RuntimeBoxes.modelBox(
-                    runtime,
-                    PixelBox(x, y, x + w, y + h),
-                    photoW,
-                    photoH,
-                    modelW,
-                    modelH,
-                    presized(case)
-                )
+            val returned = PixelBox(x, y, x + w, y + h)
+            val box = RuntimeBoxes.modelBox(runtime, returned, photoW, photoH, modelW, modelH, presized(case))
             val (left, top, right, bottom) = Vectors.numbers(case["expected"])
             val expected = listOf(top / photoH, left / photoW, bottom / photoH, right / photoW)
             val actual = listOf(box.ymin, box.xmin, box.ymax, box.xmax)
