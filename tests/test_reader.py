@@ -311,3 +311,30 @@ def test_a_warm_start_takes_another_runs_weights_at_another_crop_width(tiny_run,
     other = dataclasses.replace(wider, channels=(8, 8, 8, 12, 24))
     with pytest.raises(ReaderRunError, match="cannot start from this checkpoint"):
         train_reader(other, tmp_path / "other", train_crops=crops, val_crops=crops[:2])
+
+
+def test_training_refuses_without_onednn_and_the_cli_turns_it_on(tmp_path):
+    # TensorFlow's own CPU kernels cannot take the gradient of the reader's 2x1-strided depthwise
+    # convolutions; on CPUs without AVX-512 VNNI oneDNN is off unless TF_ENABLE_ONEDNN_OPTS=1.
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from ktp_tflite.train.reader_train import ReaderRunError, require_onednn\n"
+        "try:\n    require_onednn()\nexcept ReaderRunError as error:\n    print('refused:', error)\n"
+        "else:\n    print('allowed')\n"
+    )
+    env = {**os.environ, "TF_ENABLE_ONEDNN_OPTS": "0", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    off = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert "refused:" in off.stdout and "TF_ENABLE_ONEDNN_OPTS=1" in off.stdout
+    env["TF_ENABLE_ONEDNN_OPTS"] = "1"
+    on = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert on.stdout.strip() == "allowed"
+    # the CLI sets it for its process unless the user chose
+    cli = "import os\nfrom ktp_tflite.convert.cli import main\nmain(['inspect', '--help'], standalone_mode=False)\n" \
+          "print('onednn', os.environ.get('TF_ENABLE_ONEDNN_OPTS'))\n"
+    env.pop("TF_ENABLE_ONEDNN_OPTS")
+    shown = subprocess.run([sys.executable, "-c", cli], env=env, capture_output=True, text=True, check=True)
+    assert shown.stdout.strip().endswith("onednn 1")

@@ -310,19 +310,19 @@ def _zoom_specs() -> list[dict]:
     ]
 
 
-def _detections(spec: dict) -> Detections:
+def _vector_detections(spec: dict) -> Detections:
     return Detections("", np.array(spec["boxes"], np.float64).reshape(-1, 4), np.array(spec["classes"], np.int64),
                       np.array(spec["scores"], np.float32))
 
 
 def zoom_case(spec: dict) -> dict:
     frame, model = tuple(spec["frame"]), tuple(spec["model"])
-    first = _detections(spec["first"])
+    first = _vector_detections(spec["first"])
     crop = zoom.plan_crop(first, frame, model)
     case = dict(spec)
     case["min_score"] = zoom.ZoomSettings().min_score
     case["crop"] = None if crop is None else list(crop)
-    second = _detections(spec["second"]) if spec["second"] is not None and crop is not None else None
+    second = _vector_detections(spec["second"]) if spec["second"] is not None and crop is not None else None
     final = zoom.finish(first, second, crop, frame).detections
     case["final"] = {"boxes": np.asarray(final.boxes, np.float64).tolist(), "classes": final.classes.tolist(),
                      "scores": [float(s) for s in final.scores]}

@@ -290,6 +290,30 @@ def newest_checkpoint(run_dir: str | Path) -> str:
     return latest
 
 
+def require_onednn() -> None:
+    """Refuse to train when TensorFlow's oneDNN CPU kernels are off in this process.
+
+    The reader's depthwise convolutions stride 2 down and 1 across; TensorFlow's
+    own CPU kernels cannot take their gradient ("only supports equal length
+    strides"), oneDNN's can. TensorFlow turns oneDNN on by itself only on CPUs
+    with AVX-512 VNNI or newer, so on AVX2-only machines it is off unless
+    ``TF_ENABLE_ONEDNN_OPTS=1`` was set before TensorFlow loaded (the
+    ``ktpconvert`` CLI sets it).
+
+    Raises:
+      ReaderRunError: oneDNN is off.
+    """
+    from tensorflow.python.util import _pywrap_util_port  # TensorFlow's own "is oneDNN on" switch
+
+    enabled = getattr(_pywrap_util_port, "IsMklEnabled", None)
+    if enabled is not None and not enabled():
+        raise ReaderRunError(
+            "training the reader needs TensorFlow's oneDNN CPU kernels (its own ones cannot take the "
+            "gradient of the reader's 2x1-strided depthwise convolutions), and they are off in this "
+            "process: set TF_ENABLE_ONEDNN_OPTS=1 before Python starts (the ktpconvert CLI does)"
+        )
+
+
 def train_reader(
     config: ReaderConfig,
     run_dir: str | Path,
@@ -317,9 +341,12 @@ def train_reader(
         while the training crops are rendered, not when they are cached).
 
     Raises:
-      ReaderRunError: the folder is not new (without resume) or has no run (with it).
+      ReaderRunError: the folder is not new (without resume) or has no run (with it),
+        or TensorFlow's oneDNN kernels are off (:func:`require_onednn`).
     """
     import tensorflow as tf
+
+    require_onednn()
 
     run_dir = Path(run_dir)
     if not run_dir.parent.is_dir():

@@ -93,6 +93,12 @@ def main() -> None:
     # Python exceptions. Explicit TF_CPP_MIN_LOG_LEVEL / GLOG_minloglevel win.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("GLOG_minloglevel", "2")
+    # TensorFlow turns its oneDNN kernels on by itself only on CPUs with AVX-512 VNNI (or
+    # newer); without them its CPU kernels cannot take the gradient of a depthwise
+    # convolution with unequal strides (the reader's 2x1), so `train-reader` failed on
+    # AVX2-only machines. On everywhere, unless the user says otherwise (library users get
+    # ktp_tflite.train.reader_train.require_onednn's error instead).
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
     if os.environ["TF_CPP_MIN_LOG_LEVEL"] not in ("0", "1"):  # TF 2.19 ignores the variable while it loads
         quiet_import.install("tensorflow")
     # google-api-core warns about Python 3.11's end of life (a venv made while
