@@ -99,36 +99,38 @@ object ModelInput {
         fun resampleRows(to: Int): Rgb = if (to == width) {
             this
         } else {
-            Rgb(AxisCoefficients(width, to).apply(values, lines = height, lineStride = 3 * width, tapStride = 3), to)
+            val axis = AxisCoefficients(width, to)
+            // row l starts at 3 * width * l, its taps lie 3 apart; so do its outputs, in rows of `to`
+            Rgb(
+                axis.apply(
+                    values,
+                    lines = height,
+                    lineStride = 3 * width,
+                    tapStride = 3,
+                    outLineStride = 3 * to,
+                    outStride = 3
+                ),
+                to
+            )
         }
 
         fun resampleColumns(to: Int): Rgb = if (to == height) {
             this
         } else {
-            // a column is a line of taps 3 * width apart; the lines (columns) lie 3 apart
-            val columns = AxisCoefficients(height, to).apply(
-                values,
-                lines = width,
-                lineStride = 3,
-                tapStride =
-                    3 * width
+            val axis = AxisCoefficients(height, to)
+            // column l starts at 3 * l, its taps lie 3 * width apart; so do its outputs
+            Rgb(
+                axis.apply(
+                    values,
+                    lines = width,
+                    lineStride = 3,
+                    tapStride = 3 * width,
+                    outLineStride = 3,
+                    outStride =
+                        3 * width
+                ),
+                width
             )
-            Rgb(transpose(columns, lines = width, positions = to), width)
-        }
-
-        /** [apply]'s output of [lines] columns (line-major) back to rows of [lines] pixels. */
-        private fun transpose(byLine: IntArray, lines: Int, positions: Int): IntArray {
-            val out = IntArray(byLine.size)
-            for (line in 0 until lines) {
-                for (p in 0 until positions) {
-                    val from = 3 * (line * positions + p)
-                    val to = 3 * (p * lines + line)
-                    out[to] = byLine[from]
-                    out[to + 1] = byLine[from + 1]
-                    out[to + 2] = byLine[from + 2]
-                }
-            }
-            return out
         }
     }
 
@@ -174,10 +176,17 @@ object ModelInput {
 
         /**
          * Resamples [lines] lines of interleaved RGB [values] along this axis: line l starts at
-         * l * [lineStride], its taps lie [tapStride] apart. The output holds, line after line,
-         * [outSize] RGB positions.
+         * l * [lineStride], its taps lie [tapStride] apart. Output position p of line l is written
+         * at l * [outLineStride] + p * [outStride] of an array of [lines] * [outSize] RGB values.
          */
-        fun apply(values: IntArray, lines: Int, lineStride: Int, tapStride: Int): IntArray {
+        fun apply(
+            values: IntArray,
+            lines: Int,
+            lineStride: Int,
+            tapStride: Int,
+            outLineStride: Int,
+            outStride: Int
+        ): IntArray {
             val out = IntArray(lines * outSize * 3)
             val half = 1 shl (PRECISION_BITS - 1)
             for (line in 0 until lines) {
@@ -194,7 +203,7 @@ object ModelInput {
                         blue += values[at + 2] * w
                         at += tapStride
                     }
-                    val o = 3 * (line * outSize + xx)
+                    val o = line * outLineStride + xx * outStride
                     out[o] = clip8(red)
                     out[o + 1] = clip8(green)
                     out[o + 2] = clip8(blue)
