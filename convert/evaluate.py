@@ -7,8 +7,9 @@ metrics come from :mod:`ktp_tflite.train.coco_eval`. Within each runtime the
 first float model is the baseline and every other model's drop is reported
 in points (1 point = 0.01 mAP); each runtime's gap to LiteRT is reported for
 the same model. Beside mAP, :func:`cards_read`: the share of images whose
-five fields are all found (the top-scoring detection of each class at IoU
->= 0.5, and >= 0.7, with that class's ground-truth box), overall and by card
+five fields are all found (the detection of each class a scan keeps, at
+IoU >= 0.5, and >= 0.7, with that class's ground-truth box: the card fit's
+pick among the class's detections of any score, :func:`card_boxes`), overall and by card
 width (from the ground-truth boxes through
 :func:`ktp_tflite.train.card_layout.card_width_fraction`). With ``zoom``,
 every model runs the two-pass zoom of :mod:`ktp_tflite.convert.zoom` through
@@ -29,10 +30,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ktp_tflite.convert.fields import iou
+from ktp_tflite.convert.fields import iou, to_pixels
 from ktp_tflite.convert.runtimes import RUNTIMES, detect_images
 from ktp_tflite.convert.zoom import ZoomSettings, crop_image, finish, plan_crop
-from ktp_tflite.train.card_layout import card_width_fraction
+from ktp_tflite.train.card_layout import card_fit_choice, card_width_fraction
 from ktp_tflite.train.coco_eval import CocoMetrics, Detections, coco_metrics
 from ktp_tflite.train.errors import KtpError
 from ktp_tflite.train.labels import CLASSES
@@ -71,7 +72,7 @@ def cards_read(
     """Cards read of ``detections`` on ``dataset`` (module docstring).
 
     An image counts when, for every class with a ground-truth box on it, the
-    class's top-scoring detection (any score) overlaps one of its boxes at
+    class's :func:`card_boxes` pick (any score) overlaps one of its boxes at
     IoU >= the threshold. Images without boxes are left out. The card width
     bin comes from the ground-truth field boxes.
 
@@ -93,7 +94,7 @@ def cards_read(
         fields = {b.label: b.to_pixels(example.width, example.height) for b in example.boxes}
         fraction = card_width_fraction(fields, example.width)
         width_bin = next(key for key, low, high in CARD_WIDTH_BINS if low <= fraction < high)
-        best = top_boxes(by_id.get(example.image_id))
+        best = card_boxes(by_id.get(example.image_id), example.width, example.height)
         overlap = {}
         for label in {b.label for b in example.boxes}:
             found = best.get(label)
@@ -113,19 +114,33 @@ def cards_read(
     return CardsRead(images=images, read=read)
 
 
-def top_boxes(found: Detections | None) -> dict[str, tuple[float, float, float, float]]:
-    """The top-scoring (ymin, xmin, ymax, xmax) of each class (first one on ties)."""
+def card_boxes(found: Detections | None, width: int, height: int) -> dict[str, tuple[float, float, float, float]]:
+    """Each class's (ymin, xmin, ymax, xmax) as a scan keeps it: the card fit's pick among its detections.
+
+    The detections of any score, best first (first one on ties), go to
+    :func:`ktp_tflite.train.card_layout.card_fit_choice` in pixels of the
+    ``width`` x ``height`` photo; without a better fit that is the top box.
+    Empty boxes take no part.
+    """
     if found is None:
         return {}
-    best: dict[str, tuple[float, tuple]] = {}
-    for box, cls, score in zip(np.asarray(found.boxes).reshape(-1, 4), found.classes, found.scores, strict=True):
+    per_class: dict[str, list[tuple[float, int, tuple[float, float, float, float]]]] = {}
+    boxes = np.asarray(found.boxes, dtype=np.float64).reshape(-1, 4)
+    for row, (box, cls, score) in enumerate(zip(boxes, found.classes, found.scores, strict=True)):
         index = int(cls)
-        if not 0 <= index < len(CLASSES):
+        ymin, xmin, ymax, xmax = (float(v) for v in box)
+        if not 0 <= index < len(CLASSES) or ymax <= ymin or xmax <= xmin:
             continue
-        name = CLASSES[index]
-        if name not in best or score > best[name][0]:
-            best[name] = (float(score), tuple(float(v) for v in box))
-    return {name: box for name, (_, box) in best.items()}
+        per_class.setdefault(CLASSES[index], []).append((-float(score), row, (ymin, xmin, ymax, xmax)))
+    for found_boxes in per_class.values():
+        found_boxes.sort()
+    picks = card_fit_choice(
+        {
+            name: [(to_pixels(box, width, height), -negative) for negative, _, box in found_boxes]
+            for name, found_boxes in per_class.items()
+        }
+    )
+    return {name: per_class[name][index][2] for name, index in picks.items()}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -469,7 +484,7 @@ def format_table(report: EvaluationReport) -> str:
             f"boxes as each runtime returns them{zoom}"
         ),
         (
-            "cards read: % of images with all fields found (top box per class at IoU >= 0.5 / 0.7); "
+            "cards read: % of images with all fields found (card-fit box per class at IoU >= 0.5 / 0.7); "
             f"card width bins <45% / 45-65% / >=65%: {counts['under_45']} / {counts['45_to_65']} / "
             f"{counts['65_and_over']} images"
         ),

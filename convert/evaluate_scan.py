@@ -2,7 +2,8 @@
 
 For each photo the detector runs through ``runtime`` (default the Task
 Library, with the app's ktp-core box mapping: what android_demo reads from);
-each class's top-scoring box is deskewed and cropped from the full photo
+each class's box as a scan keeps it (the card fit's pick,
+:func:`ktp_tflite.convert.evaluate.card_boxes`) is deskewed and cropped from the full photo
 (:func:`ktp_tflite.train.reader_crops.crops_from_boxes` with ``deskew``, as
 ``scan --reader`` and the app do, with the reader's own crop geometry) and
 read under its field's grammar. The same reader also reads the ground-truth
@@ -35,8 +36,8 @@ from pathlib import Path
 from ktp_tflite.convert.evaluate import (
     CARD_WIDTH_BINS,
     EvaluateError,
+    card_boxes,
     detect_in_chunks,
-    top_boxes,
 )
 from ktp_tflite.convert.fields import to_pixels
 from ktp_tflite.convert.reader import TfliteReader
@@ -166,7 +167,11 @@ def evaluate_scan(
             heights = {f: truth_boxes[f][3] - truth_boxes[f][1] for f in truths}
             width_bin = _bin(card_width_fraction(truth_boxes, width), CARD_WIDTH_BINS)
             boxes = {
-                "detector": {f: to_pixels(b, width, height) for f, b in top_boxes(detections).items() if f in truths},
+                "detector": {
+                    f: to_pixels(b, width, height)
+                    for f, b in card_boxes(detections, width, height).items()
+                    if f in truths
+                },
                 "ground_truth": {f: truth_boxes[f] for f in truths},
             }
             for source in SOURCES:

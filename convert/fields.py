@@ -11,11 +11,17 @@ Selection rule:
   1. Only the first ``count`` rows count (clamped to [0, N]).
   2. Drop rows with ``score < threshold``, a class id that does not round to
      an index of ``labels``, or an empty box after clipping to [0, 1].
-  3. Visit the rest by score, highest first (ties: lower row first). Accept a
-     row unless its field already has a detection, or its IoU with an
-     accepted detection of another field is above ``overlap_iou``. So each
-     field keeps its best box, and when two fields claim the same region the
-     higher score wins and the other field takes its next best box.
+  3. The card fit (:func:`ktp_tflite.train.card_layout.card_fit_choice`, on
+     the rest, in upright-image pixels) picks one row per field: the top
+     row, unless another of the field's best rows fits the card's layout
+     with the other fields so much better that it outweighs the scores (a
+     top box one row off the value).
+  4. Visit the picked rows, then the others, each by score, highest first
+     (ties: lower row first). Accept a row unless its field already has a
+     detection, or its IoU with an accepted detection of another field is
+     above ``overlap_iou``. So each field keeps its picked box, and when two
+     fields claim the same region the higher score wins and the other field
+     takes its next best box.
 
 Geometry: the model sees the upright image (the camera buffer rotated
 clockwise by ``rotation_degrees``, as CameraX ``imageInfo.rotationDegrees``
@@ -196,6 +202,10 @@ def select_fields(
             continue
         candidates.append((-score, index, class_id, (ymin, xmin, ymax, xmax)))
     candidates.sort()
+    upright_w = sensor_height if rotation_degrees in (90, 270) else sensor_width
+    upright_h = sensor_width if rotation_degrees in (90, 270) else sensor_height
+    picked = _card_fit_rows(candidates, labels, upright_w, upright_h)
+    candidates.sort(key=lambda c: (c[1] not in picked, c))
     accepted: dict[int, tuple[float, NormBox]] = {}
     for negative_score, _, class_id, box in candidates:
         if class_id in accepted:
@@ -203,8 +213,6 @@ def select_fields(
         if any(iou(box, other) > overlap_iou for _, other in accepted.values()):
             continue
         accepted[class_id] = (-negative_score, box)
-    upright_w = sensor_height if rotation_degrees in (90, 270) else sensor_width
-    upright_h = sensor_width if rotation_degrees in (90, 270) else sensor_height
     fields = tuple(
         FieldDetection(
             label=labels[class_id],
@@ -218,3 +226,22 @@ def select_fields(
     )
     missing = tuple(label for i, label in enumerate(labels) if i not in accepted)
     return FieldResult(fields, missing, sensor_width, sensor_height, rotation_degrees)
+
+
+def _card_fit_rows(
+    candidates: Sequence[tuple[float, int, int, NormBox]], labels: Sequence[str], width: int, height: int
+) -> set[int]:
+    """The rows the card fit picks from (-score, row, class id, box) sorted best first (rule step 3).
+
+    Labels the card layout does not know (a model with other classes) take no part.
+    """
+    from ktp_tflite.train.card_layout import TEMPLATE, card_fit_choice  # NumPy, via the renderer's sizes
+
+    rows: dict[str, list[int]] = {}
+    found: dict[str, list[tuple[PixelBox, float]]] = {}
+    for negative_score, row, class_id, box in candidates:
+        label = labels[class_id]
+        if label in TEMPLATE:
+            rows.setdefault(label, []).append(row)
+            found.setdefault(label, []).append((to_pixels(box, width, height), -negative_score))
+    return {rows[label][index] for label, index in card_fit_choice(found).items()}

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ktp_tflite.convert.evaluate import detect_chunk, top_boxes
+from ktp_tflite.convert.evaluate import card_boxes, detect_chunk
 from ktp_tflite.convert.fields import to_pixels
 
 
@@ -26,7 +26,9 @@ def detector_name(path: str | Path) -> str:
 
 
 def app_box_detector(path: str | Path, runtime: str = "task-library"):
-    """Photos -> each photo's top box per field in pixels, through ``runtime`` and the app's box mapping.
+    """Photos -> each photo's box per field in pixels, through ``runtime`` and the app's box mapping.
+
+    The boxes a scan keeps (:func:`~ktp_tflite.convert.evaluate.card_boxes`).
 
     Raises:
       ModelLoadError: not a loadable five-field SSD detector (checked here, before any photo).
@@ -42,7 +44,10 @@ def app_box_detector(path: str | Path, runtime: str = "task-library"):
     def detect(photos: list[np.ndarray]) -> list[dict[str, tuple[float, float, float, float]]]:
         found = detect_chunk(runtime, path, model, photos, [str(i) for i in range(len(photos))])
         return [
-            {field: to_pixels(box, photo.shape[1], photo.shape[0]) for field, box in top_boxes(one).items()}
+            {
+                field: to_pixels(box, photo.shape[1], photo.shape[0])
+                for field, box in card_boxes(one, photo.shape[1], photo.shape[0]).items()
+            }
             for photo, one in zip(photos, found.app, strict=True)
         ]
 

@@ -151,8 +151,12 @@ def _example(image_id: str, scale: float) -> Example:
 
 
 def _detections(example: Example, *, shift: dict[str, float] | None = None, drop: str | None = None,
-                decoy: str | None = None) -> Detections:
-    """The truth, a class shifted right by a share of its width, a class dropped, or a better-scored decoy."""
+                decoy: str | None = None, weak: bool = False) -> Detections:
+    """The truth, a class shifted right by a share of its width, a class dropped, or a better-scored decoy.
+
+    With ``weak``, the decoy's class scores 0.05 in place (under the card fit's
+    FIT_MIN_SCORE_RATIO of the decoy's 0.7: never tried).
+    """
     rows, classes, scores = [], [], []
     for box in example.boxes:
         if box.label == drop:
@@ -160,7 +164,7 @@ def _detections(example: Example, *, shift: dict[str, float] | None = None, drop
         dx = (shift or {}).get(box.label, 0.0) * (box.xmax - box.xmin)
         rows.append((box.ymin, box.xmin + dx, box.ymax, box.xmax + dx))
         classes.append(box.class_index)
-        scores.append(0.6)
+        scores.append(0.05 if weak and box.label == decoy else 0.6)
         if box.label == decoy:  # a higher-scored box elsewhere: the top box is wrong
             rows.append((0.9, 0.9, 0.95, 0.99))
             classes.append(box.class_index)
@@ -171,23 +175,25 @@ def _detections(example: Example, *, shift: dict[str, float] | None = None, drop
 def test_cards_read_known_answers():
     # card widths 0.3 * 856 / 640 = 0.40, 0.4 * 856 / 640 = 0.535, 0.6 * 856 / 640 = 0.80
     examples = [_example("a", 0.3), _example("b", 0.3), _example("c", 0.4), _example("d", 0.6),
-                _example("e", 0.6), _example("f", 0.6)]
+                _example("e", 0.6), _example("f", 0.6), _example("g", 0.6)]
     dataset = Dataset(examples=examples, source="hand-made", format="synth")
     by_id = {e.image_id: e for e in examples}
     detections = [
         _detections(by_id["a"]),  # read at 0.5 and 0.7
         _detections(by_id["b"], shift={"nama": 0.25}),  # IoU (1 - .25) / (1 + .25) = 0.6: read at 0.5 only
         _detections(by_id["c"], drop="status_perkawinan"),  # a field missing: not read
-        _detections(by_id["d"], decoy="nik"),  # the top-scoring nik is wrong: not read
+        # the top-scoring nik lies off the card's layout: the card fit keeps the nik in place: read at both
+        _detections(by_id["d"], decoy="nik"),
         _detections(by_id["e"], shift={"jenis_kelamin": 0.1}),  # IoU 0.9 / 1.1 = 0.82: read at both
         # "f" has no detections at all: not read
+        _detections(by_id["g"], decoy="nik", weak=True),  # the nik in place is too weak to be tried: not read
     ]
     result = cards_read(dataset, detections)
-    assert result.images == {"all": 6, "under_45": 2, "45_to_65": 1, "65_and_over": 3}
-    assert result.read["0.5"] == pytest.approx({"all": 3 / 6, "under_45": 1.0, "45_to_65": 0.0,
-                                                "65_and_over": 1 / 3})
-    assert result.read["0.7"] == pytest.approx({"all": 2 / 6, "under_45": 0.5, "45_to_65": 0.0,
-                                                "65_and_over": 1 / 3})
+    assert result.images == {"all": 7, "under_45": 2, "45_to_65": 1, "65_and_over": 4}
+    assert result.read["0.5"] == pytest.approx({"all": 4 / 7, "under_45": 1.0, "45_to_65": 0.0,
+                                                "65_and_over": 2 / 4})
+    assert result.read["0.7"] == pytest.approx({"all": 3 / 7, "under_45": 0.5, "45_to_65": 0.0,
+                                                "65_and_over": 2 / 4})
     assert json.loads(json.dumps(result.to_dict()))["read"]["0.7"]["under_45"] == 0.5
 
 

@@ -10,9 +10,13 @@ import kotlin.math.abs
  * 1. only the first `count` rows count (clamped to 0..N);
  * 2. drop rows with score < threshold, a class id that does not round to a
  *    label index, or an empty box after clipping to [0, 1];
- * 3. visit the rest by score, highest first (ties: lower row first); accept a
- *    row unless its field already has a box or its IoU with an accepted box of
- *    another field is above `overlapIou`.
+ * 3. the card fit (CardFit.choice, on the rest, in upright-image pixels) picks
+ *    one row per field: the top row, unless another of the field's best rows
+ *    fits the card's layout with the other fields so much better that it
+ *    outweighs the scores;
+ * 4. visit the picked rows, then the others, each by score, highest first
+ *    (ties: lower row first); accept a row unless its field already has a box
+ *    or its IoU with an accepted box of another field is above `overlapIou`.
  *
  * Geometry: the model sees the upright image (the camera buffer rotated
  * clockwise by rotationDegrees, as CameraX imageInfo.rotationDegrees says)
@@ -190,8 +194,10 @@ object DetectionSelector {
                 val keep = raw.scores[row] >= threshold && classId in labels.indices && !box.isEmpty
                 if (keep) Candidate(row, classId, raw.scores[row], box) else null
             }.sortedWith(compareBy<Candidate>({ -it.score }, { it.row }))
+        val picked = cardFitRows(candidates, labels, geometry.imageWidth, geometry.imageHeight)
+        val ordered = candidates.sortedWith(compareBy<Candidate>({ it.row !in picked }, { -it.score }, { it.row }))
         val accepted = sortedMapOf<Int, Candidate>()
-        for (candidate in candidates) {
+        for (candidate in ordered) {
             if (candidate.classId in accepted) continue
             if (accepted.values.any { candidate.box.iou(it.box) > overlapIou }) continue
             accepted[candidate.classId] = candidate
@@ -214,6 +220,20 @@ object DetectionSelector {
             }
         val missing = labels.filterIndexed { index, _ -> index !in accepted }
         return FieldResult(fields, missing, geometry)
+    }
+
+    /** The rows the card fit picks from [candidates] sorted best first; labels the card layout does not know take no part. */
+    private fun cardFitRows(candidates: List<Candidate>, labels: List<String>, width: Int, height: Int): Set<Int> {
+        val rows = LinkedHashMap<String, MutableList<Int>>()
+        val found = LinkedHashMap<String, MutableList<CardFit.Candidate>>()
+        for (candidate in candidates) {
+            val label = labels[candidate.classId]
+            if (label !in CardLayout.TEMPLATE) continue
+            rows.getOrPut(label) { mutableListOf() }.add(candidate.row)
+            found.getOrPut(label) { mutableListOf() }
+                .add(CardFit.Candidate(BoxMapper.toPixels(candidate.box, width, height), candidate.score))
+        }
+        return CardFit.choice(found).map { (label, index) -> rows.getValue(label)[index] }.toSet()
     }
 }
 
