@@ -7,9 +7,9 @@ metrics come from :mod:`ktp_tflite.train.coco_eval`. Within each runtime the
 first float model is the baseline and every other model's drop is reported
 in points (1 point = 0.01 mAP); each runtime's gap to LiteRT is reported for
 the same model. Beside mAP, :func:`cards_read`: the share of images whose
-five fields are all found (the detection of each class a scan keeps, at
-IoU >= 0.5, and >= 0.7, with that class's ground-truth box: the card fit's
-pick among the class's detections of any score, :func:`card_boxes`), overall and by card
+five fields are all found (the box of each field a scan and the app keep,
+:func:`card_boxes`: the app's score threshold, the card fit, one box per
+field; at IoU >= 0.5, and >= 0.7, with that field's ground-truth box), overall and by card
 width (from the ground-truth boxes through
 :func:`ktp_tflite.train.card_layout.card_width_fraction`). With ``zoom``,
 every model runs the two-pass zoom of :mod:`ktp_tflite.convert.zoom` through
@@ -30,10 +30,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ktp_tflite.convert.fields import iou, to_pixels
+from ktp_tflite.convert.fields import DEFAULT_THRESHOLD, iou, select_fields
 from ktp_tflite.convert.runtimes import RUNTIMES, detect_images
 from ktp_tflite.convert.zoom import ZoomSettings, crop_image, finish, plan_crop
-from ktp_tflite.train.card_layout import card_fit_choice, card_width_fraction
+from ktp_tflite.train.card_layout import card_width_fraction
 from ktp_tflite.train.coco_eval import CocoMetrics, Detections, coco_metrics
 from ktp_tflite.train.errors import KtpError
 from ktp_tflite.train.labels import CLASSES
@@ -72,7 +72,7 @@ def cards_read(
     """Cards read of ``detections`` on ``dataset`` (module docstring).
 
     An image counts when, for every class with a ground-truth box on it, the
-    class's :func:`card_boxes` pick (any score) overlaps one of its boxes at
+    field's :func:`card_boxes` box (the app's) overlaps one of its boxes at
     IoU >= the threshold. Images without boxes are left out. The card width
     bin comes from the ground-truth field boxes.
 
@@ -114,33 +114,30 @@ def cards_read(
     return CardsRead(images=images, read=read)
 
 
-def card_boxes(found: Detections | None, width: int, height: int) -> dict[str, tuple[float, float, float, float]]:
-    """Each class's (ymin, xmin, ymax, xmax) as a scan keeps it: the card fit's pick among its detections.
+def card_boxes(
+    found: Detections | None, width: int, height: int, threshold: float = DEFAULT_THRESHOLD
+) -> dict[str, tuple[float, float, float, float]]:
+    """Each field's (ymin, xmin, ymax, xmax) as a scan and the app keep it, at the app's default threshold.
 
-    The detections of any score, best first (first one on ties), go to
-    :func:`ktp_tflite.train.card_layout.card_fit_choice` in pixels of the
-    ``width`` x ``height`` photo; without a better fit that is the top box.
-    Empty boxes take no part.
+    :func:`ktp_tflite.convert.fields.select_fields` on the detections (the
+    ``width`` x ``height`` photo; scores under ``threshold`` are no field, the
+    card fit picks among the rest, two fields may not claim one box). Classes
+    outside ``CLASSES`` are ignored.
     """
     if found is None:
         return {}
-    per_class: dict[str, list[tuple[float, int, tuple[float, float, float, float]]]] = {}
     boxes = np.asarray(found.boxes, dtype=np.float64).reshape(-1, 4)
-    for row, (box, cls, score) in enumerate(zip(boxes, found.classes, found.scores, strict=True)):
-        index = int(cls)
-        ymin, xmin, ymax, xmax = (float(v) for v in box)
-        if not 0 <= index < len(CLASSES) or ymax <= ymin or xmax <= xmin:
-            continue
-        per_class.setdefault(CLASSES[index], []).append((-float(score), row, (ymin, xmin, ymax, xmax)))
-    for found_boxes in per_class.values():
-        found_boxes.sort()
-    picks = card_fit_choice(
-        {
-            name: [(to_pixels(box, width, height), -negative) for negative, _, box in found_boxes]
-            for name, found_boxes in per_class.items()
-        }
+    result = select_fields(
+        boxes,
+        np.asarray(found.classes, dtype=np.float64),
+        np.asarray(found.scores, dtype=np.float64),
+        len(boxes),
+        CLASSES,
+        sensor_width=width,
+        sensor_height=height,
+        threshold=threshold,
     )
-    return {name: per_class[name][index][2] for name, index in picks.items()}
+    return {field.label: field.box_model for field in result.fields}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -237,7 +234,6 @@ class ChunkDetections:
 def detect_chunk(
     runtime: str,
     path: Path,
-    model,
     images: Sequence[np.ndarray],
     ids: Sequence[str],
     zoom: ZoomSettings | None = None,
@@ -252,16 +248,12 @@ def detect_chunk(
     pass 1's ktp-core boxes (what the app sees), pass 2 runs through the same
     runtime on the crops, and both box views are mapped back
     (:mod:`ktp_tflite.convert.zoom`).
-
-    Args:
-      model: the parsed model (:class:`ktp_tflite.convert.tflite_model.TfliteModel`) of ``path``.
     """
     found = detect_images(runtime, path, images, ids, presize=presize)
     if zoom is None:
         return ChunkDetections(list(found.returned), list(found.app), 0)
-    model_size = (model.input_size[1], model.input_size[0])
     sizes = [(image.shape[1], image.shape[0]) for image in images]
-    crops = [plan_crop(first, size, model_size, zoom) for first, size in zip(found.app, sizes, strict=True)]
+    crops = [plan_crop(first, size, zoom) for first, size in zip(found.app, sizes, strict=True)]
     planned = [(i, crop) for i, crop in enumerate(crops) if crop is not None]
     todo = [i for i, _ in planned]
     second = (
@@ -287,7 +279,6 @@ def detect_chunk(
 def detect_in_chunks(
     runtime: str,
     path: Path,
-    model,
     examples: Sequence,
     zoom: ZoomSettings | None,
     label: str,
@@ -302,7 +293,7 @@ def detect_in_chunks(
         for start in starts:
             chunk = examples[start : start + EVAL_CHUNK]
             images = [e.load_rgb() for e in chunk]
-            yield chunk, images, detect_chunk(runtime, path, model, images, [e.image_id for e in chunk], zoom, presize)
+            yield chunk, images, detect_chunk(runtime, path, images, [e.image_id for e in chunk], zoom, presize)
 
 
 def evaluate_model(
@@ -334,7 +325,7 @@ def evaluate_model(
     returned, app = [], []
     zoomed = 0
     label = f"evaluating {path.name} ({runtime}{', zoom' if zoom else ''})"
-    for _, _, found in detect_in_chunks(runtime, path, model, examples, zoom, label, progress, presize):
+    for _, _, found in detect_in_chunks(runtime, path, examples, zoom, label, progress, presize):
         returned.extend(found.returned)
         app.extend(found.app)
         zoomed += found.second_passes
@@ -484,7 +475,7 @@ def format_table(report: EvaluationReport) -> str:
             f"boxes as each runtime returns them{zoom}"
         ),
         (
-            "cards read: % of images with all fields found (card-fit box per class at IoU >= 0.5 / 0.7); "
+            "cards read: % of images with all fields found (the app's box per field at IoU >= 0.5 / 0.7); "
             f"card width bins <45% / 45-65% / >=65%: {counts['under_45']} / {counts['45_to_65']} / "
             f"{counts['65_and_over']} images"
         ),

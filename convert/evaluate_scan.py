@@ -158,7 +158,7 @@ def evaluate_scan(
     tallies = {source: _Tally() for source in SOURCES}
     model_seconds, decode_seconds, read_fields, second_passes = 0.0, 0.0, 0, 0
     label = f"scanning with {path.name} ({runtime}{', zoom' if zoom else ''}) and the reader"
-    for chunk, images, found in detect_in_chunks(runtime, path, model, examples, zoom, label, progress, presize):
+    for chunk, images, found in detect_in_chunks(runtime, path, examples, zoom, label, progress, presize):
         second_passes += found.second_passes
         for example, image, detections in zip(chunk, images, found.app, strict=True):
             height, width = image.shape[:2]

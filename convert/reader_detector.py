@@ -42,7 +42,7 @@ def app_box_detector(path: str | Path, runtime: str = "task-library"):
     check_field_labels(bind_outputs(model))
 
     def detect(photos: list[np.ndarray]) -> list[dict[str, tuple[float, float, float, float]]]:
-        found = detect_chunk(runtime, path, model, photos, [str(i) for i in range(len(photos))])
+        found = detect_chunk(runtime, path, photos, [str(i) for i in range(len(photos))])
         return [
             {
                 field: to_pixels(box, photo.shape[1], photo.shape[0])

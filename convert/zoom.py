@@ -86,7 +86,6 @@ def field_boxes(
 def plan_crop(
     first: Detections,
     frame_size: tuple[int, int],
-    model_size: tuple[int, int],
     settings: ZoomSettings = ZoomSettings(),
     labels: Sequence[str] = CLASSES,
 ) -> Crop | None:
@@ -95,7 +94,7 @@ def plan_crop(
     if not fields:
         return None
     card = card_from_fields(fields)
-    return zoom_crop(card, frame_size, model_size, threshold=settings.threshold, margin=settings.margin)
+    return zoom_crop(card, frame_size, threshold=settings.threshold, margin=settings.margin)
 
 
 def crop_image(image: np.ndarray, crop: Crop) -> np.ndarray:
@@ -147,7 +146,6 @@ def finish(
 def two_pass_many(
     detect_many: Callable[[list[np.ndarray]], Sequence[Detections]],
     images: Sequence[np.ndarray],
-    model_size: tuple[int, int],
     settings: ZoomSettings = ZoomSettings(),
     labels: Sequence[str] = CLASSES,
 ) -> list[ZoomResult]:
@@ -156,13 +154,12 @@ def two_pass_many(
     Args:
       detect_many: images -> their detections, one per image, in order.
       images: uint8 RGB [H, W, 3] photos.
-      model_size: the detector's input (width, height); crops take its aspect ratio.
       settings: threshold, margin and minimum score.
       labels: the model's class names by class id (for the card rule).
     """
     first = list(detect_many(list(images)))
     sizes = [(image.shape[1], image.shape[0]) for image in images]
-    crops = [plan_crop(found, size, model_size, settings, labels) for found, size in zip(first, sizes, strict=True)]
+    crops = [plan_crop(found, size, settings, labels) for found, size in zip(first, sizes, strict=True)]
     planned = [(i, crop) for i, crop in enumerate(crops) if crop is not None]
     second = list(detect_many([crop_image(images[i], crop) for i, crop in planned])) if planned else []
     by_image = dict(zip([i for i, _ in planned], second, strict=True))
@@ -172,12 +169,11 @@ def two_pass_many(
 def two_pass(
     detect: Callable[[np.ndarray], Detections],
     image: np.ndarray,
-    model_size: tuple[int, int],
     settings: ZoomSettings = ZoomSettings(),
     labels: Sequence[str] = CLASSES,
 ) -> ZoomResult:
     """Two-pass zoom of one photo with ``detect`` (image -> Detections, e.g. ``TfliteDetector.detect``)."""
-    return two_pass_many(lambda batch: [detect(i) for i in batch], [image], model_size, settings, labels)[0]
+    return two_pass_many(lambda batch: [detect(i) for i in batch], [image], settings, labels)[0]
 
 
 def scan_image_zoomed(
@@ -210,7 +206,7 @@ def scan_image_zoomed(
         )
 
     settings = dataclasses.replace(settings, min_score=threshold)
-    zoomed = two_pass(detect, upright, (spec.width, spec.height), settings, spec.labels)
+    zoomed = two_pass(detect, upright, settings, spec.labels)
     final = zoomed.detections
     result: FieldResult = select_fields(
         final.boxes,

@@ -36,15 +36,13 @@ def test_card_from_fields_and_crop_match_vectors(case):
     card = card_from_fields(fields)
     assert card == pytest.approx(tuple(case["expected_card"]), abs=1e-9)
     for crop in case["crops"]:
-        found = zoom_crop(card, tuple(case["frame"]), tuple(case["model"]), threshold=crop["threshold"],
-                          margin=case["margin"])
+        found = zoom_crop(card, tuple(case["frame"]), threshold=crop["threshold"], margin=case["margin"])
         assert found == (None if crop["expected"] is None else tuple(crop["expected"])), crop
 
 
 @pytest.mark.parametrize("case", SECTION["crops"], ids=lambda c: c["about"][:40])
 def test_zoom_crop_matches_vectors(case):
-    found = zoom_crop(tuple(case["card"]), tuple(case["frame"]), tuple(case["model"]),
-                      threshold=case["threshold"], margin=case["margin"])
+    found = zoom_crop(tuple(case["card"]), tuple(case["frame"]), threshold=case["threshold"], margin=case["margin"])
     assert found == (None if case["expected"] is None else tuple(case["expected"]))
 
 
@@ -107,13 +105,13 @@ def test_errors_are_clear():
         card_from_fields({"nama": (5, 5, 5, 9)})
     with pytest.raises(CardLayoutError, match="frame width must be positive"):
         card_width_fraction({"nama": (0, 0, 10, 10)}, 0)
-    with pytest.raises(CardLayoutError, match="sizes must be positive"):
-        zoom_crop((0, 0, 10, 10), (640, 480), (0, 320))
+    with pytest.raises(CardLayoutError, match="frame size must be positive"):
+        zoom_crop((0, 0, 10, 10), (0, 480))
     with pytest.raises(CardLayoutError, match="card box .* is empty"):
-        zoom_crop((10, 0, 10, 10), (640, 480), (320, 320))
+        zoom_crop((10, 0, 10, 10), (640, 480))
     with pytest.raises(CardLayoutError, match="must be >= 0"):
-        zoom_crop((0, 0, 10, 10), (640, 480), (320, 320), margin=-0.1)
+        zoom_crop((0, 0, 10, 10), (640, 480), margin=-0.1)
 
 
 def test_a_card_outside_the_frame_has_no_crop():
-    assert zoom_crop((700.0, 10.0, 760.0, 50.0), (640, 480), (320, 320)) is None
+    assert zoom_crop((700.0, 10.0, 760.0, 50.0), (640, 480)) is None

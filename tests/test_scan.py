@@ -188,6 +188,14 @@ def test_scan_finds_the_bright_fields(models, photos, tmp_path, name, binding, n
     assert document["image"]["width"] == PHOTO_W and document["image"]["height"] == PHOTO_H
 
 
+def test_scan_threshold_default_is_the_apps():
+    # The CLI states the default as a literal (--help imports no numpy); it must be the one the app uses.
+    from ktp_tflite.convert.fields import DEFAULT_THRESHOLD
+
+    result = CliRunner().invoke(main, ["scan", "--help"])
+    assert f"[default: {DEFAULT_THRESHOLD:g};" in " ".join(result.output.split())
+
+
 def test_scan_threshold_above_the_scores_finds_nothing(models, photos):
     result = _scan(models["float_metadata"], photos["upright"], "--threshold", "0.8")
     assert result.exit_code == 0, result.output

@@ -63,13 +63,12 @@ def test_small_card_gets_a_second_pass_mapped_back_exactly():
         seen.append(pixels.shape)
         return colour_detector(pixels)
 
-    result = zoom.two_pass(detect, image, (320, 320))
-    expected_crop = zoom_crop(card_from_fields({k: tuple(map(float, v)) for k, v in fields.items()}),
-                              (W, H), (320, 320))
+    result = zoom.two_pass(detect, image)
+    expected_crop = zoom_crop(card_from_fields({k: tuple(map(float, v)) for k, v in fields.items()}), (W, H))
     assert result.second_pass and result.crop == expected_crop
     left, top, right, bottom = expected_crop
     assert seen == [(H, W, 3), (bottom - top, right - left, 3)]
-    assert abs((right - left) - (bottom - top)) <= 1  # the model's aspect ratio (square), whole pixels
+    assert abs((right - left) / (bottom - top) - W / H) < 0.05  # the frame's aspect ratio, whole pixels
     assert len(result.detections.classes) == 5  # pass 2 found every field: pass 1's are replaced
     for name, box in fields.items():
         assert _pixels(result.detections, name) == pytest.approx(box, abs=1e-9), name
@@ -83,11 +82,11 @@ def test_large_card_or_no_field_runs_one_pass():
         return colour_detector(pixels)
 
     image = _paint(_card_fields(0.6, 60.0, 80.0))  # 0.80 of the frame
-    result = zoom.two_pass(detect, image, (320, 320))
+    result = zoom.two_pass(detect, image)
     assert not result.second_pass and result.crop is None and len(calls) == 1
     first = colour_detector(image)
     np.testing.assert_array_equal(result.detections.boxes, first.boxes)
-    assert not zoom.two_pass(colour_detector, np.zeros((H, W, 3), np.uint8), (320, 320)).second_pass
+    assert not zoom.two_pass(colour_detector, np.zeros((H, W, 3), np.uint8)).second_pass
 
 
 def test_classes_pass_two_misses_keep_pass_one_boxes():
@@ -101,7 +100,7 @@ def test_classes_pass_two_misses_keep_pass_one_boxes():
         keep = found.classes != CLASSES.index("kewarganegaraan")
         return Detections("", found.boxes[keep], found.classes[keep], found.scores[keep])
 
-    result = zoom.two_pass(detect, image, (320, 320))
+    result = zoom.two_pass(detect, image)
     assert result.second_pass
     assert sorted(result.detections.classes.tolist()) == [0, 1, 2, 3, 4]
     assert _pixels(result.detections, "kewarganegaraan") == pytest.approx(fields["kewarganegaraan"], abs=1e-9)
@@ -114,8 +113,8 @@ def test_low_scores_do_not_place_the_card():
         found = colour_detector(pixels)
         return Detections("", found.boxes, found.classes, np.full(len(found.classes), 0.1, np.float32))
 
-    assert not zoom.two_pass(weak, image, (320, 320)).second_pass  # below min_score 0.3
-    assert zoom.two_pass(weak, image, (320, 320), zoom.ZoomSettings(min_score=0.05)).second_pass
+    assert not zoom.two_pass(weak, image).second_pass  # below min_score 0.15
+    assert zoom.two_pass(weak, image, zoom.ZoomSettings(min_score=0.05)).second_pass
 
 
 def test_batches_run_two_calls_and_keep_order():
@@ -127,7 +126,7 @@ def test_batches_run_two_calls_and_keep_order():
         batches.append(len(batch))
         return [colour_detector(image) for image in batch]
 
-    results = zoom.two_pass_many(detect_many, images, (320, 320))
+    results = zoom.two_pass_many(detect_many, images)
     assert batches == [3, 2]
     assert [r.second_pass for r in results] == [True, False, True]
     fields = _card_fields(0.25, 300.0, 200.0)
@@ -297,22 +296,22 @@ def _zoom_specs() -> list[dict]:
     second_all = {"boxes": [[0.1 + 0.15 * k, 0.2, 0.16 + 0.15 * k, 0.7 - 0.05 * k] for k in range(5)],
                   "classes": [0, 1, 2, 3, 4], "scores": [0.95, 0.9, 0.85, 0.8, 0.75]}
     second_some = {"boxes": [[0.1, 0.2, 0.16, 0.7], [0.4, 0.2, 0.45, 0.5], [0.55, 0.3, 0.6, 0.5]],
-                   "classes": [0, 2, 3], "scores": [0.95, 0.2, 0.85]}  # class 2 below min_score: pass 1 keeps it
+                   "classes": [0, 2, 3], "scores": [0.95, 0.1, 0.85]}  # class 2 below min_score: pass 1 keeps it
     noisy = {"boxes": first["boxes"] + [[0.5, 0.5, 0.5, 0.6], [0.1, 0.1, 0.2, 0.2], [0.0, 0.0, 0.9, 0.9]],
              "classes": first["classes"] + [1, 7, 4], "scores": first["scores"] + [0.99, 0.99, 0.1]}
     return [
         {"about": "small card: pass 2 finds all five fields, the final boxes are pass 2's mapped to the frame",
-         "frame": [W, H], "model": [320, 320], "first": first, "second": second_all},
+         "frame": [W, H], "first": first, "second": second_all},
         {"about": "pass 2 finds some fields (one below min_score): pass 1's detections of the others are kept",
-         "frame": [W, H], "model": [320, 320], "first": first, "second": second_some},
+         "frame": [W, H], "first": first, "second": second_some},
         {"about": "an empty box, an unknown class and a low score do not place the card",
-         "frame": [W, H], "model": [320, 320], "first": noisy, "second": second_all},
-        {"about": "large card: no crop, one pass", "frame": [W, H], "model": [320, 320],
+         "frame": [W, H], "first": noisy, "second": second_all},
+        {"about": "large card: no crop, one pass", "frame": [W, H],
          "first": _normalised(large, (W, H)), "second": None},
-        {"about": "no field at min_score: no crop", "frame": [W, H], "model": [320, 320],
-         "first": _normalised(small, (W, H), 0.2), "second": None},
-        {"about": "portrait frame and a wide model input: the crop takes the model's aspect ratio",
-         "frame": [480, 640], "model": [320, 240], "first": _normalised(small, (480, 640), 0.7), "second": second_all},
+        {"about": "no field at min_score: no crop", "frame": [W, H],
+         "first": _normalised(small, (W, H), 0.1), "second": None},
+        {"about": "portrait frame: the crop takes the frame's aspect ratio (3:4)",
+         "frame": [480, 640], "first": _normalised(small, (480, 640), 0.7), "second": second_all},
     ]
 
 
@@ -322,9 +321,9 @@ def _vector_detections(spec: dict) -> Detections:
 
 
 def zoom_case(spec: dict) -> dict:
-    frame, model = tuple(spec["frame"]), tuple(spec["model"])
+    frame = tuple(spec["frame"])
     first = _vector_detections(spec["first"])
-    crop = zoom.plan_crop(first, frame, model)
+    crop = zoom.plan_crop(first, frame)
     case = dict(spec)
     case["min_score"] = zoom.ZoomSettings().min_score
     case["crop"] = None if crop is None else list(crop)
@@ -338,7 +337,7 @@ def zoom_case(spec: dict) -> dict:
 def build_zoom_section() -> dict:
     return {
         "about": ("The two-pass zoom's bookkeeping (ktp_tflite.convert.zoom plan_crop and finish; ktp-core Zoom). "
-                  "frame and model are [width, height]; first: pass 1's detections (boxes [ymin, xmin, ymax, xmax] "
+                  "frame is [width, height]; first: pass 1's detections (boxes [ymin, xmin, ymax, xmax] "
                   "normalised to the frame, classes, scores); crop: [left, top, right, bottom] frame pixels of pass "
                   "2, or null (the card is large, or no field scores min_score); second: pass 2's detections "
                   "normalised to the crop (ignored without a crop); final: the detections kept, normalised to the "

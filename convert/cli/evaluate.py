@@ -94,7 +94,8 @@ def evaluate(
     """Run each MODEL .tflite on a labelled set through each runtime; print COCO mAP side by side.
 
     Beside mAP: cards read, the % of images whose five fields are all found
-    (each class's top box at IoU >= 0.5, and >= 0.7), overall and by card
+    (the box the app keeps per field: score >= 0.15, the card fit; at IoU >=
+    0.5, and >= 0.7), overall and by card
     width (under 45 %, 45-65 %, 65 % or more of the frame width, estimated
     from the ground-truth field boxes).
 

@@ -120,14 +120,7 @@ class ObjectDetectorHelper(
         val first = detectPresized(detector, model, upright) ?: return
         // Two-pass zoom (ktp-core Zoom, as `ktpconvert evaluate --zoom`): a card narrower
         // than 45 % of the frame gets a second look at its crop, mapped back to the frame.
-        val crop = Zoom.planCrop(
-            first,
-            model.labels,
-            upright.width,
-            upright.height,
-            model.inputWidth,
-            model.inputHeight
-        )
+        val crop = Zoom.planCrop(first, model.labels, upright.width, upright.height)
         val raw =
             if (crop == null) {
                 first

@@ -19,9 +19,11 @@ import kotlin.math.floor
  *    the card's left edge (or the enclosing box's right edge, if further);
  * 3. the zoom crop: only when the card is narrower than threshold * frame
  *    width; the card grown by margin card widths on every side, clipped to the
- *    frame, grown (centred, shifted back into the frame) to the model input's
- *    aspect ratio as far as the frame allows, rounded outwards to whole
- *    pixels; none when that is the whole frame.
+ *    frame, grown (centred, shifted back into the frame) to the frame's
+ *    aspect ratio as far as the frame allows (a runtime stretches the crop to
+ *    the model input as it does the frame: pass 2 sees the card as pass 1
+ *    did, larger), rounded outwards to whole pixels; none when that is the
+ *    whole frame.
  */
 
 /** A crop in whole photo pixels: left, top, right, bottom. */
@@ -125,20 +127,18 @@ object CardLayout {
 
     /**
      * The second-pass crop of [card] (photo pixels) in a frame of [frameWidth] x [frameHeight],
-     * for a model input of [modelWidth] x [modelHeight]; null when the card is large enough
+     * of the frame's aspect ratio; null when the card is large enough
      * (width >= [threshold] * frame width), lies outside the frame, or the crop is the whole frame.
      */
     fun zoomCrop(
         card: PixelBox,
         frameWidth: Int,
         frameHeight: Int,
-        modelWidth: Int,
-        modelHeight: Int,
         threshold: Double = DEFAULT_ZOOM_THRESHOLD,
         margin: Double = DEFAULT_ZOOM_MARGIN
     ): Crop? {
-        require(minOf(frameWidth, frameHeight, modelWidth, modelHeight) > 0) {
-            "zoom crop: sizes must be positive, got frame ${frameWidth}x$frameHeight, model ${modelWidth}x$modelHeight"
+        require(minOf(frameWidth, frameHeight) > 0) {
+            "zoom crop: the frame size must be positive, got ($frameWidth, $frameHeight)"
         }
         require(threshold >= 0 && margin >= 0) { "zoom crop: threshold $threshold and margin $margin must be >= 0" }
         val cardWidth = card.right - card.left
@@ -150,7 +150,7 @@ object CardLayout {
         var right = minOf(frameWidth.toDouble(), card.right + pad)
         var bottom = minOf(frameHeight.toDouble(), card.bottom + pad)
         if (right <= left || bottom <= top) return null
-        val aspect = modelWidth.toDouble() / modelHeight
+        val aspect = frameWidth.toDouble() / frameHeight
         val width = right - left
         val height = bottom - top
         if (width < aspect * height) {

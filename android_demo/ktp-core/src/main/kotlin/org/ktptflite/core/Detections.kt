@@ -172,7 +172,8 @@ object BoxMapper {
 
 /** Keeps the best detection per field and resolves overlaps between fields. */
 object DetectionSelector {
-    const val DEFAULT_THRESHOLD = 0.3
+    /** ktp_tflite.convert.fields.DEFAULT_THRESHOLD: chosen by cards read against fields on card-free regions. */
+    const val DEFAULT_THRESHOLD = 0.15
     const val DEFAULT_OVERLAP_IOU = 0.5
 
     private class Candidate(val row: Int, val classId: Int, val score: Double, val box: NormBox)

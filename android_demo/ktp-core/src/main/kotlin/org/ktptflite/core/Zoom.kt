@@ -13,7 +13,7 @@ package org.ktptflite.core
  */
 object Zoom {
     /** Pass 1 boxes scoring this much place the card (ktp_tflite.convert.fields DEFAULT_THRESHOLD). */
-    const val MIN_SCORE = 0.3
+    const val MIN_SCORE = DetectionSelector.DEFAULT_THRESHOLD
 
     /**
      * The top-scoring box of each of [labels]' fields scoring at least [minScore], in pixels of a
@@ -55,8 +55,6 @@ object Zoom {
         labels: List<String>,
         frameWidth: Int,
         frameHeight: Int,
-        modelWidth: Int,
-        modelHeight: Int,
         threshold: Double = CardLayout.DEFAULT_ZOOM_THRESHOLD,
         margin: Double = CardLayout.DEFAULT_ZOOM_MARGIN,
         minScore: Double = MIN_SCORE
@@ -64,7 +62,7 @@ object Zoom {
         val fields = fieldBoxes(first, labels, frameWidth, frameHeight, minScore)
         if (fields.isEmpty()) return null
         val card = CardLayout.cardFromFields(fields)
-        return CardLayout.zoomCrop(card, frameWidth, frameHeight, modelWidth, modelHeight, threshold, margin)
+        return CardLayout.zoomCrop(card, frameWidth, frameHeight, threshold, margin)
     }
 
     /**

@@ -57,7 +57,6 @@ class CardLayoutTest {
             val card = CardLayout.cardFromFields(fields)
             assertBox(box(case["expected_card"]), card, "card")
             val (frameW, frameH) = size(case["frame"])
-            val (modelW, modelH) = size(case["model"])
             @Suppress("UNCHECKED_CAST")
             for (expected in case["crops"] as List<Map<String, Any?>>) {
                 val found =
@@ -65,8 +64,6 @@ class CardLayoutTest {
                         card,
                         frameW,
                         frameH,
-                        modelW,
-                        modelH,
                         expected["threshold"] as Double,
                         case["margin"] as Double
                     )
@@ -79,14 +76,11 @@ class CardLayoutTest {
     fun cropsMatchVectors(): List<DynamicTest> = Vectors.cases("card_layout", "crops").map { case ->
         DynamicTest.dynamicTest(case["about"] as String) {
             val (frameW, frameH) = size(case["frame"])
-            val (modelW, modelH) = size(case["model"])
             val found =
                 CardLayout.zoomCrop(
                     box(case["card"]),
                     frameW,
                     frameH,
-                    modelW,
-                    modelH,
                     case["threshold"] as Double,
                     case["margin"] as Double
                 )
@@ -121,10 +115,10 @@ class CardLayoutTest {
     fun defaultsAreThePythonOnes() {
         val card = PixelBox(100.0, 100.0, 200.0, 161.0)
         assertEquals(
-            CardLayout.zoomCrop(card, 640, 480, 320, 320, 0.45, 0.1),
-            CardLayout.zoomCrop(card, 640, 480, 320, 320)
+            CardLayout.zoomCrop(card, 640, 480, 0.45, 0.1),
+            CardLayout.zoomCrop(card, 640, 480)
         )
-        assertNull(CardLayout.zoomCrop(PixelBox(700.0, 10.0, 760.0, 50.0), 640, 480, 320, 320))
+        assertNull(CardLayout.zoomCrop(PixelBox(700.0, 10.0, 760.0, 50.0), 640, 480))
     }
 
     @Test
@@ -135,8 +129,8 @@ class CardLayoutTest {
                     "card from fields: no field box given; at least one is needed",
                 { CardLayout.cardFromFields(mapOf("alamat" to PixelBox(0.0, 0.0, 1.0, 1.0))) } to
                     "card from fields: unknown field 'alamat'; use nik, nama, jenis_kelamin, status_perkawinan, kewarganegaraan",
-                { CardLayout.zoomCrop(PixelBox(0.0, 0.0, 10.0, 10.0), 640, 480, 0, 320) } to
-                    "zoom crop: sizes must be positive, got frame 640x480, model 0x320"
+                { CardLayout.zoomCrop(PixelBox(0.0, 0.0, 10.0, 10.0), 0, 480) } to
+                    "zoom crop: the frame size must be positive, got (0, 480)"
             )
         for ((call, message) in messages) {
             assertEquals(message, assertThrows(IllegalArgumentException::class.java) { call() }.message)

@@ -34,9 +34,8 @@ class ZoomTest {
         DynamicTest.dynamicTest(case["about"] as String) {
             assertEquals(Zoom.MIN_SCORE, case["min_score"] as Double, 1e-7)
             val (frameW, frameH) = size(case["frame"])
-            val (modelW, modelH) = size(case["model"])
             val first = detections(case["first"])
-            val crop = Zoom.planCrop(first, LABELS, frameW, frameH, modelW, modelH)
+            val crop = Zoom.planCrop(first, LABELS, frameW, frameH)
             val expectedCrop = case["crop"]?.let { Vectors.numbers(it).map { v -> Vectors.wholeNumber(v) } }
             assertEquals(expectedCrop, crop?.let { listOf(it.left, it.top, it.right, it.bottom) })
             val second = case["second"]?.let { detections(it) }
@@ -60,7 +59,7 @@ class ZoomTest {
         val kept = Zoom.finish(first, detections(cases.first()["second"]), null, 640, 480)
         assertEquals(first, kept)
         assertNull(
-            Zoom.planCrop(RawDetections(emptyList(), DoubleArray(0), DoubleArray(0), 0.0), LABELS, 640, 480, 320, 320)
+            Zoom.planCrop(RawDetections(emptyList(), DoubleArray(0), DoubleArray(0), 0.0), LABELS, 640, 480)
         )
     }
 
