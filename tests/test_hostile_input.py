@@ -305,7 +305,9 @@ def test_atomic_output_dir_rules(tmp_path):
 
 
 _SIGNAL_SCRIPT = textwrap.dedent("""
-    import sys, time
+    import signal, sys, time
+    # Ctrl-C as a terminal delivers it, even when the suite itself runs with SIGINT ignored (nohup, `cmd &`)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     from pathlib import Path
     from ktp_tflite.convert.cli import _terminate_as_exit
     from ktp_tflite.train.atomic_files import atomic_output, atomic_output_dir
