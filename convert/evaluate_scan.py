@@ -2,8 +2,8 @@
 
 For each photo the detector runs through ``runtime`` (default the Task
 Library, with the app's ktp-core box mapping: what android_demo reads from);
-each class's box as a scan keeps it (the card fit's pick,
-:func:`ktp_tflite.convert.evaluate.card_boxes`) is deskewed and cropped from the full photo
+each field's box as a scan and the app keep it (score >= the app's threshold,
+the card fit's pick: :func:`ktp_tflite.convert.evaluate.card_boxes`) is deskewed and cropped from the full photo
 (:func:`ktp_tflite.train.reader_crops.crops_from_boxes` with ``deskew``, as
 ``scan --reader`` and the app do, with the reader's own crop geometry) and
 read under its field's grammar. The same reader also reads the ground-truth
