@@ -11,8 +11,10 @@ import pytest
 import tensorflow as tf
 
 from ktp_tflite.train import config as config_lib
-from ktp_tflite.train.augment import augment_and_resize, crop_keeping_boxes, zoom_out
+from ktp_tflite.train.augment import augment_and_resize, crop_keeping_boxes, second_look, zoom_out
+from ktp_tflite.train.card_layout import TEMPLATE, card_from_fields, zoom_crop
 from ktp_tflite.train.config import AugmentConfig, ConfigError, preset, run_config_from_json
+from ktp_tflite.train.labels import CLASSES
 from ktp_tflite.train.model import build_model
 from ktp_tflite.train.run_folder import RunDirError, RunFolder
 from ktp_tflite.train.trainer import (
@@ -160,6 +162,65 @@ def test_zoom_out_moves_boxes_with_the_pixels():
     y0, x0, y1, x1 = np.round(new_boxes.numpy()[0] * [h, w, h, w]).astype(int)
     assert (canvas[y0:y1, x0:x1] == 255.0).all()
     assert (canvas > 200).sum() == 20 * 80 * 3
+
+
+def _card_photo(scale, origin, size=(480, 640)):
+    """A black photo with each field's value box, white, where the card template puts it."""
+    image = np.zeros(size + (3,), np.float32)
+    rows, fields = [], {}
+    for name in CLASSES:
+        left, top, bottom = TEMPLATE[name][:3]
+        x0, y0 = round(origin[0] + scale * left), round(origin[1] + scale * top)
+        x1, y1 = round(origin[0] + scale * (left + 300)), round(origin[1] + scale * bottom)
+        image[y0:y1, x0:x1] = 255.0
+        rows.append([y0 / size[0], x0 / size[1], y1 / size[0], x1 / size[1]])
+        fields[name] = (x0, y0, x1, y1)
+    rows.append([0, 0, 0, 0])  # padding
+    classes = np.array(list(range(len(CLASSES))) + [0], np.int32)
+    return image, np.array(rows, np.float32), classes, fields
+
+
+def test_second_look_cuts_a_small_card_to_the_zooms_crop_and_keeps_its_boxes():
+    image, boxes, classes, fields = _card_photo(0.25, (200, 150))  # card 214 px of 640
+    expected = zoom_crop(card_from_fields(fields), (640, 480), margin=0.1)
+    assert expected is not None
+    cropped, moved, cut = second_look(
+        tf.constant(image), tf.constant(boxes), tf.constant(classes), tf.constant(5), tf.constant(0.1, tf.float64)
+    )
+    cropped, moved = cropped.numpy(), moved.numpy()
+    left, top, right, bottom = expected
+    assert bool(cut) and cropped.shape == (bottom - top, right - left, 3)
+    assert (cropped > 0).sum() == (image > 0).sum()  # every box whole
+    h, w = cropped.shape[:2]
+    for row, (x0, y0, x1, y1) in zip(moved, fields.values()):
+        np.testing.assert_allclose(row * [h, w, h, w], [y0 - top, x0 - left, y1 - top, x1 - left], atol=1e-3)
+    np.testing.assert_array_equal(moved[5], [0, 0, 0, 0])
+
+
+def test_second_look_leaves_a_large_card_and_skips_zoom_out_and_crop_when_it_cuts():
+    image, boxes, classes, _ = _card_photo(0.6, (60, 60))  # card 514 px of 640: no zoom
+    same, moved, cut = second_look(
+        tf.constant(image), tf.constant(boxes), tf.constant(classes), tf.constant(5), tf.constant(0.1, tf.float64)
+    )
+    assert not bool(cut) and same.shape == image.shape
+    np.testing.assert_array_equal(moved.numpy(), boxes)
+    small, small_boxes, small_classes, _ = _card_photo(0.25, (200, 150))
+    config = AugmentConfig(
+        second_look_probability=1.0, second_look_margin=(0.1, 0.1), zoom_out_probability=1.0,
+        crop_probability=1.0, min_crop_fraction=0.3, max_rotation_degrees=0.0, blur_probability=0.0,
+    )
+    _, looked_boxes, _ = second_look(
+        tf.constant(small), tf.constant(small_boxes), tf.constant(small_classes), tf.constant(5),
+        tf.constant(0.1, tf.float64),
+    )
+    for seed in range(3):
+        tf.random.set_seed(seed)
+        _, out_boxes = augment_and_resize(
+            tf.constant(small), tf.constant(small_boxes), tf.constant(5), (96, 96), config, tf.constant(small_classes)
+        )
+        np.testing.assert_allclose(out_boxes.numpy(), looked_boxes.numpy(), atol=1e-6)  # no zoom out, no crop
+    with pytest.raises(ConfigError, match="second_look_probability"):
+        AugmentConfig(second_look_probability=1.5)
 
 
 def test_augment_outputs_model_sized_images_and_boxes_in_range(small_synth):

@@ -2,6 +2,12 @@
 
 Applied to one decoded photo before it is stretched to the model input:
 
+0. second look (``AugmentConfig.second_look_probability``): a photo whose card
+   is small enough for the app's two-pass zoom is cut to the crop pass 2 runs
+   on (:func:`second_look_window`, the zoom's own rule in
+   :mod:`ktp_tflite.train.card_layout`), so the detector learns a card that
+   fills the input with the detail of a small one; such a photo skips steps 3
+   and 4;
 1. colour: brightness, contrast, saturation, hue (small, as lighting varies);
 2. small rotation (+-2 degrees by default) about the image centre. A box
    keeps its size and moves with its centre: the enclosing box of a rotated
@@ -25,9 +31,12 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import tensorflow as tf
 
+from ktp_tflite.train.card_layout import CardLayoutError, card_from_fields, zoom_crop
 from ktp_tflite.train.config import AugmentConfig
+from ktp_tflite.train.labels import CLASSES
 from ktp_tflite.train.preprocess import tf_resize_rgb
 
 FILL_VALUE = 127.5  # grey: 0 after the [-1, 1] normalisation
@@ -143,6 +152,79 @@ def crop_keeping_boxes(
     return cropped, tf.clip_by_value((boxes * scale - offset) / size, 0.0, 1.0)
 
 
+def second_look_window(
+    boxes: np.ndarray, classes: np.ndarray, num_boxes: int, frame_size: tuple[int, int], margin: float
+) -> tuple[int, int, int, int] | None:
+    """The crop (left, top, right, bottom) the app's second pass would run on, or None.
+
+    The zoom's rule (:func:`ktp_tflite.train.card_layout.zoom_crop` of the card
+    :func:`~ktp_tflite.train.card_layout.card_from_fields` estimates) on the
+    photo's labelled field boxes, at the default zoom threshold and ``margin``.
+
+    Args:
+      boxes: [N, 4] normalised (ymin, xmin, ymax, xmax); rows >= ``num_boxes`` are padding.
+      classes: [N] class ids (indices of ``CLASSES``).
+      num_boxes: real rows.
+      frame_size: (width, height) of the photo in pixels.
+      margin: card widths around the card.
+
+    Returns:
+      None when the photo has no usable field box or its card is too large to zoom.
+    """
+    width, height = frame_size
+    fields = {}
+    for (ymin, xmin, ymax, xmax), cls in zip(boxes[:num_boxes], classes[:num_boxes], strict=True):
+        if 0 <= int(cls) < len(CLASSES) and xmax > xmin and ymax > ymin:
+            fields[CLASSES[int(cls)]] = (xmin * width, ymin * height, xmax * width, ymax * height)
+    if not fields:
+        return None
+    return zoom_crop(card_from_fields(fields), (width, height), margin=margin)
+
+
+def _second_look_window_np(boxes, classes, num_boxes, height, width, margin) -> np.ndarray:
+    """:func:`second_look_window` for ``tf.numpy_function``: int32 [top, left, bottom, right], [-1]*4 for None."""
+    try:
+        crop = second_look_window(
+            np.asarray(boxes, np.float64), np.asarray(classes), int(num_boxes), (int(width), int(height)), float(margin)
+        )
+    except CardLayoutError:  # boxes no card can be made of: no second look
+        crop = None
+    if crop is None:
+        return np.full(4, -1, np.int32)
+    left, top, right, bottom = crop
+    return np.array([top, left, bottom, right], np.int32)
+
+
+def second_look(
+    image: tf.Tensor, boxes: tf.Tensor, classes: tf.Tensor, num_boxes: tf.Tensor, margin: tf.Tensor
+) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """The photo cut to :func:`second_look_window` with its boxes, and whether it was cut.
+
+    Boxes are re-normalised to the crop (every labelled box lies inside it:
+    the card estimate encloses the fields).
+    """
+    shape = tf.shape(image)
+    window = tf.numpy_function(
+        _second_look_window_np,
+        [boxes, classes, num_boxes, shape[0], shape[1], margin],
+        tf.int32,
+        stateful=False,
+    )
+    window = tf.ensure_shape(window, [4])
+    cut = window[0] >= 0
+
+    def crop():
+        top, left, bottom, right = window[0], window[1], window[2], window[3]
+        cropped = tf.image.crop_to_bounding_box(image, top, left, bottom - top, right - left)
+        offset = tf.cast(tf.stack([top, left, top, left]), tf.float32)
+        size = tf.cast(tf.stack([bottom - top, right - left, bottom - top, right - left]), tf.float32)
+        scale = tf.cast(tf.stack([shape[0], shape[1], shape[0], shape[1]]), tf.float32)
+        return cropped, tf.clip_by_value((boxes * scale - offset) / size, 0.0, 1.0)
+
+    cropped, moved = tf.cond(cut, crop, lambda: (image, boxes))
+    return cropped, moved, cut
+
+
 def gaussian_blur(image: tf.Tensor, sigma: tf.Tensor, radius: int = 2) -> tf.Tensor:
     """Separable Gaussian blur of a [H, W, 3] float image."""
     taps = tf.range(-radius, radius + 1, dtype=tf.float32)
@@ -227,14 +309,26 @@ def augment_and_resize(
     num_boxes: tf.Tensor,
     output_size: tuple[int, int],
     config: AugmentConfig,
+    classes: tf.Tensor | None = None,
 ) -> tuple[tf.Tensor, tf.Tensor]:
     """Augment a decoded uint8 photo and stretch it to the model input.
+
+    ``classes`` (the boxes' class ids) is needed for the second look; without
+    it there is none.
 
     Returns:
       float32 image [h, w, 3] in [0, 255] and the transformed boxes.
     """
     x = tf.cast(image, tf.float32)
     boxes = tf.cast(boxes, tf.float32)
+    looked = tf.constant(False)
+    if classes is not None and config.second_look_probability > 0:
+        margin = tf.random.uniform([], *config.second_look_margin, dtype=tf.float64)
+        x, boxes, looked = tf.cond(
+            _chance(config.second_look_probability),
+            lambda: second_look(x, boxes, classes, num_boxes, margin),
+            lambda: (x, boxes, tf.constant(False)),
+        )
     x = colour(x, config)
     if config.max_rotation_degrees > 0:
         degrees = tf.random.uniform([], -config.max_rotation_degrees, config.max_rotation_degrees)
@@ -242,13 +336,13 @@ def augment_and_resize(
     if config.zoom_out_probability > 0 and config.max_zoom_out > 1.0:
         factor = tf.random.uniform([], 1.0, config.max_zoom_out)
         x, boxes = tf.cond(
-            _chance(config.zoom_out_probability),
+            tf.logical_and(tf.logical_not(looked), _chance(config.zoom_out_probability)),
             lambda: zoom_out(x, boxes, factor),
             lambda: (x, boxes),
         )
     if config.crop_probability > 0 and config.min_crop_fraction < 1.0:
         x, boxes = tf.cond(
-            _chance(config.crop_probability),
+            tf.logical_and(tf.logical_not(looked), _chance(config.crop_probability)),
             lambda: crop_keeping_boxes(x, boxes, num_boxes, config.min_crop_fraction),
             lambda: (x, boxes),
         )

@@ -199,6 +199,15 @@ class AugmentConfig:
     """Training augmentations that keep text legible (no horizontal flip).
 
     Attributes:
+      second_look_probability: chance that a photo whose card is narrower than
+        the zoom threshold (:data:`ktp_tflite.train.card_layout.DEFAULT_ZOOM_THRESHOLD`
+        of the frame width) is cut to the crop the app's second pass would run
+        on (:func:`ktp_tflite.train.augment.second_look_window`): the card large,
+        with only the detail of a small one. Such a photo gets no zoom out or
+        random crop.
+      second_look_margin: (low, high) card widths around the card of that crop,
+        drawn uniformly (pass 1's card is an estimate; the app's margin is
+        :data:`ktp_tflite.train.card_layout.DEFAULT_ZOOM_MARGIN`).
       zoom_out_probability: chance of placing the photo on a larger canvas.
       max_zoom_out: largest canvas side / photo side.
       crop_probability: chance of a random crop that keeps every box whole.
@@ -221,6 +230,8 @@ class AugmentConfig:
         every sub-pixel phase of a text edge.
     """
 
+    second_look_probability: float = 0.0
+    second_look_margin: tuple[float, float] = (0.05, 0.2)
     zoom_out_probability: float = 0.3
     max_zoom_out: float = 1.6
     crop_probability: float = 0.5
@@ -234,6 +245,13 @@ class AugmentConfig:
     max_blur_sigma: float = 1.0
     resize_methods: tuple[str, ...] = ("antialias",)
     max_subpixel_shift: float = 0.0
+
+    def __post_init__(self):
+        if not 0.0 <= self.second_look_probability <= 1.0:
+            raise ConfigError(f"second_look_probability {self.second_look_probability} must lie in 0..1")
+        low, high = self.second_look_margin
+        if not 0.0 <= low <= high:
+            raise ConfigError(f"second_look_margin {self.second_look_margin}: expected 0 <= low <= high")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -348,7 +366,9 @@ def preset(name: str) -> RunConfig:
         )
         # Resize as every app runtime does (convert/RUNTIMES.md), ours twice as often
         # (evaluation and `scan` use it), with sub-pixel shifts of photo and boxes.
+        # Half the photos small enough for the app's zoom are shown as its second pass sees them.
         augment = AugmentConfig(
+            second_look_probability=0.5,
             resize_methods=("antialias", "antialias", "bilinear", "corner", "area", "nearest"),
             max_subpixel_shift=0.5,
         )

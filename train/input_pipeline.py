@@ -131,7 +131,7 @@ def train_dataset(
     def prepare(image, gt_boxes, gt_classes, count):
         pixels = _decode(image, from_files)
         if augment:
-            resized, gt_boxes = augment_and_resize(pixels, gt_boxes, count, size, train.augment)
+            resized, gt_boxes = augment_and_resize(pixels, gt_boxes, count, size, train.augment, gt_classes)
         else:
             resized = tf_resize_rgb(pixels, *size)
         targets = target_lib.assign(
