@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -87,7 +88,8 @@ def tiny_run(tmp_path_factory):
     from ktp_tflite.train.reader_model import ReaderConfig
     from ktp_tflite.train.reader_train import render_crops, train_reader
 
-    config = ReaderConfig(channels=(8, 8, 8, 12, 16), head_channels=16, head_blocks=1, steps=3, batch_size=4,
+    config = ReaderConfig(channels=(8, 8, 8, 12, 16), block_repeats=1, head_channels=16, head_blocks=1, steps=3,
+                          batch_size=4,
                           train_cards=2, val_cards=1, crop_kinds=("rectified",), checkpoint_every=2,
                           train_seed=3, val_seed=4, frame_sizes=((320, 240),))
     crops = render_crops(3, 2, config, synth.SynthConfig(width=320, height=240))
@@ -305,12 +307,26 @@ def test_a_warm_start_takes_another_runs_weights_at_another_crop_width(tiny_run,
     train_reader(wider, tmp_path / "warm", train_crops=crops, val_crops=crops[:2])
     (_, before), (stored, after) = restore_reader(run_dir), restore_reader(tmp_path / "warm")
     assert stored.init_from == wider.init_from and stored.crop.width == config.crop.width + 64
-    for layer in ("stem", "block3.pw", "classes"):
+    for layer in ("stem", "block3.pw", "block2.r0.pw", "classes"):
         for old, new in zip(before.get_layer(layer).get_weights(), after.get_layer(layer).get_weights(), strict=True):
             np.testing.assert_array_equal(old, new)
-    other = dataclasses.replace(wider, channels=(8, 8, 8, 12, 24))
-    with pytest.raises(ReaderRunError, match="cannot start from this checkpoint"):
-        train_reader(other, tmp_path / "other", train_crops=crops, val_crops=crops[:2])
+    others = (dataclasses.replace(wider, channels=(8, 8, 8, 12, 24)), dataclasses.replace(wider, block_repeats=2))
+    for index, other in enumerate(others):
+        with pytest.raises(ReaderRunError, match="cannot start from this checkpoint"):
+            train_reader(other, tmp_path / f"other{index}", train_crops=crops, val_crops=crops[:2])
+
+
+def test_block_repeats_add_residual_blocks_at_each_stage_and_zero_is_the_bundled_architecture():
+    from ktp_tflite.train.reader_model import ReaderConfig, build_reader, reader_config_from_json
+
+    small = {"channels": (8, 8, 8, 12, 16), "head_channels": 16, "head_blocks": 1}
+    plain, deep = build_reader(ReaderConfig(**small)), build_reader(ReaderConfig(**small, block_repeats=2))
+    adds = [layer.name for layer in deep.layers if layer.name.endswith(".add")]
+    assert adds == [f"block{i}.r{j}.add" for i in range(4) for j in range(2)] + ["head0.add"]
+    assert deep.output_shape == plain.output_shape and deep.count_params() > plain.count_params()
+    bundled_config = Path(__file__).resolve().parents[1] / "train" / "reference" / "reader" / "config.json"
+    bundled = reader_config_from_json(bundled_config.read_text())
+    assert bundled.block_repeats == 0  # written before the option: the architecture it was trained with
 
 
 def test_training_refuses_without_onednn_and_the_cli_turns_it_on(tmp_path):

@@ -12,7 +12,10 @@ detector's preprocessing):
 
 - a 3x3 stride-2 convolution, then MobileNet-style depthwise-separable
   blocks (3x3 depthwise + 1x1 pointwise, batch norm, ReLU6) that halve the
-  height down to 1 and the width once more: a [1, 64, C] feature row;
+  height down to 1 and the width once more: a [1, 64, C] feature row; each
+  block followed by ``block_repeats`` residual stride-1 blocks of its width
+  (depth where the letters are still several rows tall; 0 in the bundled
+  reader);
 - the sequence head: depthwise-separable 1-D convolutions over the width
   (kernel 1x5, residual), then a 1x1 convolution to blank + 41 characters.
 
@@ -49,6 +52,8 @@ class ReaderConfig:
     Attributes:
       crop: crop geometry (the model input is [crop.height, crop.width, 3]).
       channels: filters of the stem and the four blocks.
+      block_repeats: residual stride-1 separable blocks after each of the four
+        strided blocks (0: none).
       head_channels: width of the sequence head.
       head_blocks: residual 1-D blocks in the head.
       steps: training steps.
@@ -81,6 +86,7 @@ class ReaderConfig:
 
     crop: CropConfig = dataclasses.field(default_factory=CropConfig)
     channels: tuple[int, ...] = (24, 48, 96, 128, 160)
+    block_repeats: int = 0
     head_channels: int = 160
     head_blocks: int = 2
     steps: int = 20000
@@ -106,7 +112,7 @@ class ReaderConfig:
             raise ReaderConfigError(f"crop width {self.crop.width} must be a multiple of {WIDTH_STRIDE}")
         if len(self.channels) != 5 or min(self.channels) < 1 or self.head_channels < 1:
             raise ReaderConfigError(f"channels {self.channels}: give 5 positive filter counts")
-        for name in ("steps", "head_blocks"):
+        for name in ("steps", "head_blocks", "block_repeats"):
             if getattr(self, name) < 0:
                 raise ReaderConfigError(f"{name} must be >= 0")
         for name in ("batch_size", "train_cards", "val_cards", "checkpoint_every"):
@@ -186,6 +192,9 @@ def build_reader(config: ReaderConfig):
     strides = ((2, 2), (2, 1), (2, 1), (2, 1))  # -> 8 x W/4, 4, 2, 1
     for index, (filters, stride) in enumerate(zip(blocks, strides)):
         x = separable(x, filters, 3, stride, f"block{index}")
+        for repeat in range(config.block_repeats):
+            y = separable(x, filters, 3, 1, f"block{index}.r{repeat}")
+            x = keras.layers.Add(name=f"block{index}.r{repeat}.add")([x, y])
     x = keras.layers.Conv2D(config.head_channels, 1, use_bias=False, kernel_initializer=init(), name="head.in")(x)
     x = bn_relu(x, "head.in")
     for index in range(config.head_blocks):

@@ -51,6 +51,12 @@ import click
 )
 @click.option("--seed", type=int, default=None, help="Seed of the initial weights and batches [default: 0].")
 @click.option(
+    "--block-repeats",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Residual stride-1 blocks after each of the four strided blocks (a deeper reader) [default: 0].",
+)
+@click.option(
     "--checkpoint-every", type=click.IntRange(min=1), default=None, help="Steps between checkpoints [default: 500]."
 )
 @click.option(
@@ -108,6 +114,7 @@ def train_reader_command(
     train_cards: int | None,
     val_cards: int | None,
     seed: int | None,
+    block_repeats: int | None,
     checkpoint_every: int | None,
     workers: int,
     crop_width: int | None,
@@ -132,6 +139,7 @@ def train_reader_command(
         "train_cards": train_cards,
         "val_cards": val_cards,
         "seed": seed,
+        "block_repeats": block_repeats,
         "checkpoint_every": checkpoint_every,
         "box_jitter": box_jitter,
     }
