@@ -233,6 +233,10 @@ def quantize(
         write_output(out, result.model, inputs=inputs, force=force)
     except KeyboardInterrupt:
         click.echo(f"Interrupted: {out} was not written", err=True)
+        # A Ctrl-C inside TensorFlow's Session constructor leaves a half-built session whose
+        # __del__ fails at exit ("Exception ignored ... no attribute '_session'", seen under
+        # load): after the user's interrupt such teardown noise is not theirs to read.
+        sys.unraisablehook = lambda unraisable: None
         sys.exit(130)
     _echo_json(summary)
 
