@@ -145,10 +145,18 @@ def crop_keeping_boxes(
     left = tf.clip_by_value(left, 0, shape[1] - 1)
     bottom = tf.clip_by_value(bottom, top + 1, shape[0])
     right = tf.clip_by_value(right, left + 1, shape[1])
+    return _cut(image, boxes, top, left, bottom, right)
+
+
+def _cut(
+    image: tf.Tensor, boxes: tf.Tensor, top: tf.Tensor, left: tf.Tensor, bottom: tf.Tensor, right: tf.Tensor
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """The image's pixels [top:bottom, left:right] and its normalised boxes re-normalised to them (clipped)."""
+    shape = tf.shape(image)
     cropped = tf.image.crop_to_bounding_box(image, top, left, bottom - top, right - left)
     offset = tf.cast(tf.stack([top, left, top, left]), tf.float32)
     size = tf.cast(tf.stack([bottom - top, right - left, bottom - top, right - left]), tf.float32)
-    scale = tf.stack([height, width, height, width])
+    scale = tf.cast(tf.stack([shape[0], shape[1], shape[0], shape[1]]), tf.float32)
     return cropped, tf.clip_by_value((boxes * scale - offset) / size, 0.0, 1.0)
 
 
@@ -213,15 +221,9 @@ def second_look(
     window = tf.ensure_shape(window, [4])
     cut = window[0] >= 0
 
-    def crop():
-        top, left, bottom, right = window[0], window[1], window[2], window[3]
-        cropped = tf.image.crop_to_bounding_box(image, top, left, bottom - top, right - left)
-        offset = tf.cast(tf.stack([top, left, top, left]), tf.float32)
-        size = tf.cast(tf.stack([bottom - top, right - left, bottom - top, right - left]), tf.float32)
-        scale = tf.cast(tf.stack([shape[0], shape[1], shape[0], shape[1]]), tf.float32)
-        return cropped, tf.clip_by_value((boxes * scale - offset) / size, 0.0, 1.0)
-
-    cropped, moved = tf.cond(cut, crop, lambda: (image, boxes))
+    cropped, moved = tf.cond(
+        cut, lambda: _cut(image, boxes, window[0], window[1], window[2], window[3]), lambda: (image, boxes)
+    )
     return cropped, moved, cut
 
 

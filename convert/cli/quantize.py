@@ -232,12 +232,10 @@ def quantize(
                 click.echo(f"  rmse/scale {layer.rmse_per_scale:7.3f}  {layer.tensor_name}", err=True)
         write_output(out, result.model, inputs=inputs, force=force)
     except KeyboardInterrupt:
+        from ktp_tflite.convert.cli import exit_interrupted
+
         click.echo(f"Interrupted: {out} was not written", err=True)
-        # A Ctrl-C inside TensorFlow's Session constructor leaves a half-built session whose
-        # __del__ fails at exit ("Exception ignored ... no attribute '_session'", seen under
-        # load): after the user's interrupt such teardown noise is not theirs to read.
-        sys.unraisablehook = lambda unraisable: None
-        sys.exit(130)
+        exit_interrupted()
     _echo_json(summary)
 
 

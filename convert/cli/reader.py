@@ -14,7 +14,6 @@ against the Keras model in LiteRT and scored on the run's validation crops;
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -171,7 +170,9 @@ def train_reader_command(
     try:
         result = train_reader(config, run_dir, resume=resume, workers=workers, detect=detect)
     except KeyboardInterrupt:
-        sys.exit(130)
+        from ktp_tflite.convert.cli import exit_interrupted
+
+        exit_interrupted()
     click.echo(
         json.dumps(
             {

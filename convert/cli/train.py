@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 from pathlib import Path
 
 import click
@@ -205,7 +204,9 @@ def train_command(
             freeze_batch_norm=freeze_batch_norm,
         )
     except KeyboardInterrupt:
-        sys.exit(130)
+        from ktp_tflite.convert.cli import exit_interrupted
+
+        exit_interrupted()
     _echo_json(
         {
             "run_dir": str(run_dir),
