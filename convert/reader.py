@@ -53,7 +53,7 @@ from ktp_tflite.train.reader_grammar import (
     decode_field,
     nik_report,
 )
-from ktp_tflite.train.reader_model import INPUT_NAME, OUTPUT_NAME
+from ktp_tflite.train.reader_model import INPUT_NAME, OUTPUT_NAME, FoldedConvolution
 
 CHARSET_FILE = "charset.txt"
 CROP_FILE = "crop.txt"
@@ -314,6 +314,44 @@ def load_reader(path: str | Path, num_threads: int = 1) -> TfliteReader:
       ModelLoadError: not a TFLite file. ReaderModelError: not a reader.
     """
     return TfliteReader(read_model(path), num_threads=num_threads)
+
+
+def reader_convolutions(path: str | Path) -> list[FoldedConvolution]:
+    """The convolutions of a float reader .tflite, in the order it runs them, in Keras layout.
+
+    What :func:`ktp_tflite.train.reader_model.load_folded` starts a reader
+    from (``train-reader --init-from FILE``): a shipped reader, such as the
+    bundled ``ktp_reader_float.tflite``, can be trained on without its
+    training checkpoints.
+
+    Raises:
+      ModelLoadError: not a TFLite file. ReaderModelError: not a reader, or not float.
+    """
+    model = _checked(read_model(path))
+    convolutions = []
+    for op in model.ops:
+        if op.code not in ("CONV_2D", "DEPTHWISE_CONV_2D"):
+            continue
+        kernel, bias = (op.inputs + (None, None, None))[1:3]
+        if kernel is None or bias is None or not (kernel.constant and bias.constant):
+            raise ReaderModelError(
+                f"{model.source}: op {op.index} ({op.code}) has no stored kernel and bias; "
+                "not a reader written by `ktpconvert export-reader`"
+            )
+        if kernel.dtype != "float32" or bias.dtype != "float32":
+            raise ReaderModelError(
+                f"{model.source}: its {op.code} weights are {kernel.dtype}, not float32; a warm start needs the "
+                f"float reader ({FLOAT_FILE}), not the int8 one"
+            )
+        values, offsets = model.constant_values(kernel), model.constant_values(bias)
+        if op.code == "CONV_2D":  # TFLite [out, h, w, in] -> Keras [h, w, in, out]
+            values = values.transpose(1, 2, 3, 0)
+        else:  # [1, h, w, channels] -> [h, w, channels, 1]
+            values = values[0][..., np.newaxis]
+        convolutions.append(FoldedConvolution(op.code == "DEPTHWISE_CONV_2D", values, offsets))
+    if not convolutions:
+        raise ReaderModelError(f"{model.source}: no convolutions; not a reader written by `ktpconvert export-reader`")
+    return convolutions
 
 
 def read_card(

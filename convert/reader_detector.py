@@ -19,8 +19,8 @@ from ktp_tflite.convert.evaluate import card_boxes, detect_chunk
 from ktp_tflite.convert.fields import to_pixels
 
 
-def detector_name(path: str | Path) -> str:
-    """``name sha256:<12 hex>`` of a detector file: what a reader config records of it."""
+def file_identity(path: str | Path) -> str:
+    """``name sha256:<12 hex>`` of a model file: what a reader config records of its detector or warm start."""
     path = Path(path)
     return f"{path.name} sha256:{hashlib.sha256(path.read_bytes()).hexdigest()[:12]}"
 

@@ -450,6 +450,30 @@ class TfliteModel:
             quantization.MaxAsNumpy()[0] = high
         return bytes(buffer)
 
+    def constant_values(self, tensor: TensorInfo) -> np.ndarray:
+        """A constant tensor's stored values (a copy, in its stored shape and dtype).
+
+        Raises:
+          ModelLoadError: the tensor holds no data in the file, or a dtype this reader cannot unpack.
+        """
+        from ai_edge_litert import schema_py_generated as schema
+
+        if not tensor.constant or tensor.dtype not in DTYPE_BYTES or tensor.dtype == "string":
+            raise ModelLoadError(f"{self.source}: tensor {tensor.index} ({tensor.name!r}) holds no values to read")
+        root = schema.Model.GetRootAs(self.data, 0)
+        buffer = root.Buffers(root.Subgraphs(0).Tensors(tensor.index).Buffer())
+        if buffer.DataLength():
+            raw = buffer.DataAsNumpy().tobytes()
+        else:  # stored after the flatbuffer (checked to lie inside the file when parsed)
+            raw = self.data[buffer.Offset() : buffer.Offset() + buffer.Size()]
+        dtype = "int8" if tensor.dtype == "int4" else tensor.dtype  # int4 is stored packed, two to a byte
+        if tensor.dtype == "int4" or len(raw) != tensor.elements * DTYPE_BYTES[dtype]:
+            raise ModelLoadError(
+                f"{self.source}: tensor {tensor.index} ({tensor.name!r}) stores {len(raw)} bytes for "
+                f"{tensor.elements} {tensor.dtype} values"
+            )
+        return np.frombuffer(raw, dtype=np.dtype(dtype).newbyteorder("<")).reshape(tensor.shape).copy()
+
     @functools.cached_property
     def _object_tree(self):
         from ai_edge_litert import schema_py_generated as schema

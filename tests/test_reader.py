@@ -354,3 +354,67 @@ def test_training_refuses_without_onednn_and_the_cli_turns_it_on(tmp_path):
     env.pop("TF_ENABLE_ONEDNN_OPTS")
     shown = subprocess.run([sys.executable, "-c", cli], env=env, capture_output=True, text=True, check=True)
     assert shown.stdout.strip().endswith("onednn 1")
+
+
+def test_a_warm_start_from_a_float_reader_tflite_computes_the_file_and_adds_identity_blocks(tiny_run, tmp_path):
+    from ktp_tflite.convert.reader import ReaderModelError, TfliteReader, reader_convolutions
+    from ktp_tflite.convert.reader_quantize import int8_tflite
+    from ktp_tflite.train.preprocess import to_model_input
+    from ktp_tflite.train.reader_export import float_tflite
+    from ktp_tflite.train.reader_model import ReaderConfigError, build_reader, load_folded
+    from ktp_tflite.train.reader_train import ReaderRunError, restore_reader, train_reader
+
+    config, run_dir, crops, _ = tiny_run
+    _, model = restore_reader(run_dir)
+    shipped = tmp_path / "reader_float.tflite"
+    shipped.write_bytes(float_tflite(model, config))
+    convolutions = reader_convolutions(shipped)
+    assert len(convolutions) == 1 + 4 * 2 * 2 + 1 + 2 + 1  # stem, 4 x (block + 1 repeat), head.in, head0, classes
+    expected = TfliteReader(shipped.read_bytes()).logits(crops)
+    deeper = dataclasses.replace(config, block_repeats=2, steps=0, init_from="reader_float.tflite sha256:0")
+    train_reader(deeper, tmp_path / "warm", train_crops=crops[:8], val_crops=crops[8:], warm_start=convolutions)
+    stored, warm = restore_reader(tmp_path / "warm")
+    assert stored.init_from == deeper.init_from
+    pixels = to_model_input(np.stack([c.pixels for c in crops]))
+    # the file's function in inference mode (the new residual blocks add 0) and, on the crops
+    # whose statistics set the batch norms, in training mode too
+    for rows, training, tolerance in ((slice(None), False, 1e-4), (slice(0, 8), True, 1e-3)):
+        got = warm(pixels[rows], training=training).numpy()
+        assert np.abs(got - expected[rows]).max() <= tolerance * np.abs(expected).max()
+    np.testing.assert_array_equal(warm.get_layer("block1.r1.pw.bn").get_weights()[0], 0.0)
+    wider = dataclasses.replace(config, crop=dataclasses.replace(config.crop, width=config.crop.width + 64))
+    load_folded(build_reader(wider), wider, convolutions, pixels[:, :, :1].repeat(config.crop.width + 64, 2), "f")
+    for other in (dataclasses.replace(config, channels=(8, 8, 8, 12, 24)), dataclasses.replace(config, block_repeats=0)):
+        with pytest.raises(ReaderConfigError, match="reader_float.tflite: .*float reader"):
+            load_folded(build_reader(other), other, convolutions, pixels, str(shipped.name))
+    int8_file = tmp_path / "reader_int8.tflite"
+    int8_file.write_bytes(int8_tflite(model, config, crops))
+    with pytest.raises(ReaderModelError, match="reader_int8.tflite: .*not float32.*float reader"):
+        reader_convolutions(int8_file)
+    with pytest.raises(ReaderRunError, match="needs its convolutions"):
+        train_reader(deeper, tmp_path / "no_weights", train_crops=crops[:8], val_crops=crops[8:])
+
+
+def test_field_weights_set_each_fields_share_of_the_training_draws(tmp_path):
+    from click.testing import CliRunner
+
+    from ktp_tflite.convert.cli import main
+    from ktp_tflite.train.reader_model import ReaderConfig, ReaderConfigError, field_sampling, reader_config_from_json
+
+    fields = ["nik", "nama", "nama", "kewarganegaraan"]
+    assert field_sampling(fields, ReaderConfig()) is None  # alike: the draws of runs before the option
+    weighted = ReaderConfig(field_weights=(("nama", 3.0), ("kewarganegaraan", 0.0)))
+    np.testing.assert_allclose(field_sampling(fields, weighted), [1 / 7, 3 / 7, 3 / 7, 0.0])
+    assert reader_config_from_json(weighted.to_json()) == weighted
+    old = json.loads(ReaderConfig().to_json())
+    del old["field_weights"]
+    assert reader_config_from_json(json.dumps(old)).field_weights == ()
+    for bad in ((("name", 2.0),), (("nama", -1.0),), (("nama", 1.0), ("nama", 2.0)), tuple((c, 0.0) for c in CLASSES)):
+        with pytest.raises(ReaderConfigError, match="field_weights"):
+            ReaderConfig(field_weights=bad)
+    with pytest.raises(ReaderConfigError, match="weight 0"):
+        field_sampling(["nik"], ReaderConfig(field_weights=(("nik", 0.0),)))
+    for value, message in (("nama3", "give FIELD=WEIGHT"), ("agama=2", "name each of nik")):
+        result = CliRunner().invoke(main, ["train-reader", "--out", str(tmp_path / "run"), "--field-weight", value])
+        assert result.exit_code != 0 and message in result.output and "Traceback" not in result.output
+        assert not (tmp_path / "run").exists()

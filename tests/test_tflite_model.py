@@ -159,6 +159,19 @@ def test_float_detector_without_metadata(models):
     assert POSTPROCESS not in {op.code for op in model.float_compute_ops}
 
 
+def test_constant_values_are_the_stored_weights_the_interpreter_holds(models):
+    for name in ("float", "int8"):
+        model = read_model(models[name])
+        interpreter = _interpreter(model)
+        conv = next(op for op in model.ops if op.code == "CONV_2D")
+        for tensor in conv.inputs[1:]:
+            values = model.constant_values(tensor)
+            assert values.dtype == tensor.dtype and values.shape == tensor.shape
+            np.testing.assert_array_equal(values, interpreter.get_tensor(tensor.index))
+        with pytest.raises(ModelLoadError, match=f"{name}.tflite: tensor {conv.inputs[0].index} .*holds no values"):
+            model.constant_values(conv.inputs[0])  # computed, not stored
+
+
 def test_outputs_are_bound_through_the_op_not_the_output_order(models):
     model = read_model(models["permuted"])
     assert [t.name for t in model.outputs] == [f"{POSTPROCESS}:3", f"{POSTPROCESS}:2", POSTPROCESS,

@@ -30,9 +30,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
 from ktp_tflite.train.errors import KtpError
+from ktp_tflite.train.labels import CLASSES
 from ktp_tflite.train.reader_crops import CROP_KINDS, DETECTOR_KIND, CropConfig
 from ktp_tflite.train.reader_grammar import NUM_CLASSES
 
@@ -82,6 +87,10 @@ class ReaderConfig:
         index (three 640x480 cards to one 1280x960: the app reads from the
         analysis frame or a larger capture).
       checkpoint_every: steps between checkpoints (and at the end).
+      field_weights: (field, weight) pairs: a training crop of that field is
+        drawn with that weight (fields not named: 1), so the fields' shares of
+        the batches follow the weights (every card gives each field the same
+        number of crops); () draws every crop alike.
     """
 
     crop: CropConfig = dataclasses.field(default_factory=CropConfig)
@@ -104,6 +113,7 @@ class ReaderConfig:
     init_from: str = ""
     frame_sizes: tuple[tuple[int, int], ...] = ((640, 480), (640, 480), (640, 480), (1280, 960))
     checkpoint_every: int = 500
+    field_weights: tuple[tuple[str, float], ...] = ()
 
     def __post_init__(self):
         if self.crop.height != 32:
@@ -127,6 +137,16 @@ class ReaderConfig:
             raise ReaderConfigError(f"box_jitter {self.box_jitter} must lie in 0..0.5 (box heights)")
         if not self.frame_sizes or any(len(s) != 2 or min(s) < 64 for s in self.frame_sizes):
             raise ReaderConfigError(f"frame_sizes {self.frame_sizes}: give (width, height) pairs of >= 64 px")
+        named = [name for name, _ in self.field_weights]
+        if any(name not in CLASSES for name in named) or len(set(named)) != len(named):
+            raise ReaderConfigError(
+                f"field_weights {self.field_weights}: name each of {', '.join(CLASSES)} at most once"
+            )
+        weights = dict(self.field_weights)
+        if any(not (math.isfinite(w) and w >= 0) for w in weights.values()) or not any(
+            weights.get(name, 1.0) > 0 for name in CLASSES
+        ):
+            raise ReaderConfigError(f"field_weights {self.field_weights}: weights must be >= 0, one of them > 0")
 
     @property
     def validation_kinds(self) -> tuple[str, ...]:
@@ -157,6 +177,7 @@ def reader_config_from_json(text: str, source: str = "config.json") -> ReaderCon
         data.setdefault("deskew_boxes", False)  # written before box crops were deskewed
         if "frame_sizes" in data:
             data["frame_sizes"] = tuple(tuple(size) for size in data["frame_sizes"])
+        data["field_weights"] = tuple((str(name), float(w)) for name, w in data.get("field_weights", ()))
         return ReaderConfig(crop=crop, **data)
     except (ValueError, TypeError, KeyError, AttributeError) as error:
         raise ReaderConfigError(
@@ -203,3 +224,118 @@ def build_reader(config: ReaderConfig):
     x = keras.layers.Conv2D(NUM_CLASSES, 1, kernel_initializer=init(), name="classes")(x)
     logits = keras.layers.Reshape((config.time_steps, NUM_CLASSES), name=OUTPUT_NAME)(x)
     return keras.Model(crop, logits, name="ktp_reader")
+
+
+def field_sampling(fields: Sequence[str], config: ReaderConfig) -> np.ndarray | None:
+    """Probabilities of drawing each of the crops of ``fields`` under ``config.field_weights``; None: alike."""
+    if not config.field_weights:
+        return None
+    weights = dict(config.field_weights)
+    p = np.array([weights.get(field, 1.0) for field in fields], dtype=np.float64)
+    if not p.sum() > 0:
+        raise ReaderConfigError(f"field_weights {config.field_weights}: every training crop has weight 0")
+    return p / p.sum()
+
+
+@dataclasses.dataclass(frozen=True)
+class FoldedConvolution:
+    """One convolution of a float reader .tflite, in Keras layout, its batch norm folded in.
+
+    The TFLite converter folds each convolution's batch norm into its kernel
+    and a bias (``kernel * gamma / sqrt(var + eps)``, ``beta - mean * ...``).
+
+    Attributes:
+      depthwise: DEPTHWISE_CONV_2D (``kernel`` [h, w, channels, 1]) or CONV_2D ([h, w, in, out]).
+      kernel, bias: float32 values.
+    """
+
+    depthwise: bool
+    kernel: np.ndarray
+    bias: np.ndarray
+
+
+def _convolutions(model) -> list:
+    import keras
+
+    kinds = (keras.layers.Conv2D, keras.layers.DepthwiseConv2D)
+    return [layer for layer in model.layers if isinstance(layer, kinds)]  # the order they run in
+
+
+def load_folded(model, config: ReaderConfig, convolutions: Sequence[FoldedConvolution], pixels, source: str) -> None:
+    """Start ``model`` (built by :func:`build_reader` from ``config``) as the reader a .tflite holds.
+
+    ``convolutions`` are the file's, in the order its graph runs them (stem,
+    blocks, head, classifier). The file may have fewer residual blocks per
+    stage than ``config.block_repeats``: those it lacks start as identities
+    (their last batch norm's scale 0, so the branch adds 0) and train from
+    there. The crop width may differ (no weight depends on it).
+
+    Each batch norm is set so that the model computes the file's function
+    in inference mode exactly, and in training mode on batches like
+    ``pixels`` (float model input, [N, 32, W, 3]; a few hundred training
+    crops): its moving mean and variance are the statistics of its
+    convolution's output on ``pixels``, its scale and offset undo them and
+    add the folded bias. Training then continues as from a checkpoint.
+
+    Raises:
+      ReaderConfigError: the file's convolutions are not this architecture's
+        (names ``source``, the first mismatch and what to pass).
+    """
+    import keras
+
+    layers = _convolutions(model)
+    absent: list = []
+    for repeats in range(config.block_repeats, -1, -1):  # the file's own residual blocks per stage
+        absent = [
+            layer
+            for layer in layers
+            if any(f".r{r}." in layer.name + "." for r in range(repeats, config.block_repeats))
+        ]
+        if len(layers) - len(absent) == len(convolutions):
+            break
+    else:
+        repeats = -1
+    hint = "pass a float reader .tflite of the same channels and head (`ktpconvert export-reader`'s float file)"
+    if repeats < 0:
+        raise ReaderConfigError(
+            f"{source}: {len(convolutions)} convolutions; a reader of channels {config.channels}, head "
+            f"{config.head_channels} x {config.head_blocks} has {len(layers)} with {config.block_repeats} "
+            f"residual blocks per stage and fewer without them; {hint}"
+        )
+    present = [layer for layer in layers if layer not in absent]
+    for layer, folded in zip(present, convolutions):
+        depthwise = isinstance(layer, keras.layers.DepthwiseConv2D)
+        expected = tuple(layer.kernel.shape)
+        if depthwise != folded.depthwise or tuple(folded.kernel.shape) != expected:
+            raise ReaderConfigError(
+                f"{source}: convolution {present.index(layer)} is {'depthwise ' if folded.depthwise else ''}"
+                f"{list(folded.kernel.shape)} where this reader's {layer.name} is "
+                f"{'depthwise ' if depthwise else ''}{list(expected)}; {hint}"
+            )
+    norms = {layer.name: model.get_layer(f"{layer.name}.bn") for layer in layers if layer.name != "classes"}
+    for layer in absent:
+        if layer.name.endswith(".pw"):  # the branch's last norm: scale and offset 0, the branch adds 0
+            norm = norms[layer.name]
+            norm.set_weights([np.zeros_like(w) if k < 2 else w for k, w in enumerate(norm.get_weights())])
+    for layer, folded in zip(present, convolutions):
+        if layer.name == "classes":
+            layer.set_weights([folded.kernel, folded.bias])
+            continue
+        layer.set_weights([folded.kernel])
+        norm = norms[layer.name]
+        ones = np.ones_like(folded.bias)
+        norm.set_weights([ones, folded.bias, np.zeros_like(folded.bias), ones - norm.epsilon])  # exact: x + bias
+    probed = [(layer, folded) for layer, folded in zip(present, convolutions) if layer.name != "classes"]
+    outputs = keras.Model(model.input, [layer.output for layer, _ in probed])(pixels, training=False)
+    for (layer, folded), output in zip(probed, outputs):
+        values = np.asarray(output, dtype=np.float64)
+        mean, var = values.mean(axis=(0, 1, 2)), values.var(axis=(0, 1, 2))
+        norm = norms[layer.name]
+        norm.set_weights(
+            [
+                np.sqrt(var + norm.epsilon).astype(np.float32),
+                (mean + folded.bias).astype(np.float32),
+                mean.astype(np.float32),
+                var.astype(np.float32),
+            ]
+        )

@@ -44,8 +44,11 @@ from ktp_tflite.train.reader_crops import (
 )
 from ktp_tflite.train.reader_grammar import FieldReading, decode_field, encode_text
 from ktp_tflite.train.reader_model import (
+    FoldedConvolution,
     ReaderConfig,
     build_reader,
+    field_sampling,
+    load_folded,
     reader_config_from_json,
 )
 from ktp_tflite.train.synth import TRAIN, RenderedCard, SynthConfig, render_card
@@ -70,6 +73,7 @@ BoxDetector = Callable[[list[np.ndarray]], list[dict[str, tuple[float, float, fl
 as the app runs it (the convert layer builds one: :func:`ktp_tflite.convert.reader_detector.app_box_detector`)."""
 
 DETECT_CHUNK = 256  # cards rendered, then detected together, per round
+WARM_START_CROPS = 256  # training crops whose statistics set the batch norms of a warm start from a .tflite
 
 
 def _card_crops(args: tuple) -> tuple[list[FieldCrop], tuple[RenderedCard, np.ndarray] | None]:
@@ -264,6 +268,11 @@ def _warm_start(model, config: ReaderConfig) -> None:
     """Load the model weights of checkpoint ``config.init_from`` (not its optimizer or step)."""
     import tensorflow as tf
 
+    if config.init_from.endswith(".tflite") or ".tflite sha256:" in config.init_from:
+        raise ReaderRunError(
+            f"{config.init_from}: a .tflite warm start needs its convolutions (train_reader's warm_start, "
+            "read by ktp_tflite.convert.reader.reader_convolutions; `ktpconvert train-reader --init-from FILE` does it)"
+        )
     try:
         status = tf.train.Checkpoint(model=model).restore(config.init_from)
         status.expect_partial().assert_existing_objects_matched()
@@ -324,6 +333,7 @@ def train_reader(
     workers: int = 1,
     extra_crops: Sequence[FieldCrop] = (),
     detect: BoxDetector | None = None,
+    warm_start: Sequence[FoldedConvolution] | None = None,
 ) -> ReaderTrainResult:
     """Train (or continue) a reader run in ``run_dir``; see the module docstring for the layout.
 
@@ -339,6 +349,10 @@ def train_reader(
       extra_crops: more training crops.
       detect: the detector of the config's "detector" crops (needed only
         while the training crops are rendered, not when they are cached).
+      warm_start: the convolutions of the float reader .tflite that
+        ``config.init_from`` names (:func:`~ktp_tflite.convert.reader.reader_convolutions`):
+        a new run starts from them (:func:`~ktp_tflite.train.reader_model.load_folded`)
+        instead of from a checkpoint.
 
     Raises:
       ReaderRunError: the folder is not new (without resume) or has no run (with it),
@@ -382,6 +396,9 @@ def train_reader(
         if manager.latest_checkpoint is None:
             raise ReaderRunError(f"{run_dir}: no checkpoint to resume from")
         checkpoint.restore(manager.latest_checkpoint).expect_partial()
+    elif warm_start is not None:
+        sample = np.random.default_rng(config.seed).permutation(len(train_crops))[:WARM_START_CROPS]
+        load_folded(model, config, warm_start, to_model_input(pixels[sample]), config.init_from or "warm start")
     elif config.init_from:
         _warm_start(model, config)
     first = int(step.numpy())
@@ -405,9 +422,12 @@ def train_reader(
         return loss
 
     rng = np.random.default_rng([config.seed, first])  # a resumed run draws new batches
+    draw = field_sampling([c.field for c in train_crops], config)
     loss_value = None
     for current in range(first, config.steps):
-        rows = rng.choice(len(train_crops), size=config.batch_size, replace=len(train_crops) < config.batch_size)
+        rows = rng.choice(
+            len(train_crops), size=config.batch_size, replace=len(train_crops) < config.batch_size, p=draw
+        )
         loss_value = float(train_step(to_model_input(pixels[rows]), labels[rows], lengths[rows]))
         step.assign(current + 1)
         done = current + 1

@@ -99,10 +99,19 @@ import click
 )
 @click.option(
     "--init-from",
-    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    type=click.Path(exists=True, path_type=Path),
     default=None,
-    help="Start from the model weights of this reader run's newest checkpoint (same channels; "
-    "the crop width may differ).",
+    help="Start from the model weights of this reader run's newest checkpoint, or of a float reader "
+    ".tflite (such as the bundled ktp_reader_float.tflite). Same channels and head; the crop width may "
+    "differ, and residual blocks the start lacks (--block-repeats) begin as identities.",
+)
+@click.option(
+    "--field-weight",
+    "field_weights",
+    multiple=True,
+    metavar="FIELD=W",
+    help="Draw training crops of FIELD (nik, nama, ...) with weight W (others: 1), e.g. --field-weight "
+    "nama=3 for more names per batch; repeat for more fields.",
 )
 @click.option("--resume", is_flag=True, help="Continue the newest checkpoint in --out (its stored config).")
 def train_reader_command(
@@ -122,6 +131,7 @@ def train_reader_command(
     detector: Path | None,
     detector_runtime: str,
     init_from: Path | None,
+    field_weights: tuple[str, ...],
     resume: bool,
 ) -> None:
     """Train the field reader; prints a JSON summary (steps, loss, metrics) on stdout."""
@@ -141,6 +151,7 @@ def train_reader_command(
         "block_repeats": block_repeats,
         "checkpoint_every": checkpoint_every,
         "box_jitter": box_jitter,
+        "field_weights": _field_weights(field_weights) if field_weights else None,
     }
     crop_overrides = {"width": crop_width, "side_margin": side_margin}
     if resume and any(v is not None for k, v in {**overrides, **crop_overrides}.items() if k != "steps"):
@@ -156,19 +167,26 @@ def train_reader_command(
     config = dataclasses.replace(config, crop=dataclasses.replace(config.crop, **crop_changes), **changes)
     detect = None
     if detector is not None:
-        from ktp_tflite.convert.reader_detector import app_box_detector, detector_name
+        from ktp_tflite.convert.reader_detector import app_box_detector, file_identity
 
         detect = app_box_detector(detector, detector_runtime)
         if not resume:
             config = dataclasses.replace(
                 config,
                 crop_kinds=(*config.crop_kinds, DETECTOR_KIND),
-                detector=f"{detector_name(detector)} via {detector_runtime}",
+                detector=f"{file_identity(detector)} via {detector_runtime}",
             )
-    if init_from is not None:
+    warm_start = None
+    if init_from is not None and init_from.is_file():
+        from ktp_tflite.convert.reader import reader_convolutions
+        from ktp_tflite.convert.reader_detector import file_identity
+
+        warm_start = reader_convolutions(init_from)
+        config = dataclasses.replace(config, init_from=file_identity(init_from))
+    elif init_from is not None:
         config = dataclasses.replace(config, init_from=newest_checkpoint(init_from))
     try:
-        result = train_reader(config, run_dir, resume=resume, workers=workers, detect=detect)
+        result = train_reader(config, run_dir, resume=resume, workers=workers, detect=detect, warm_start=warm_start)
     except KeyboardInterrupt:
         from ktp_tflite.convert.cli import exit_interrupted
 
@@ -185,6 +203,22 @@ def train_reader_command(
             indent=2,
         )
     )
+
+
+def _field_weights(values: tuple[str, ...]) -> tuple[tuple[str, float], ...]:
+    """``--field-weight FIELD=W`` values as ReaderConfig.field_weights (which checks names and weights)."""
+    pairs = []
+    for value in values:
+        name, sep, weight = value.partition("=")
+        try:
+            if not sep:
+                raise ValueError
+            pairs.append((name.strip(), float(weight)))
+        except ValueError:
+            raise click.BadParameter(
+                f"{value!r}: give FIELD=WEIGHT, e.g. nama=3", param_hint="--field-weight"
+            ) from None
+    return tuple(pairs)
 
 
 @click.command("export-reader")
