@@ -316,7 +316,7 @@ def test_a_warm_start_takes_another_runs_weights_at_another_crop_width(tiny_run,
             train_reader(other, tmp_path / f"other{index}", train_crops=crops, val_crops=crops[:2])
 
 
-def test_block_repeats_add_residual_blocks_at_each_stage_and_zero_is_the_bundled_architecture():
+def test_block_repeats_add_residual_blocks_at_each_stage_and_older_configs_read_as_zero():
     from ktp_tflite.train.reader_model import ReaderConfig, build_reader, reader_config_from_json
 
     small = {"channels": (8, 8, 8, 12, 16), "head_channels": 16, "head_blocks": 1}
@@ -326,7 +326,10 @@ def test_block_repeats_add_residual_blocks_at_each_stage_and_zero_is_the_bundled
     assert deep.output_shape == plain.output_shape and deep.count_params() > plain.count_params()
     bundled_config = Path(__file__).resolve().parents[1] / "train" / "reference" / "reader" / "config.json"
     bundled = reader_config_from_json(bundled_config.read_text())
-    assert bundled.block_repeats == 0  # written before the option: the architecture it was trained with
+    assert bundled.block_repeats == 1 and bundled.crop.width == 512  # the bundled reader 3 (its model card)
+    old = json.loads(bundled.to_json())
+    del old["block_repeats"]  # a config written before the option reads as the architecture it had
+    assert reader_config_from_json(json.dumps(old)).block_repeats == 0
 
 
 def test_training_refuses_without_onednn_and_the_cli_turns_it_on(tmp_path):
