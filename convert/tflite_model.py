@@ -458,21 +458,25 @@ class TfliteModel:
         """
         from ai_edge_litert import schema_py_generated as schema
 
-        if not tensor.constant or tensor.dtype not in DTYPE_BYTES or tensor.dtype == "string":
+        if not tensor.constant:
             raise ModelLoadError(f"{self.source}: tensor {tensor.index} ({tensor.name!r}) holds no values to read")
+        if tensor.dtype not in DTYPE_BYTES or tensor.dtype in ("string", "int4"):  # int4: two to a byte
+            raise ModelLoadError(
+                f"{self.source}: tensor {tensor.index} ({tensor.name!r}) is {tensor.dtype}; only fixed-size "
+                "types of whole bytes are read"
+            )
         root = schema.Model.GetRootAs(self.data, 0)
         buffer = root.Buffers(root.Subgraphs(0).Tensors(tensor.index).Buffer())
         if buffer.DataLength():
             raw = buffer.DataAsNumpy().tobytes()
         else:  # stored after the flatbuffer (checked to lie inside the file when parsed)
             raw = self.data[buffer.Offset() : buffer.Offset() + buffer.Size()]
-        dtype = "int8" if tensor.dtype == "int4" else tensor.dtype  # int4 is stored packed, two to a byte
-        if tensor.dtype == "int4" or len(raw) != tensor.elements * DTYPE_BYTES[dtype]:
+        if len(raw) != tensor.nbytes:
             raise ModelLoadError(
                 f"{self.source}: tensor {tensor.index} ({tensor.name!r}) stores {len(raw)} bytes for "
                 f"{tensor.elements} {tensor.dtype} values"
             )
-        return np.frombuffer(raw, dtype=np.dtype(dtype).newbyteorder("<")).reshape(tensor.shape).copy()
+        return np.frombuffer(raw, dtype=np.dtype(tensor.dtype).newbyteorder("<")).reshape(tensor.shape).copy()
 
     @functools.cached_property
     def _object_tree(self):

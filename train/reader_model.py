@@ -303,12 +303,12 @@ def load_folded(model, config: ReaderConfig, convolutions: Sequence[FoldedConvol
             f"residual blocks per stage and fewer without them; {hint}"
         )
     present = [layer for layer in layers if layer not in absent]
-    for layer, folded in zip(present, convolutions):
+    for index, (layer, folded) in enumerate(zip(present, convolutions)):
         depthwise = isinstance(layer, keras.layers.DepthwiseConv2D)
         expected = tuple(layer.kernel.shape)
         if depthwise != folded.depthwise or tuple(folded.kernel.shape) != expected:
             raise ReaderConfigError(
-                f"{source}: convolution {present.index(layer)} is {'depthwise ' if folded.depthwise else ''}"
+                f"{source}: convolution {index} is {'depthwise ' if folded.depthwise else ''}"
                 f"{list(folded.kernel.shape)} where this reader's {layer.name} is "
                 f"{'depthwise ' if depthwise else ''}{list(expected)}; {hint}"
             )
